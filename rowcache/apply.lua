@@ -9,6 +9,8 @@
 -- ARGV[3]  mode "u": the whole value to store ("<version> <row JSON>")
 -- ARGV[4]  mode "d": tombstone TTL in milliseconds (0 = keep forever)
 --
+-- The truncate floor and the version of a truncate ("T", "x") have a zero column component.
+--
 -- Returns 1 applied, 0 duplicate (same version stored), -1 stale (newer version stored),
 -- -2 stale because the table was truncated at or after this version.
 
@@ -50,6 +52,14 @@ local function cmpver(a, b)
   end
 end
 
+-- A truncate is ordered with rows by binlog position alone: a row written before the TRUNCATE in the
+-- binlog is older than it whatever its version column says. This drops the column component.
+local function binlog_part(v)
+  local d1 = string.find(v, '.', 1, true)
+  local d2 = string.find(v, '.', d1 + 1, true)
+  return string.sub(v, 1, d1) .. '0' .. string.sub(v, d2)
+end
+
 -- The stored version is everything before the first space; only the head of the value is read, so a
 -- large row is never copied into the script.
 local function stored_version(key)
@@ -77,7 +87,7 @@ if mode == 'T' then
 end
 
 local floor = redis.call('GET', KEYS[2])
-if floor and cmpver(version, floor) <= 0 and mode ~= 'x' then
+if floor and mode ~= 'x' and cmpver(binlog_part(version), floor) <= 0 then
   return -2
 end
 
@@ -85,7 +95,7 @@ local cur = stored_version(KEYS[1])
 if type(cur) == 'table' then return cur end
 
 if mode == 'x' then
-  if cur and cmpver(cur, version) < 0 then
+  if cur and cmpver(binlog_part(cur), version) < 0 then
     redis.call('DEL', KEYS[1])
     return 1
   end

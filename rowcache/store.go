@@ -76,8 +76,11 @@ func (s *Store) Delete(ctx context.Context, key, floorKey string, v Version) (Re
 // (the keys matching pattern, a SCAN glob) whose version is older than v. Rows written after the
 // truncate carry newer versions and are kept; changes older than v that arrive later are refused by the
 // floor, so a truncate can neither delete a later row nor be undone by an earlier one.
+// The truncate is ordered with rows by binlog position only (v.Column is ignored): a row written before
+// the TRUNCATE is older than it, whatever its version column says.
 // It returns the number of keys deleted. Sweeping is idempotent: a retried truncate resumes safely.
 func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Version) (Result, int, error) {
+	v.Column = 0
 	ver := v.String()
 	res, err := s.run(ctx, []string{floorKey}, "T", ver, "", 0)
 	if err != nil {

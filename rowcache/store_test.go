@@ -163,13 +163,17 @@ func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb.Set(ctx, "db.t:foreign", "not ours", 0)
+	// Version-column tables: a large column value does not save a row written before the truncate.
+	if _, err := st.Upsert(ctx, "db.t:col", floor, rowcache.Version{Column: 1 << 60, File: 1, Pos: 1}, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
 
 	res, n, err := st.Truncate(ctx, floor, "db.t:*", v(2, 10, 0))
 	if err != nil || res != rowcache.Applied {
 		t.Fatalf("truncate: %v %v", res, err)
 	}
-	if n != 2500 {
-		t.Fatalf("swept %d rows, want 2500", n)
+	if n != 2501 {
+		t.Fatalf("swept %d rows, want 2501", n)
 	}
 	if e, found, _ := rowcache.Get(ctx, rdb, "db.t:after"); !found || string(e.Row) != `{"after":true}` {
 		t.Fatalf("row written after the truncate was swept: %v %q", found, e.Row)
@@ -194,6 +198,12 @@ func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
 	}
 	if _, found, _ := rowcache.Get(ctx, rdb, "db.t:7"); found {
 		t.Fatal("late pre-truncate change resurrected a row")
+	}
+	if got, _ := st.Upsert(ctx, "db.t:col", floor, rowcache.Version{Column: 1 << 61, File: 1, Pos: 2}, []byte(`{}`)); got != rowcache.Truncated {
+		t.Fatalf("late pre-truncate change with a large version column: %v, want truncated", got)
+	}
+	if got, _ := st.Upsert(ctx, "db.t:col", floor, rowcache.Version{Column: 5, File: 2, Pos: 11}, []byte(`{}`)); got != rowcache.Applied {
+		t.Fatalf("post-truncate change with a small version column: %v, want applied", got)
 	}
 	// Replay of the same truncate is a duplicate; an older truncate is stale.
 	if res, _, _ := st.Truncate(ctx, floor, "db.t:*", v(2, 10, 0)); res != rowcache.Duplicate {
