@@ -19,24 +19,42 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Options configure a test server.
+type Options struct {
+	// Password turns on AUTH (requirepass), as Memorystore's AUTH does.
+	Password string
+	// TLS serves TLS only (no plaintext port), as Memorystore with in-transit encryption does, with a
+	// certificate signed by a fresh test CA whose PEM is then in Server.CAFile.
+	TLS bool
+}
+
 // Server is a redis-server process owned by one test.
 type Server struct {
 	t    testing.TB
 	dir  string
 	port int
+	opts Options
+	// CAFile is the PEM of the CA that signed the server's certificate (Options.TLS).
+	CAFile string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
 
-// Start launches redis-server and waits until it answers PING.
-func Start(t testing.TB) *Server {
+// Start launches a plain redis-server and waits until it answers PING.
+func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+
+// StartWith launches redis-server with opts and waits until it answers PING.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	_, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testredis: redis-server not found on PATH (install it: apt-get install redis-server): %v", err)
 	}
-	s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
+	s := &Server{t: t, dir: t.TempDir(), port: freePort(t), opts: opts}
+	if opts.TLS {
+		s.CAFile = writeCerts(t, s.dir)
+	}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -47,29 +65,51 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 // Client returns a go-redis client for the server, closed when the test ends.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(s.options())
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
+func (s *Server) options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr(), Password: s.opts.Password}
+	if s.opts.TLS {
+		o.TLSConfig = clientTLS(s.t, s.CAFile)
+	}
+	return o
+}
+
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(s.port),
+	args := []string{
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
 		"--save", "",
 		"--appendonly", "no",
 		"--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
-	)
+	}
+	if s.opts.TLS {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", filepath.Join(s.dir, "server.pem"),
+			"--tls-key-file", filepath.Join(s.dir, "server.key"),
+			"--tls-ca-cert-file", s.CAFile,
+			"--tls-auth-clients", "no")
+	} else {
+		args = append(args, "--port", strconv.Itoa(s.port))
+	}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
+	}
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("testredis: start redis-server: %v", err)
 	}
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	o := s.options()
+	o.MaxRetries = -1
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -1,0 +1,47 @@
+# cloudsql-cache: `make run` to try it, `make test` to test it.
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+
+STATE ?= .state
+REDIS_PORT ?= 6390
+PORT ?= 8080
+FUZZTIME ?= 5s
+
+.PHONY: run run-function test vet fuzz memory build deps clean
+
+## run: the apply function on the Functions Framework against a local redis-server (see README)
+run: run-function
+
+run-function: deps
+	STATE=$(STATE) REDIS_PORT=$(REDIS_PORT) PORT=$(PORT) local/run-function.sh
+
+## test: vet, all tests (race detector on), then each fuzz target briefly
+test: deps vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## fuzz: run every fuzz target for FUZZTIME (seed corpora also run in plain `go test`)
+fuzz:
+	$(GO) test ./push -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+
+## memory: Redis bytes per cached row against a plain SET of the same JSON
+memory: deps
+	$(GO) test ./rowcache -run '^TestMemoryOverhead$$' -count=1 -v
+
+build:
+	$(GO) build -o bin/cloudsql-cache-function ./function/cmd/cloudsql-cache-function
+
+## deps: what the tests and `make run` need on a Debian machine
+deps:
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@$(GO) mod download
+
+clean:
+	rm -rf bin $(STATE)

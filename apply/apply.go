@@ -1,0 +1,279 @@
+// Package apply is the function's core: it takes one Pub/Sub push delivery, decodes the Debezium event
+// in it, and applies it to Redis through the version-guarded script, answering with the status code
+// that tells Pub/Sub what to do (2xx acknowledges; anything else is retried with backoff).
+//
+// Every message ends in exactly one outcome:
+//
+//	applied       the change is now in Redis                                  200
+//	duplicate     the same version was already stored                         200
+//	stale         a newer version (or a later truncate) was already stored    200
+//	ignored       not a row change of a cached table (heartbeat, DDL, …)      200
+//	dead_lettered permanently bad, preserved on the dead-letter topic first   200
+//	retry         Redis or the dead-letter topic failed; try again later      503
+//	rejected      permanently bad and no dead-letter topic is configured      400
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/push"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+// Outcome is how a message was handled.
+type Outcome string
+
+const (
+	Applied      Outcome = "applied"
+	Duplicate    Outcome = "duplicate"
+	Stale        Outcome = "stale"
+	Ignored      Outcome = "ignored"
+	DeadLettered Outcome = "dead_lettered"
+	Retry        Outcome = "retry"
+	Rejected     Outcome = "rejected"
+)
+
+// Result describes the handling of one message, for the response, metrics and logs.
+type Result struct {
+	Outcome Outcome
+	// Reason refines the outcome: why a message was ignored, stale or bad ("heartbeat",
+	// "table_not_cached", "truncated", "decode", "key", …).
+	Reason  string
+	Table   string // db.table, when known
+	Op      string // c, u, d, r, t, when known
+	Key     string
+	Version string
+	Err     error // the cause, for retry, dead_lettered and rejected
+}
+
+// DeadLetterer preserves a permanently bad message with the reason it could not be applied.
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, m *push.Message, reason error) error
+}
+
+// PermanentError marks a message that can never be applied as it is.
+type PermanentError struct {
+	Reason string // short, fixed vocabulary, used as a metric attribute
+	Err    error
+}
+
+func (e *PermanentError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Options configure a Handler.
+type Options struct {
+	Store  *rowcache.Store
+	Policy *change.Policy
+	// DeadLetter preserves bad messages. Nil means bad messages are answered 400, so the subscription's
+	// own dead-letter policy takes them after its retries (slower: it blocks the key meanwhile).
+	DeadLetter DeadLetterer
+	// MaxBody caps the request body; 0 means push.DefaultMaxBody.
+	MaxBody int64
+	// Timeout bounds the handling of one message; 0 means 10s.
+	Timeout time.Duration
+	// Logger receives one line per failure; nothing is logged on the success path.
+	Logger *slog.Logger
+	// MeterProvider receives the event counters; nil means no metrics.
+	MeterProvider metric.MeterProvider
+}
+
+// Handler is the push endpoint. It is safe for concurrent use.
+type Handler struct {
+	store   *rowcache.Store
+	policy  *change.Policy
+	dlq     DeadLetterer
+	maxBody int64
+	timeout time.Duration
+	log     *slog.Logger
+	events  metric.Int64Counter
+}
+
+// New returns a Handler.
+func New(o Options) (*Handler, error) {
+	if o.Store == nil || o.Policy == nil {
+		return nil, errors.New("apply: Store and Policy are required")
+	}
+	h := &Handler{store: o.Store, policy: o.Policy, dlq: o.DeadLetter, maxBody: o.MaxBody, timeout: o.Timeout, log: o.Logger}
+	if h.maxBody <= 0 {
+		h.maxBody = push.DefaultMaxBody
+	}
+	if h.timeout <= 0 {
+		h.timeout = 10 * time.Second
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	mp := o.MeterProvider
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	var err error
+	h.events, err = mp.Meter("github.com/cloudsql-cache/cloudsql-cache/apply").Int64Counter("cloudsql_cache.events",
+		metric.WithUnit("{event}"),
+		metric.WithDescription("Change events handled, by table, op, outcome and reason."))
+	if err != nil {
+		return nil, fmt.Errorf("apply: create counter: %w", err)
+	}
+	return h, nil
+}
+
+// ServeHTTP handles one push delivery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "apply: POST a Pub/Sub push envelope", http.StatusMethodNotAllowed)
+		return
+	}
+	m, err := push.ReadRequest(r, h.maxBody)
+	if err != nil {
+		// Not a message we can preserve: the body is not (all) there. Pub/Sub never sends such a body
+		// unless the subscription is misconfigured (unwrapped push), so say so loudly.
+		status := http.StatusBadRequest
+		if errors.Is(err, push.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		h.log.Error("rejected push request", "error", err.Error(), "status", status)
+		h.count(r.Context(), Result{Outcome: Rejected, Reason: "envelope"})
+		http.Error(w, err.Error(), status)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	res := h.Handle(ctx, m)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch res.Outcome {
+	case Retry:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "retry: %v\n", res.Err)
+	case Rejected:
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "rejected: %v\n", res.Err)
+	default:
+		w.WriteHeader(http.StatusOK)
+		if res.Reason != "" {
+			fmt.Fprintf(w, "%s: %s\n", res.Outcome, res.Reason)
+		} else {
+			fmt.Fprintf(w, "%s\n", res.Outcome)
+		}
+	}
+}
+
+// Handle applies one message and returns its outcome; it never panics on any input.
+func (h *Handler) Handle(ctx context.Context, m *push.Message) Result {
+	res := h.handle(ctx, m)
+	var perm *PermanentError
+	if res.Outcome == "" && errors.As(res.Err, &perm) {
+		res.Reason = perm.Reason
+		if h.dlq == nil {
+			res.Outcome = Rejected
+		} else if err := h.dlq.DeadLetter(ctx, m, res.Err); err != nil {
+			res.Outcome, res.Reason, res.Err = Retry, "dead_letter_publish", fmt.Errorf("dead-letter %v: %w", res.Err, err)
+		} else {
+			res.Outcome = DeadLettered
+		}
+	} else if res.Outcome == "" {
+		res.Outcome = Retry
+		if res.Reason == "" {
+			res.Reason = "redis"
+		}
+	}
+	h.count(ctx, res)
+	if res.Err != nil {
+		level := slog.LevelError
+		if res.Outcome == Retry {
+			level = slog.LevelWarn
+		}
+		h.log.LogAttrs(ctx, level, "change event not applied",
+			slog.String("outcome", string(res.Outcome)),
+			slog.String("reason", res.Reason),
+			slog.String("error", res.Err.Error()),
+			slog.String("message_id", m.ID),
+			slog.String("subscription", m.Subscription),
+			slog.Int("delivery_attempt", m.DeliveryAttempt),
+			slog.String("ordering_key", m.OrderingKey),
+			slog.String("table", res.Table),
+			slog.String("op", res.Op),
+			slog.String("key", res.Key),
+			slog.String("version", res.Version),
+		)
+	}
+	return res
+}
+
+func (h *Handler) handle(ctx context.Context, m *push.Message) (res Result) {
+	defer func() {
+		// Decoding is written not to panic; this keeps a bug from turning one message into a crash loop
+		// of the whole service. The message is dead-lettered with the panic as its reason.
+		if p := recover(); p != nil {
+			res = Result{Table: res.Table, Op: res.Op, Err: &PermanentError{Reason: "panic", Err: fmt.Errorf("%v", p)}}
+		}
+	}()
+	ev, err := debezium.Decode(m.Data)
+	if err != nil {
+		return Result{Err: &PermanentError{Reason: "decode", Err: err}}
+	}
+	if ev.Kind != debezium.Change {
+		return Result{Outcome: Ignored, Reason: ev.Kind.String()}
+	}
+	res.Table, res.Op = ev.Source.DB+"."+ev.Source.Table, ev.Op.String()
+	ch, ok, err := h.policy.Resolve(ev, m.OrderingKey)
+	if !ok && err == nil {
+		res.Outcome, res.Reason = Ignored, "table_not_cached"
+		return res
+	}
+	if err != nil {
+		res.Err = &PermanentError{Reason: "key", Err: err}
+		return res
+	}
+	res.Key, res.Version = ch.Key, ch.Version.String()
+	var r rowcache.Result
+	switch ch.Kind {
+	case change.Upsert:
+		r, err = h.store.Upsert(ctx, ch.Key, ch.Table.FloorKey, ch.Version, ch.Row)
+	case change.Delete:
+		r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
+	case change.Truncate:
+		res.Key = ch.Table.Pattern
+		r, _, err = h.store.Truncate(ctx, ch.Table.FloorKey, ch.Table.Pattern, ch.Version)
+	}
+	if err != nil {
+		if errors.Is(err, rowcache.ErrForeignValue) {
+			res.Err = &PermanentError{Reason: "foreign_value", Err: err}
+		} else {
+			res.Err = err
+		}
+		return res
+	}
+	switch r {
+	case rowcache.Applied:
+		res.Outcome = Applied
+	case rowcache.Duplicate:
+		res.Outcome = Duplicate
+	case rowcache.Stale:
+		res.Outcome = Stale
+	case rowcache.Truncated:
+		res.Outcome, res.Reason = Stale, "truncated"
+	}
+	return res
+}
+
+func (h *Handler) count(ctx context.Context, r Result) {
+	// The request's context may already be cancelled; the count must still land.
+	h.events.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(
+		attribute.String("table", r.Table),
+		attribute.String("op", r.Op),
+		attribute.String("outcome", string(r.Outcome)),
+		attribute.String("reason", r.Reason),
+	))
+}

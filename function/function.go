@@ -1,0 +1,136 @@
+// Package function wires the apply handler from the environment and registers it with the Functions
+// Framework for Go, as the HTTP function Name. Cloud Run runs it from the image built from
+// function/cmd/cloudsql-cache-function; a push subscription POSTs every change event to it.
+package function
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/api/option"
+
+	"github.com/cloudsql-cache/cloudsql-cache/apply"
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+// Name is the function's name in the Functions Framework (FUNCTION_TARGET).
+const Name = "Apply"
+
+// Deps are what the environment does not configure: where logs and metrics go, and (in tests) how to
+// reach Pub/Sub.
+type Deps struct {
+	Logger        *slog.Logger
+	MeterProvider metric.MeterProvider
+	PubSubOptions []option.ClientOption
+}
+
+// New builds the handler for cfg. Close releases its Redis and Pub/Sub clients.
+func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn func() error, err error) {
+	policy, err := change.NewPolicy(cfg.Policy)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := &redis.Options{
+		Addr:                  cfg.RedisAddr,
+		Username:              cfg.RedisUsername,
+		Password:              cfg.RedisPassword,
+		DB:                    cfg.RedisDB,
+		DialTimeout:           cfg.RedisTimeout,
+		ReadTimeout:           cfg.RedisTimeout,
+		WriteTimeout:          cfg.RedisTimeout,
+		PoolTimeout:           cfg.RedisTimeout,
+		ContextTimeoutEnabled: true,
+		// The script is idempotent (version-guarded), so one quick retry on a broken connection is safe;
+		// more would only delay the 503 that lets Pub/Sub back off.
+		MaxRetries: 1,
+	}
+	if cfg.RedisTLS {
+		host := cfg.RedisAddr[:strings.LastIndexByte(cfg.RedisAddr, ':')]
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+		if cfg.RedisCAFile != "" {
+			pem, err := os.ReadFile(cfg.RedisCAFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("function: REDIS_CA_FILE: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("function: REDIS_CA_FILE %s holds no PEM certificate", cfg.RedisCAFile)
+			}
+			opts.TLSConfig.RootCAs = pool
+		}
+	}
+	rdb := redis.NewClient(opts)
+	closers := []func() error{rdb.Close}
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = NewLogger(os.Stdout, slog.LevelInfo)
+	}
+	var dlq apply.DeadLetterer
+	if cfg.DeadLetterTopic != NackDeadLetters {
+		project := strings.Split(cfg.DeadLetterTopic, "/")[1]
+		client, err := pubsub.NewClient(ctx, project, deps.PubSubOptions...)
+		if err != nil {
+			_ = closeAll()
+			return nil, nil, fmt.Errorf("function: Pub/Sub client for DEAD_LETTER_TOPIC: %w", err)
+		}
+		pub := client.Publisher(cfg.DeadLetterTopic)
+		// A dead letter is published synchronously inside a request: do not wait to fill a batch.
+		pub.PublishSettings.DelayThreshold = time.Millisecond
+		closers = append(closers, client.Close, func() error { pub.Stop(); return nil })
+		dlq = apply.NewPubSubDeadLetter(pub)
+	}
+	h, err = apply.New(apply.Options{
+		Store:         rowcache.NewStore(rdb, cfg.TombstoneTTL),
+		Policy:        policy,
+		DeadLetter:    dlq,
+		MaxBody:       cfg.MaxBodyBytes,
+		Timeout:       cfg.ApplyTimeout,
+		Logger:        logger,
+		MeterProvider: deps.MeterProvider,
+	})
+	if err != nil {
+		_ = closeAll()
+		return nil, nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		// Not fatal: deliveries are answered 503 until Redis is back, and Pub/Sub retries them.
+		logger.Warn("Redis is not reachable at start-up", "redis_addr", cfg.RedisAddr, "error", err.Error())
+	}
+	return h, closeAll, nil
+}
+
+// Register reads the configuration from getenv, builds the handler and registers it with the Functions
+// Framework. The returned function releases the handler's clients.
+func Register(ctx context.Context, getenv func(string) string, deps Deps) (closeFn func() error, err error) {
+	cfg, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	h, closeFn, err := New(ctx, cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	functions.HTTP(Name, h.ServeHTTP)
+	return closeFn, nil
+}
