@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/push"
 )
 
@@ -18,13 +19,7 @@ const NackDeadLetters = "nack"
 
 // Config is the function's configuration, read from the environment by ConfigFromEnv.
 type Config struct {
-	RedisAddr     string
-	RedisUsername string
-	RedisPassword string
-	RedisDB       int
-	RedisTLS      bool
-	RedisCAFile   string
-	RedisTimeout  time.Duration
+	Redis redisenv.Config
 
 	// DeadLetterTopic is "projects/<project>/topics/<topic>", or NackDeadLetters.
 	DeadLetterTopic string
@@ -38,14 +33,7 @@ type Config struct {
 
 // Env lists every variable ConfigFromEnv reads, with its default; the README's configuration
 // reference and the Terraform module's tests are held to it.
-var Env = []struct{ Name, Default, Help string }{
-	{"REDIS_ADDR", "", "host:port of Redis (Memorystore: the instance's host and port 6378 with TLS). Required."},
-	{"REDIS_USERNAME", "", "ACL user name, if any."},
-	{"REDIS_PASSWORD", "", "AUTH string (Memorystore: the instance's auth string, from Secret Manager)."},
-	{"REDIS_DB", "0", "Database number."},
-	{"REDIS_TLS", "false", "true to connect with TLS (Memorystore in-transit encryption)."},
-	{"REDIS_CA_FILE", "", "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
-	{"REDIS_TIMEOUT", "1s", "Dial, read and write timeout of one Redis command."},
+var Env = append(append([]struct{ Name, Default, Help string }{}, redisenv.Vars...), []struct{ Name, Default, Help string }{
 	{"DEAD_LETTER_TOPIC", "", "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
 	{"CACHE_TABLES", "", "Comma-separated db.table include-list; empty caches every table Debezium sends."},
 	{"CACHE_EXCLUDE_COLUMNS", "", "Comma-separated db.table.column list never written to the cache."},
@@ -56,7 +44,7 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CACHE_TOMBSTONE_TTL", "168h", "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
 	{"APPLY_TIMEOUT", "10s", "Upper bound on handling one message."},
 	{"MAX_BODY_BYTES", strconv.Itoa(push.DefaultMaxBody), "Largest push request accepted."},
-}
+}...)
 
 // ConfigFromEnv reads and validates the configuration. Its error lists every problem, each saying which
 // variable to fix and how.
@@ -112,12 +100,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return m
 	}
 
+	rc, rerrs := redisenv.FromEnv(getenv)
+	errs = append(errs, rerrs...)
 	c := Config{
-		RedisAddr:       get("REDIS_ADDR"),
-		RedisUsername:   getenv("REDIS_USERNAME"),
-		RedisPassword:   getenv("REDIS_PASSWORD"),
-		RedisCAFile:     get("REDIS_CA_FILE"),
-		RedisTimeout:    duration("REDIS_TIMEOUT"),
+		Redis:           rc,
 		DeadLetterTopic: get("DEAD_LETTER_TOPIC"),
 		TombstoneTTL:    duration("CACHE_TOMBSTONE_TTL"),
 		ApplyTimeout:    duration("APPLY_TIMEOUT"),
@@ -129,28 +115,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			VersionColumns: pairs("CACHE_VERSION_COLUMNS"),
 		},
 	}
-	if c.RedisAddr == "" {
-		bad("REDIS_ADDR", "required: set it to the Redis host:port (for Memorystore with in-transit encryption, <host>:6378 and REDIS_TLS=true)")
-	} else if i := strings.LastIndexByte(c.RedisAddr, ':'); i <= 0 || i == len(c.RedisAddr)-1 {
-		bad("REDIS_ADDR", "%q is not host:port", c.RedisAddr)
-	}
 	var err error
-	if c.RedisDB, err = strconv.Atoi(get("REDIS_DB")); err != nil || c.RedisDB < 0 {
-		bad("REDIS_DB", "%q is not a database number (0, 1, …)", get("REDIS_DB"))
-	}
-	if c.RedisTLS, err = strconv.ParseBool(get("REDIS_TLS")); err != nil {
-		bad("REDIS_TLS", "%q is not true or false", get("REDIS_TLS"))
-	}
-	if c.RedisCAFile != "" {
-		if !c.RedisTLS {
-			bad("REDIS_CA_FILE", "is set but REDIS_TLS is not true")
-		} else if _, err := os.Stat(c.RedisCAFile); err != nil {
-			bad("REDIS_CA_FILE", "cannot read the CA file: %v", err)
-		}
-	}
-	if c.RedisTimeout == 0 {
-		bad("REDIS_TIMEOUT", "must be more than 0, or a dead Redis would hang every delivery")
-	}
 	if c.ApplyTimeout == 0 {
 		bad("APPLY_TIMEOUT", "must be more than 0")
 	}

@@ -5,8 +5,6 @@ package function
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,34 +40,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := &redis.Options{
-		Addr:                  cfg.RedisAddr,
-		Username:              cfg.RedisUsername,
-		Password:              cfg.RedisPassword,
-		DB:                    cfg.RedisDB,
-		DialTimeout:           cfg.RedisTimeout,
-		ReadTimeout:           cfg.RedisTimeout,
-		WriteTimeout:          cfg.RedisTimeout,
-		PoolTimeout:           cfg.RedisTimeout,
-		ContextTimeoutEnabled: true,
-		// The script is idempotent (version-guarded), so one quick retry on a broken connection is safe;
-		// more would only delay the 503 that lets Pub/Sub back off.
-		MaxRetries: 1,
-	}
-	if cfg.RedisTLS {
-		host := cfg.RedisAddr[:strings.LastIndexByte(cfg.RedisAddr, ':')]
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
-		if cfg.RedisCAFile != "" {
-			pem, err := os.ReadFile(cfg.RedisCAFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("function: REDIS_CA_FILE: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, nil, fmt.Errorf("function: REDIS_CA_FILE %s holds no PEM certificate", cfg.RedisCAFile)
-			}
-			opts.TLSConfig.RootCAs = pool
-		}
+	opts, err := cfg.Redis.Options()
+	if err != nil {
+		return nil, nil, fmt.Errorf("function: %w", err)
 	}
 	rdb := redis.NewClient(opts)
 	closers := []func() error{rdb.Close}
@@ -111,11 +84,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 		_ = closeAll()
 		return nil, nil, err
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, cfg.RedisTimeout)
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.Redis.Timeout)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
 		// Not fatal: deliveries are answered 503 until Redis is back, and Pub/Sub retries them.
-		logger.Warn("Redis is not reachable at start-up", "redis_addr", cfg.RedisAddr, "error", err.Error())
+		logger.Warn("Redis is not reachable at start-up", "redis_addr", cfg.Redis.Addr, "error", err.Error())
 	}
 	return h, closeAll, nil
 }

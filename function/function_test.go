@@ -46,7 +46,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.RedisTimeout != time.Second || c.ApplyTimeout != 10*time.Second || c.TombstoneTTL != 48*time.Hour ||
+	if c.Redis.Timeout != time.Second || c.ApplyTimeout != 10*time.Second || c.TombstoneTTL != 48*time.Hour ||
 		c.Policy.Epoch != 3 || len(c.Policy.Tables) != 2 || c.Policy.KeyTemplates["inventory.orders"] != "order:{id}" ||
 		c.Policy.VersionColumns["inventory.orders"] != "updated_at" || c.MaxBodyBytes != push.DefaultMaxBody {
 		t.Fatalf("config %+v", c)
@@ -77,11 +77,15 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 // Env is the contract with the README and the Terraform module: it must list exactly the variables
-// config.go reads.
+// the configuration code reads.
 func TestEnvListsEveryVariableRead(t *testing.T) {
-	src, err := os.ReadFile("config.go")
-	if err != nil {
-		t.Fatal(err)
+	var src []byte
+	for _, f := range []string{"config.go", filepath.Join("..", "internal", "redisenv", "redisenv.go")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, b...)
 	}
 	read := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?:get|getenv|duration|list|pairs|bad)\("([A-Z_]+)"`).FindAllStringSubmatch(string(src), -1) {

@@ -4,8 +4,8 @@
 -- KEYS[1]  the row key (for mode "T": the table's truncate-floor key)
 -- KEYS[2]  the table's truncate-floor key (modes "u", "d", "x")
 -- ARGV[1]  mode: "u" upsert, "d" delete (tombstone), "x" truncate sweep (delete if older),
---          "T" raise the table's truncate floor
--- ARGV[2]  the change's version, "epoch.column.file.pos.row"
+--          "T" raise the table's truncate floor, "e" epoch sweep (delete if the stored epoch is older)
+-- ARGV[2]  the change's version, "epoch.column.file.pos.row" (mode "e": the current epoch alone)
 -- ARGV[3]  mode "u": the whole value to store ("<version> <row JSON>")
 -- ARGV[4]  mode "d": tombstone TTL in milliseconds (0 = keep forever)
 --
@@ -84,6 +84,19 @@ if mode == 'T' then
   end
   redis.call('SET', KEYS[1], version)
   return 1
+end
+
+if mode == 'e' then
+  local cur = stored_version(KEYS[1])
+  if type(cur) == 'table' then return cur end
+  if cur then
+    local dot = string.find(cur, '.', 1, true)
+    if cmpnum(string.sub(cur, 1, dot - 1), version) < 0 then
+      redis.call('DEL', KEYS[1])
+      return 1
+    end
+  end
+  return 0
 end
 
 local floor = redis.call('GET', KEYS[2])

@@ -93,26 +93,46 @@ func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Versio
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, 0, fmt.Errorf("rowcache: load script: %w", err)
 	}
+	deleted, err := s.scan(ctx, pattern, func(keys []string) (int, error) {
+		return s.sweep(ctx, keys, "x", floorKey, ver)
+	})
+	if err != nil {
+		return 0, deleted, fmt.Errorf("rowcache: truncate sweep: %w", err)
+	}
+	return res, deleted, nil
+}
+
+// SweepEpoch deletes every cached row and tombstone matching pattern whose version is from an epoch
+// older than epoch: after a database restore, once the new source's snapshot has rewritten every row
+// that still exists in the current epoch, what is left of the older epochs are rows that no longer
+// exist. Keys that are not cloudsql-cache values are left alone. It returns the number deleted.
+func (s *Store) SweepEpoch(ctx context.Context, pattern string, epoch uint64) (int, error) {
+	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
+		return 0, fmt.Errorf("rowcache: load script: %w", err)
+	}
+	return s.scan(ctx, pattern, func(keys []string) (int, error) {
+		return s.sweep(ctx, keys, "e", "", strconv.FormatUint(epoch, 10))
+	})
+}
+
+func (s *Store) scan(ctx context.Context, pattern string, batch func([]string) (int, error)) (int, error) {
 	deleted := 0
 	var cursor uint64
 	for {
 		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
 		if err != nil {
-			return 0, deleted, fmt.Errorf("rowcache: truncate sweep scan %q: %w", pattern, err)
+			return deleted, fmt.Errorf("rowcache: scan %q: %w", pattern, err)
 		}
-		n, err := s.sweep(ctx, keys, floorKey, ver)
+		n, err := batch(keys)
 		deleted += n
-		if err != nil {
-			return 0, deleted, err
-		}
-		if next == 0 {
-			return res, deleted, nil
+		if err != nil || next == 0 {
+			return deleted, err
 		}
 		cursor = next
 	}
 }
 
-func (s *Store) sweep(ctx context.Context, keys []string, floorKey, ver string) (int, error) {
+func (s *Store) sweep(ctx context.Context, keys []string, mode, floorKey, ver string) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -120,7 +140,7 @@ func (s *Store) sweep(ctx context.Context, keys []string, floorKey, ver string) 
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k, floorKey}, "x", ver)
+			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k, floorKey}, mode, ver)
 		}
 		_, _ = pipe.Exec(ctx)
 		n := 0
@@ -146,7 +166,7 @@ func (s *Store) sweep(ctx context.Context, keys []string, floorKey, ver string) 
 			continue
 		}
 		if firstErr != nil {
-			return n, fmt.Errorf("rowcache: truncate sweep: %w", firstErr)
+			return n, firstErr
 		}
 		return n, nil
 	}

@@ -16,8 +16,9 @@ import (
 
 const floor = "cloudsql-cache:truncate:db.t"
 
-func v(file, pos, row uint64) rowcache.Version { return rowcache.Version{File: file, Pos: pos, Row: row} }
-
+func v(file, pos, row uint64) rowcache.Version {
+	return rowcache.Version{File: file, Pos: pos, Row: row}
+}
 
 func TestApplyRules(t *testing.T) {
 	srv := testredis.Start(t)
@@ -326,5 +327,37 @@ func TestConcurrentDeliveriesOfOneKey(t *testing.T) {
 	}
 	if e.Version != last.ver || e.Deleted() != last.del {
 		t.Fatalf("final %v deleted=%v, want %v deleted=%v", e.Version, e.Deleted(), last.ver, last.del)
+	}
+}
+
+func TestSweepEpoch(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	st := rowcache.NewStore(rdb, 0)
+	for i := 0; i < 1500; i++ {
+		if _, err := st.Upsert(ctx, fmt.Sprintf("db.t:%d", i), floor, rowcache.Version{Epoch: 0, File: 9, Pos: uint64(i)}, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The new source's snapshot rewrote rows 0..999 in epoch 1; rows 1000.. no longer exist there.
+	for i := 0; i < 1000; i++ {
+		if _, err := st.Upsert(ctx, fmt.Sprintf("db.t:%d", i), floor, rowcache.Version{Epoch: 1, File: 1, Pos: 4}, []byte(`{"new":true}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Delete(ctx, "db.t:5", floor, rowcache.Version{Epoch: 1, File: 1, Pos: 5}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Set(ctx, "other", "not ours", 0)
+	n, err := st.SweepEpoch(ctx, "*", 1)
+	if err != nil || n != 500 {
+		t.Fatalf("swept %d (%v), want 500", n, err)
+	}
+	if rdb.DBSize(ctx).Val() != 1001 {
+		t.Fatalf("%d keys left, want 1000 rows and the foreign key", rdb.DBSize(ctx).Val())
+	}
+	if e, found, _ := rowcache.Get(ctx, rdb, "db.t:5"); !found || !e.Deleted() {
+		t.Fatal("a current-epoch tombstone was swept")
 	}
 }
