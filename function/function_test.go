@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -191,8 +192,8 @@ func TestBinaryServesPushRequests(t *testing.T) {
 		"PUBSUB_EMULATOR_HOST=" + ps.Addr,
 		"CACHE_EXCLUDE_COLUMNS=inventory.customers.email",
 	}
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestBinaryServesPushRequests(t *testing.T) {
 		_ = cmd.Process.Kill()
 	}()
 	url := "http://127.0.0.1:" + port + "/"
-	waitForServer(t, url, exited, &logs)
+	waitForServer(t, url, exited, logs)
 
 	fixture, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", "mysql-create-noschema-serde-testfixture.json"))
 	if err != nil {
@@ -247,7 +248,7 @@ func TestBinaryServesPushRequests(t *testing.T) {
 	}
 }
 
-func waitForServer(t *testing.T, url string, exited chan error, logs *bytes.Buffer) {
+func waitForServer(t *testing.T, url string, exited chan error, logs *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -264,6 +265,24 @@ func waitForServer(t *testing.T, url string, exited chan error, logs *bytes.Buff
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("function did not listen on %s\n%s", url, logs.String())
+}
+
+// syncBuffer collects a subprocess's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freePort(t *testing.T) string {
