@@ -11,6 +11,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/push"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // NackDeadLetters is the DEAD_LETTER_TOPIC value that answers bad messages with 400 instead of
@@ -26,6 +27,9 @@ type Config struct {
 
 	Policy       change.Config
 	TombstoneTTL time.Duration
+	// InvalidationChannel is where every changed key is published for the read path's in-process
+	// caches; "" publishes nothing.
+	InvalidationChannel string
 
 	ApplyTimeout time.Duration
 	MaxBodyBytes int64
@@ -42,6 +46,7 @@ var Env = append(append([]struct{ Name, Default, Help string }{}, redisenv.Vars.
 	{"CACHE_VERSION_COLUMNS", "", "Comma-separated db.table=column: order that table's changes by the column first."},
 	{"CACHE_VERSION_EPOCH", "0", "First component of every version; raise it when the database is restored or replaced."},
 	{"CACHE_TOMBSTONE_TTL", "168h", "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
+	{"CACHE_INVALIDATION_CHANNEL", rowcache.DefaultInvalidationChannel, "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
 	{"APPLY_TIMEOUT", "10s", "Upper bound on handling one message."},
 	{"MAX_BODY_BYTES", strconv.Itoa(push.DefaultMaxBody), "Largest push request accepted."},
 }...)
@@ -103,10 +108,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	rc, rerrs := redisenv.FromEnv(getenv)
 	errs = append(errs, rerrs...)
 	c := Config{
-		Redis:           rc,
-		DeadLetterTopic: get("DEAD_LETTER_TOPIC"),
-		TombstoneTTL:    duration("CACHE_TOMBSTONE_TTL"),
-		ApplyTimeout:    duration("APPLY_TIMEOUT"),
+		Redis:               rc,
+		DeadLetterTopic:     get("DEAD_LETTER_TOPIC"),
+		TombstoneTTL:        duration("CACHE_TOMBSTONE_TTL"),
+		InvalidationChannel: get("CACHE_INVALIDATION_CHANNEL"),
+		ApplyTimeout:        duration("APPLY_TIMEOUT"),
 		Policy: change.Config{
 			Tables:         list("CACHE_TABLES"),
 			ExcludeColumns: list("CACHE_EXCLUDE_COLUMNS"),
@@ -116,6 +122,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		},
 	}
 	var err error
+	if c.InvalidationChannel == "off" {
+		c.InvalidationChannel = ""
+	}
 	if c.ApplyTimeout == 0 {
 		bad("APPLY_TIMEOUT", "must be more than 0")
 	}

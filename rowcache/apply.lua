@@ -4,10 +4,14 @@
 -- KEYS[1]  the row key (for mode "T": the table's truncate-floor key)
 -- KEYS[2]  the table's truncate-floor key (modes "u", "d", "x")
 -- ARGV[1]  mode: "u" upsert, "d" delete (tombstone), "x" truncate sweep (delete if older),
+--          "f" read-path fill (write only where nothing is stored),
 --          "T" raise the table's truncate floor, "e" epoch sweep (delete if the stored epoch is older)
 -- ARGV[2]  the change's version, "epoch.column.file.pos.row" (mode "e": the current epoch alone)
--- ARGV[3]  mode "u": the whole value to store ("<version> <row JSON>")
--- ARGV[4]  mode "d": tombstone TTL in milliseconds (0 = keep forever)
+-- ARGV[3]  modes "u", "f": the whole value to store ("<version> <row JSON>", or "<version>" for a
+--          fill that caches "not found")
+-- ARGV[4]  modes "d", "f": TTL in milliseconds (0 = keep forever)
+-- ARGV[5]  pub/sub channel on which every key this script changes or deletes is published, so that
+--          in-process caches of the read path drop it; "" publishes nothing
 --
 -- The truncate floor and the version of a truncate ("T", "x") have a zero column component.
 --
@@ -74,6 +78,25 @@ local function stored_version(key)
 end
 
 local mode, version = ARGV[1], ARGV[2]
+local channel = ARGV[5] or ''
+
+local function changed(key)
+  if channel ~= '' then redis.call('PUBLISH', channel, key) end
+end
+
+-- A fill carries data read from the database outside the change stream, with no position in it; it
+-- must never replace anything, or a slow fill could overwrite a newer change. Its TTL bounds how long
+-- it can be wrong if it loses a race with an eviction.
+if mode == 'f' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  local ttl = tonumber(ARGV[4])
+  if ttl and ttl > 0 then
+    redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
+  else
+    redis.call('SET', KEYS[1], ARGV[3])
+  end
+  return 1
+end
 
 if mode == 'T' then
   local floor = redis.call('GET', KEYS[1])
@@ -93,6 +116,7 @@ if mode == 'e' then
     local dot = string.find(cur, '.', 1, true)
     if cmpnum(string.sub(cur, 1, dot - 1), version) < 0 then
       redis.call('DEL', KEYS[1])
+      changed(KEYS[1])
       return 1
     end
   end
@@ -110,6 +134,7 @@ if type(cur) == 'table' then return cur end
 if mode == 'x' then
   if cur and cmpver(binlog_part(cur), version) < 0 then
     redis.call('DEL', KEYS[1])
+    changed(KEYS[1])
     return 1
   end
   return 0
@@ -133,4 +158,5 @@ elseif mode == 'd' then
 else
   return redis.error_reply('BADMODE unknown mode ' .. tostring(mode))
 end
+changed(KEYS[1])
 return 1

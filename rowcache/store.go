@@ -47,18 +47,48 @@ func (r Result) String() string {
 // (another application's key, or a non-string type). Retrying cannot help.
 var ErrForeignValue = errors.New("rowcache: key holds a value that is not a cloudsql-cache row")
 
+// DefaultInvalidationChannel is the pub/sub channel on which the script announces every key it
+// changes, for the read path's in-process caches.
+const DefaultInvalidationChannel = "cloudsql-cache:invalidations"
+
 // Store applies versioned changes to Redis. It is safe for concurrent use.
 type Store struct {
 	rdb          redis.Cmdable
 	script       *redis.Script
 	tombstoneTTL time.Duration
+	channel      string
 }
 
 // NewStore returns a Store writing through rdb. Tombstones expire after tombstoneTTL (0: never); the
 // TTL must outlast any redelivery or replay of the deleted row's older changes, or such a late change
-// could bring the row back.
+// could bring the row back. Every key changed is published on DefaultInvalidationChannel.
 func NewStore(rdb redis.Cmdable, tombstoneTTL time.Duration) *Store {
-	return &Store{rdb: rdb, script: redis.NewScript(applySource), tombstoneTTL: tombstoneTTL}
+	return &Store{rdb: rdb, script: redis.NewScript(applySource), tombstoneTTL: tombstoneTTL, channel: DefaultInvalidationChannel}
+}
+
+// WithInvalidationChannel returns a copy of s that announces changed keys on channel ("" for none).
+func (s *Store) WithInvalidationChannel(channel string) *Store {
+	c := *s
+	c.channel = channel
+	return &c
+}
+
+// Fill stores a row read from the database (row nil: "not found") at key, but only if the key holds
+// nothing at all: a fill never replaces a change, a tombstone or another fill. It expires after ttl,
+// which bounds how long a fill that lost a race (the row changed and was evicted while the fill was in
+// flight) can be served. It reports whether the fill was stored.
+func (s *Store) Fill(ctx context.Context, key string, row []byte, ttl time.Duration) (bool, error) {
+	var value []byte
+	if row == nil {
+		value = Version{}.AppendTo(nil)
+	} else {
+		value = EncodeRow(Version{}, row)
+	}
+	r, err := s.script.Run(ctx, s.rdb, []string{key}, "f", "", value, strconv.FormatInt(ttl.Milliseconds(), 10), "").Int()
+	if err != nil {
+		return false, fmt.Errorf("rowcache: fill %s: %w", key, err)
+	}
+	return r == 1, nil
 }
 
 // Upsert stores row (a JSON object) at key with version v if v is newer than the stored version and
@@ -140,7 +170,7 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, floorKey, ver st
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k, floorKey}, mode, ver)
+			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k, floorKey}, mode, ver, "", "0", s.channel)
 		}
 		_, _ = pipe.Exec(ctx)
 		n := 0
@@ -173,7 +203,7 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, floorKey, ver st
 }
 
 func (s *Store) run(ctx context.Context, keys []string, mode, ver string, value any, ttlMillis int64) (Result, error) {
-	r, err := s.script.Run(ctx, s.rdb, keys, mode, ver, value, strconv.FormatInt(ttlMillis, 10)).Int()
+	r, err := s.script.Run(ctx, s.rdb, keys, mode, ver, value, strconv.FormatInt(ttlMillis, 10), s.channel).Int()
 	if err != nil {
 		if isForeign(err) {
 			return 0, fmt.Errorf("%w: %s: %v", ErrForeignValue, keys[0], err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -359,5 +361,90 @@ func TestSweepEpoch(t *testing.T) {
 	}
 	if e, found, _ := rowcache.Get(ctx, rdb, "db.t:5"); !found || !e.Deleted() {
 		t.Fatal("a current-epoch tombstone was swept")
+	}
+}
+
+func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	st := rowcache.NewStore(rdb, time.Hour)
+	ok, err := st.Fill(ctx, "k", []byte(`{"from":"db"}`), time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("fill of an empty key: %v %v", ok, err)
+	}
+	if ttl := rdb.PTTL(ctx, "k").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("fill TTL %v", ttl)
+	}
+	if ok, _ := st.Fill(ctx, "k", []byte(`{"from":"another fill"}`), time.Minute); ok {
+		t.Fatal("a fill replaced a fill")
+	}
+	// The oldest possible change still wins over a fill: a fill has no position in the stream.
+	if r, err := st.Upsert(ctx, "k", floor, rowcache.Version{Row: 1}, []byte(`{"from":"cdc"}`)); err != nil || r != rowcache.Applied {
+		t.Fatalf("CDC over a fill: %v %v", r, err)
+	}
+	if ttl := rdb.PTTL(ctx, "k").Val(); ttl != -1 {
+		t.Fatalf("a CDC row must not keep the fill's TTL: %v", ttl)
+	}
+	if ok, _ := st.Fill(ctx, "k", []byte(`{"from":"late fill"}`), time.Minute); ok {
+		t.Fatal("a late fill replaced a CDC row")
+	}
+	if _, err := st.Delete(ctx, "k", floor, v(1, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := st.Fill(ctx, "k", []byte(`{"from":"zombie"}`), time.Minute); ok {
+		t.Fatal("a fill replaced a tombstone")
+	}
+	// A negative fill ("not found") is a tombstone an insert overrides.
+	if ok, _ := st.Fill(ctx, "n", nil, time.Second); !ok {
+		t.Fatal("negative fill")
+	}
+	if e, found, _ := rowcache.Get(ctx, rdb, "n"); !found || !e.Deleted() {
+		t.Fatal("negative fill is not a tombstone")
+	}
+	if r, _ := st.Upsert(ctx, "n", floor, v(1, 1, 0), []byte(`{}`)); r != rowcache.Applied {
+		t.Fatalf("insert over a negative fill: %v", r)
+	}
+}
+
+func TestChangedKeysArePublished(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	sub := rdb.Subscribe(ctx, rowcache.DefaultInvalidationChannel)
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+		t.Fatal(err)
+	}
+	st := rowcache.NewStore(rdb, time.Hour)
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`)) // published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`)) // duplicate: not published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`)) // stale: not published
+	st.Fill(ctx, "db.t:9", []byte(`{}`), time.Minute)         // fill: not published
+	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))               // published
+	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`)) // published
+	st.Truncate(ctx, floor, "db.t:*", v(1, 4, 0))             // publishes the swept keys
+	var got []string
+	ch := sub.Channel()
+	timeout := time.After(5 * time.Second)
+	for len(got) < 6 {
+		select {
+		case m := <-ch:
+			got = append(got, m.Payload)
+		case <-timeout:
+			t.Fatalf("published %v", got)
+		}
+	}
+	sweep := got[3:]
+	sort.Strings(sweep)
+	if strings.Join(got[:3], ",") != "db.t:1,db.t:1,db.t:2" || strings.Join(sweep, ",") != "db.t:1,db.t:2,db.t:9" {
+		t.Fatalf("published %v", got)
+	}
+	quiet := rowcache.NewStore(rdb, 0).WithInvalidationChannel("")
+	quiet.Upsert(ctx, "db.t:3", floor, v(2, 1, 0), []byte(`{}`))
+	select {
+	case m := <-ch:
+		t.Fatalf("published %q with no channel", m.Payload)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
