@@ -37,14 +37,8 @@ type Config struct {
 
 // Env lists every variable ConfigFromEnv reads, with its default; the README's configuration
 // reference and the Terraform module's tests are held to it.
-var Env = append(append([]struct{ Name, Default, Help string }{}, redisenv.Vars...), []struct{ Name, Default, Help string }{
+var Env = append(append(append([]struct{ Name, Default, Help string }{}, redisenv.Vars...), change.EnvVars...), []struct{ Name, Default, Help string }{
 	{"DEAD_LETTER_TOPIC", "", "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
-	{"CACHE_TABLES", "", "Comma-separated db.table include-list; empty caches every table Debezium sends."},
-	{"CACHE_EXCLUDE_COLUMNS", "", "Comma-separated db.table.column list never written to the cache."},
-	{"CACHE_KEY_TEMPLATE", change.DefaultKeyTemplate, "Key of every table without its own template."},
-	{"CACHE_KEY_TEMPLATES", "", "Comma-separated db.table=template overrides."},
-	{"CACHE_VERSION_COLUMNS", "", "Comma-separated db.table=column: order that table's changes by the column first."},
-	{"CACHE_VERSION_EPOCH", "0", "First component of every version; raise it when the database is restored or replaced."},
 	{"CACHE_TOMBSTONE_TTL", "168h", "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
 	{"CACHE_INVALIDATION_CHANNEL", rowcache.DefaultInvalidationChannel, "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
 	{"APPLY_TIMEOUT", "10s", "Upper bound on handling one message."},
@@ -79,47 +73,17 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		return d
 	}
-	list := func(name string) []string {
-		var out []string
-		for _, s := range strings.Split(get(name), ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	pairs := func(name string) map[string]string {
-		m := map[string]string{}
-		for _, s := range list(name) {
-			k, v, ok := strings.Cut(s, "=")
-			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-			if !ok || k == "" || v == "" {
-				bad(name, "%q is not db.table=value", s)
-				continue
-			}
-			if _, dup := m[k]; dup {
-				bad(name, "%s is given twice", k)
-			}
-			m[k] = v
-		}
-		return m
-	}
-
 	rc, rerrs := redisenv.FromEnv(getenv)
 	errs = append(errs, rerrs...)
+	policy, perrs := change.ConfigFromEnv(getenv)
+	errs = append(errs, perrs...)
 	c := Config{
 		Redis:               rc,
 		DeadLetterTopic:     get("DEAD_LETTER_TOPIC"),
 		TombstoneTTL:        duration("CACHE_TOMBSTONE_TTL"),
 		InvalidationChannel: get("CACHE_INVALIDATION_CHANNEL"),
 		ApplyTimeout:        duration("APPLY_TIMEOUT"),
-		Policy: change.Config{
-			Tables:         list("CACHE_TABLES"),
-			ExcludeColumns: list("CACHE_EXCLUDE_COLUMNS"),
-			KeyTemplate:    get("CACHE_KEY_TEMPLATE"),
-			KeyTemplates:   pairs("CACHE_KEY_TEMPLATES"),
-			VersionColumns: pairs("CACHE_VERSION_COLUMNS"),
-		},
+		Policy:              policy,
 	}
 	var err error
 	if c.InvalidationChannel == "off" {
@@ -138,16 +102,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			bad("DEAD_LETTER_TOPIC", "%q is not projects/<project>/topics/<topic>", t)
 		}
 	}
-	if c.Policy.Epoch, err = strconv.ParseUint(get("CACHE_VERSION_EPOCH"), 10, 64); err != nil {
-		bad("CACHE_VERSION_EPOCH", "%q is not a non-negative integer", get("CACHE_VERSION_EPOCH"))
-	}
 	if c.MaxBodyBytes, err = strconv.ParseInt(get("MAX_BODY_BYTES"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
 		bad("MAX_BODY_BYTES", "%q is not a byte count of at least 1024", get("MAX_BODY_BYTES"))
-	}
-	if len(errs) == 0 {
-		if _, err := change.NewPolicy(c.Policy); err != nil {
-			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
-		}
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))

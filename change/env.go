@@ -1,0 +1,80 @@
+package change
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// EnvVars are the variables ConfigFromEnv reads, with their defaults and help. The apply function, the
+// read path and the drift checker all read the table policy from them, so they agree on keys.
+var EnvVars = []struct{ Name, Default, Help string }{
+	{"CACHE_TABLES", "", "Comma-separated db.table include-list; empty caches every table Debezium sends."},
+	{"CACHE_EXCLUDE_COLUMNS", "", "Comma-separated db.table.column list never written to the cache."},
+	{"CACHE_KEY_TEMPLATE", DefaultKeyTemplate, "Key of every table without its own template."},
+	{"CACHE_KEY_TEMPLATES", "", "Comma-separated db.table=template overrides."},
+	{"CACHE_VERSION_COLUMNS", "", "Comma-separated db.table=column: order that table's changes by the column first."},
+	{"CACHE_VERSION_EPOCH", "0", "First component of every version; raise it when the database is restored or replaced."},
+}
+
+// ConfigFromEnv reads the table policy from the environment and validates it. Each error names the
+// variable to fix.
+func ConfigFromEnv(getenv func(string) string) (Config, []error) {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range EnvVars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	list := func(name string) []string {
+		var out []string
+		for _, s := range strings.Split(get(name), ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	pairs := func(name string) map[string]string {
+		m := map[string]string{}
+		for _, s := range list(name) {
+			k, v, ok := strings.Cut(s, "=")
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if !ok || k == "" || v == "" {
+				bad(name, "%q is not db.table=value", s)
+				continue
+			}
+			if _, dup := m[k]; dup {
+				bad(name, "%s is given twice", k)
+			}
+			m[k] = v
+		}
+		return m
+	}
+	c := Config{
+		Tables:         list("CACHE_TABLES"),
+		ExcludeColumns: list("CACHE_EXCLUDE_COLUMNS"),
+		KeyTemplate:    get("CACHE_KEY_TEMPLATE"),
+		KeyTemplates:   pairs("CACHE_KEY_TEMPLATES"),
+		VersionColumns: pairs("CACHE_VERSION_COLUMNS"),
+	}
+	var err error
+	if c.Epoch, err = strconv.ParseUint(get("CACHE_VERSION_EPOCH"), 10, 64); err != nil {
+		bad("CACHE_VERSION_EPOCH", "%q is not a non-negative integer", get("CACHE_VERSION_EPOCH"))
+	}
+	if len(errs) == 0 {
+		if _, err := NewPolicy(c); err != nil {
+			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
+		}
+	}
+	return c, errs
+}
