@@ -59,7 +59,7 @@ func (c *Column) fromText(v []byte) (json.RawMessage, error) {
 		if err != nil {
 			return nil, err
 		}
-		return appendString(nil, d), nil
+		return AppendJSONString(nil, d), nil
 	case "float":
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
@@ -92,7 +92,7 @@ func (c *Column) fromText(v []byte) (json.RawMessage, error) {
 		if err != nil || !ok {
 			return null, err
 		}
-		return appendString(nil, zonedTimestamp(t, c.FSP)), nil
+		return AppendJSONString(nil, zonedTimestamp(t, c.FSP)), nil
 	case "time":
 		us, err := parseTime(s)
 		if err != nil {
@@ -106,9 +106,9 @@ func (c *Column) fromText(v []byte) (json.RawMessage, error) {
 			// The binlog drops BINARY(n)'s trailing zero bytes; Debezium pads them back to n.
 			v = append(append([]byte{}, v...), make([]byte, c.Length-len(v))...)
 		}
-		return appendString(nil, base64.StdEncoding.EncodeToString(v)), nil
+		return AppendJSONString(nil, base64.StdEncoding.EncodeToString(v)), nil
 	case "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
-		return appendString(nil, base64.StdEncoding.EncodeToString(v)), nil
+		return AppendJSONString(nil, base64.StdEncoding.EncodeToString(v)), nil
 	case "json":
 		// io.debezium.data.Json: the document as a string. MySQL prints it one way, the binlog decoder
 		// another; both are normalised to compact JSON with sorted keys so the two paths agree.
@@ -116,9 +116,9 @@ func (c *Column) fromText(v []byte) (json.RawMessage, error) {
 		if err != nil {
 			return nil, err
 		}
-		return appendString(nil, string(doc)), nil
+		return AppendJSONString(nil, string(doc)), nil
 	default: // char, varchar, text, enum, set
-		return appendString(nil, s), nil
+		return AppendJSONString(nil, s), nil
 	}
 }
 
@@ -366,7 +366,7 @@ func bits(v []byte, n int) json.RawMessage {
 	for i := 0; i < size && i < len(v); i++ {
 		le[i] = v[len(v)-1-i]
 	}
-	return appendString(nil, base64.StdEncoding.EncodeToString(le))
+	return AppendJSONString(nil, base64.StdEncoding.EncodeToString(le))
 }
 
 func canonicalJSON(v []byte) ([]byte, error) {
@@ -388,9 +388,9 @@ func canonicalJSON(v []byte) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// appendString appends s as a JSON string the way Jackson (Kafka Connect's JSON converter) writes it:
+// AppendJSONString appends s as a JSON string the way Jackson (Kafka Connect's JSON converter) writes it:
 // only '"', '\\' and control characters escaped, everything else as UTF-8. Invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
