@@ -1,0 +1,113 @@
+# Debezium Server on a Cloud Run worker pool: always on (no requests to scale on), exactly one instance
+# (MANUAL scaling, manual_instance_count = 1), restarted by the platform when the process exits, which
+# it does on any publish failure (debezium-server/README.md). Offsets and schema history are in the
+# debezium_state database on the source instance (cloudsql.tf), so a new instance resumes where the
+# last one stopped.
+
+locals {
+  # Read by debezium-server/application.properties.tmpl (rendered by the image's entrypoint).
+  debezium_env = {
+    GCP_PROJECT           = var.project_id
+    PUBSUB_REGION         = var.region
+    DB_HOST               = local.cloudsql_private_ip
+    DB_PORT               = "3306"
+    DB_USER               = google_sql_user.debezium.name
+    DB_SERVER_ID          = tostring(var.debezium_server_id)
+    DB_STATE_DATABASE     = google_sql_database.debezium_state.name
+    TOPIC_PREFIX          = var.topic_prefix
+    HEARTBEAT_PREFIX      = local.heartbeat_prefix
+    HEARTBEAT_INTERVAL_MS = tostring(var.heartbeat_interval_ms)
+    SNAPSHOT_MODE         = var.snapshot_mode
+    SNAPSHOT_LOCKING_MODE = var.snapshot_locking_mode
+    DATABASE_INCLUDE_LIST = join(",", local.databases)
+    # Anchored regular expressions with literal dots: Debezium matches these lists as regexes.
+    TABLE_INCLUDE_LIST  = join(",", [for t in var.tables : replace(t, ".", "\\.")])
+    COLUMN_EXCLUDE_LIST = join(",", [for c in var.exclude_columns : replace(c, ".", "\\.")])
+    JAVA_OPTS           = "-XX:MaxRAMPercentage=75.0 -XX:+ExitOnOutOfMemoryError"
+  }
+}
+
+resource "google_cloud_run_v2_worker_pool" "debezium" {
+  project             = var.project_id
+  name                = "${var.name_prefix}-debezium"
+  location            = var.region
+  deletion_protection = var.deletion_protection
+
+  # One binlog reader per source. A second one (for instance during a revision rollout) reuses the same
+  # server_id, and MySQL disconnects the older binlog connection, so two never stream at once.
+  scaling {
+    scaling_mode          = "MANUAL"
+    manual_instance_count = 1
+  }
+
+  template {
+    service_account = google_service_account.debezium.email
+
+    vpc_access {
+      egress = "PRIVATE_RANGES_ONLY"
+      network_interfaces {
+        network    = local.network_id
+        subnetwork = local.subnetwork_id
+      }
+    }
+
+    containers {
+      image = var.debezium_image
+
+      resources {
+        limits = {
+          cpu    = var.debezium_cpu
+          memory = var.debezium_memory
+        }
+      }
+
+      dynamic "env" {
+        for_each = { for name, value in local.debezium_env : name => value if value != "" }
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      env {
+        name = "DB_PASSWORD"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.debezium_db_password.secret_id
+            version = google_secret_manager_secret_version.debezium_db_password.version
+          }
+        }
+      }
+
+      # Quarkus SmallRye Health: /q/health/live is DOWN once the connector has stopped.
+      startup_probe {
+        http_get {
+          path = "/q/health/live"
+          port = 8080
+        }
+        initial_delay_seconds = 10
+        period_seconds        = 10
+        timeout_seconds       = 5
+        failure_threshold     = 24
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/q/health/live"
+          port = 8080
+        }
+        period_seconds    = 30
+        timeout_seconds   = 5
+        failure_threshold = 3
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_iam_member.debezium_db_password,
+    google_pubsub_topic_iam_member.debezium_publisher,
+    # Subscriptions first: messages published before a subscription exists are not delivered to it.
+    google_pubsub_subscription.push,
+  ]
+}

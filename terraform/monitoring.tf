@@ -1,0 +1,397 @@
+# Dashboard and alert policies. Platform metrics (Pub/Sub, Cloud Run, Memorystore) exist from the first
+# apply. The function's own OpenTelemetry metrics (workload.googleapis.com/cloudsql_cache.*) appear once
+# it exports them; their conditions are PromQL with metric validation disabled, so the policies can be
+# created before the first data point.
+
+resource "google_monitoring_notification_channel" "email" {
+  for_each = toset(var.notification_emails)
+
+  project      = var.project_id
+  display_name = "cloudsql-cache: ${each.value}"
+  type         = "email"
+  labels = {
+    email_address = each.value
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+locals {
+  notification_channels = [for c in google_monitoring_notification_channel.email : c.id]
+
+  push_subscription_filter = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = starts_with(\"${var.topic_prefix}.\")"
+  function_revision_filter = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${google_cloud_run_v2_service.function.name}\""
+
+  # PromQL names of the function's metrics (Cloud Monitoring's mapping: the domain's dots become
+  # underscores, "/" becomes ":", the metric's dots become underscores).
+  promql_events = "workload_googleapis_com:cloudsql_cache_events"
+  promql_lag    = "workload_googleapis_com:cloudsql_cache_replication_lag"
+
+  runbook = "See the Operations section of terraform/README.md in the cloudsql-cache repository."
+}
+
+resource "google_monitoring_alert_policy" "backlog_age" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: change backlog too old"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Oldest unacknowledged change > ${var.backlog_age_alert_seconds}s"
+    condition_threshold {
+      filter          = "${local.push_subscription_filter} AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.backlog_age_alert_seconds
+      duration        = "120s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The cache is behind the database: the function is failing (check apply errors, Redis) or a key is blocked by an ordered message that keeps failing. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: changes dead-lettered"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Messages published to the dead-letter topic"
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_topic\" AND resource.labels.topic_id = \"${google_pubsub_topic.dead_letter.name}\" AND metric.type = \"pubsub.googleapis.com/topic/send_message_operation_count\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  conditions {
+    display_name = "Messages forwarded by a subscription's dead-letter policy"
+    condition_threshold {
+      filter          = "${local.push_subscription_filter} AND metric.type = \"pubsub.googleapis.com/subscription/dead_letter_message_count\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Rows were not applied to the cache. Inspect them on subscription ${google_pubsub_subscription.dead_letter.name} (attributes cloudsql_cache_reason, cloudsql_cache_ordering_key). ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "apply_errors" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: apply errors (5xx)"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Function 5xx responses > ${var.apply_error_alert_per_second}/s"
+    condition_threshold {
+      filter          = "${local.function_revision_filter} AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.apply_error_alert_per_second
+      duration        = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Pub/Sub is retrying changes the function could not apply (Redis unreachable, full, or slow). ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "apply_outcomes" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: retried or rejected changes (function metrics)"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "cloudsql_cache.events with outcome retry or rejected"
+    condition_prometheus_query_language {
+      query                     = "sum by (table, outcome, reason) (rate(${local.promql_events}{outcome=~\"retry|rejected\"}[5m])) > 0"
+      duration                  = "300s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The function reports changes it had to retry or reject, by table and reason. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "replication_lag" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: replication lag"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "p99 commit-to-cache lag > ${var.replication_lag_alert_ms} ms"
+    condition_prometheus_query_language {
+      query                     = "histogram_quantile(0.99, sum by (le, table) (rate(${local.promql_lag}_bucket[5m]))) > ${var.replication_lag_alert_ms}"
+      duration                  = "300s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Changes reach the cache late: Debezium is slow or restarting (snapshot?), or the backlog is growing. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "debezium_down" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: Debezium down"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.notification_channels
+
+  # Debezium publishes a heartbeat every heartbeat_interval_ms while it streams; silence means it is
+  # not running, not connected to MySQL, or cannot publish.
+  conditions {
+    display_name = "No heartbeat published for 5 minutes"
+    condition_absent {
+      filter   = "resource.type = \"pubsub_topic\" AND resource.labels.topic_id = \"${google_pubsub_topic.heartbeat.name}\" AND metric.type = \"pubsub.googleapis.com/topic/send_message_operation_count\""
+      duration = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "No change can reach the cache. Check the logs of worker pool ${google_cloud_run_v2_worker_pool.debezium.name}. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "redis_memory" {
+  project               = var.project_id
+  display_name          = "cloudsql-cache: Redis memory nearly full"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Memory usage ratio > 85%"
+    condition_threshold {
+      filter          = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/memory/usage_ratio\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0.85
+      duration        = "300s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "maxmemory-policy is ${var.redis_maxmemory_policy}: at 100% writes fail and changes back up in Pub/Sub. Scale redis_memory_size_gb. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_dashboard" "main" {
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName = "cloudsql-cache"
+    mosaicLayout = {
+      columns = 12
+      tiles = [
+        {
+          xPos = 0, yPos = 0, width = 6, height = 4
+          widget = {
+            title = "Changes by outcome (per second)"
+            xyChart = {
+              dataSets = [{
+                plotType        = "STACKED_AREA"
+                timeSeriesQuery = { prometheusQuery = "sum by (outcome) (rate(${local.promql_events}[5m]))" }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 0, width = 6, height = 4
+          widget = {
+            title = "Replication lag p50 / p99 (ms)"
+            xyChart = {
+              dataSets = [
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.5, sum by (le) (rate(${local.promql_lag}_bucket[5m])))" } },
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.99, sum by (le) (rate(${local.promql_lag}_bucket[5m])))" } },
+              ]
+            }
+          }
+        },
+        {
+          xPos = 0, yPos = 4, width = 6, height = 4
+          widget = {
+            title = "Oldest unacked change (s), per subscription"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "${local.push_subscription_filter} AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX" }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 4, width = 6, height = 4
+          widget = {
+            title = "Undelivered changes, per subscription"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "${local.push_subscription_filter} AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX" }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 0, yPos = 8, width = 6, height = 4
+          widget = {
+            title = "Dead letters (forwarded by subscriptions / published to the topic)"
+            xyChart = {
+              dataSets = [
+                {
+                  plotType = "STACKED_BAR"
+                  timeSeriesQuery = {
+                    timeSeriesFilter = {
+                      filter      = "${local.push_subscription_filter} AND metric.type = \"pubsub.googleapis.com/subscription/dead_letter_message_count\""
+                      aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM" }
+                    }
+                  }
+                },
+                {
+                  plotType = "STACKED_BAR"
+                  timeSeriesQuery = {
+                    timeSeriesFilter = {
+                      filter      = "resource.type = \"pubsub_topic\" AND resource.labels.topic_id = \"${google_pubsub_topic.dead_letter.name}\" AND metric.type = \"pubsub.googleapis.com/topic/send_message_operation_count\""
+                      aggregation = { alignmentPeriod = "300s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM" }
+                    }
+                  }
+                },
+              ]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 8, width = 6, height = 4
+          widget = {
+            title = "Function requests by response class (per second)"
+            xyChart = {
+              dataSets = [{
+                plotType = "STACKED_AREA"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "${local.function_revision_filter} AND metric.type = \"run.googleapis.com/request_count\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.response_code_class"] }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 0, yPos = 12, width = 6, height = 4
+          widget = {
+            title = "Debezium heartbeats published (per minute)"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "resource.type = \"pubsub_topic\" AND resource.labels.topic_id = \"${google_pubsub_topic.heartbeat.name}\" AND metric.type = \"pubsub.googleapis.com/topic/send_message_operation_count\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM" }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 12, width = 6, height = 4
+          widget = {
+            title = "Redis memory usage ratio"
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/memory/usage_ratio\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX" }
+                  }
+                }
+              }]
+            }
+          }
+        },
+      ]
+    }
+  })
+}
