@@ -200,13 +200,34 @@ func (t *Table) QualifiedName() string { return QuoteIdent(t.DB) + "." + QuoteId
 // ScanRow reads the current row of rows, which must come from a query selecting t.SelectList(), as
 // ordered columns with Debezium's JSON values.
 func (t *Table) ScanRow(rows *sql.Rows) (debezium.Row, error) {
+	row, _, err := t.scan(rows, false)
+	return row, err
+}
+
+// ScanRowText is ScanRow that also returns each column's value as the server printed it (nil for
+// NULL), e.g. to continue a keyset pagination from the last primary key.
+func (t *Table) ScanRowText(rows *sql.Rows) (debezium.Row, []*string, error) {
+	return t.scan(rows, true)
+}
+
+func (t *Table) scan(rows *sql.Rows, keepText bool) (debezium.Row, []*string, error) {
 	raw := make([]sql.RawBytes, len(t.Columns))
 	dest := make([]any, len(raw))
 	for i := range raw {
 		dest[i] = &raw[i]
 	}
 	if err := rows.Scan(dest...); err != nil {
-		return nil, fmt.Errorf("mysqlrow: scan %s.%s (select t.SelectList(), and only it): %w", t.DB, t.Name, err)
+		return nil, nil, fmt.Errorf("mysqlrow: scan %s.%s (select t.SelectList(), and only it): %w", t.DB, t.Name, err)
+	}
+	var text []*string
+	if keepText {
+		text = make([]*string, len(raw))
+		for i, v := range raw {
+			if v != nil {
+				s := string(v)
+				text[i] = &s
+			}
+		}
 	}
 	row := make(debezium.Row, len(t.Columns))
 	for i := range t.Columns {
@@ -217,11 +238,11 @@ func (t *Table) ScanRow(rows *sql.Rows) (debezium.Row, error) {
 		}
 		j, err := c.FromText(v, raw[i] == nil)
 		if err != nil {
-			return nil, fmt.Errorf("mysqlrow: %s.%s: %w", t.DB, t.Name, err)
+			return nil, nil, fmt.Errorf("mysqlrow: %s.%s: %w", t.DB, t.Name, err)
 		}
 		row[i] = debezium.Column{Name: c.Name, Value: j}
 	}
-	return row, nil
+	return row, text, nil
 }
 
 // Key returns the primary-key columns of row, in key order: Debezium's message key. It returns nil for

@@ -1,0 +1,436 @@
+// Package relay is the local Pub/Sub push delivery: it pulls each subscription of the emulator and POSTs
+// every message to the function as Pub/Sub's wrapped push envelope, with push semantics: one
+// outstanding message per ordering key, in publish order; acknowledged only on 102, 200, 201, 202 or
+// 204; anything else (or no answer) retried with exponential backoff, deliveryAttempt counted, and
+// forwarded to the dead-letter topic after the maximum attempts. It counts the function's outcomes
+// and measures commit→cache lag for the status line.
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/cloudsql-cache/cloudsql-cache/push"
+)
+
+// Config configures a Relay.
+type Config struct {
+	Client   *pubsub.Client
+	Endpoint string // the function's URL
+	// MaxDeliveryAttempts before a message goes to DeadLetter; 0 retries forever.
+	MaxDeliveryAttempts int
+	DeadLetter          *pubsub.Publisher
+	// MinBackoff and MaxBackoff bound the retry delay (Pub/Sub's retry policy); 0 means 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// Timeout of one POST (Pub/Sub: the ack deadline); 0 means 30s.
+	Timeout time.Duration
+	// DuplicateRate is the share of acknowledged messages delivered a second time, a little later and
+	// out of order with later changes of the key: Pub/Sub's at-least-once delivery, made frequent.
+	DuplicateRate float64
+	Seed          uint64
+	// OnAck is called with each message id once it is acknowledged.
+	OnAck  func(id string)
+	Logger *slog.Logger
+}
+
+// Relay delivers subscriptions to an endpoint.
+type Relay struct {
+	cfg  Config
+	http *http.Client
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	rnd    *rand.Rand
+	subs   map[string]bool
+	queues map[string][]*pb.ReceivedMessage // subscription + "\x00" + ordering key → in publish order
+	held   int
+	stats  counters
+	wg     sync.WaitGroup
+	ctx    context.Context
+}
+
+type counters struct {
+	outcomes   map[string]int64
+	acked      int64
+	deliveries int64
+	extra      int64 // duplicate deliveries sent on purpose
+	relayDLQ   int64
+	commitLag  []float64 // ms, ring
+	cdcLag     []float64
+	lagNext    int
+}
+
+const lagWindow = 4096
+
+// New builds a relay; call Run, then AddSubscription for each subscription.
+func New(cfg Config) (*Relay, error) {
+	if cfg.Client == nil || cfg.Endpoint == "" {
+		return nil, errors.New("relay: client and endpoint are required")
+	}
+	if cfg.MaxDeliveryAttempts > 0 && cfg.DeadLetter == nil {
+		return nil, errors.New("relay: max delivery attempts needs a dead-letter publisher")
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Relay{
+		cfg:    cfg,
+		http:   &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		log:    cfg.Logger,
+		rnd:    rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
+		subs:   map[string]bool{},
+		queues: map[string][]*pb.ReceivedMessage{},
+		stats:  counters{outcomes: map[string]int64{}},
+	}, nil
+}
+
+// Run delivers until ctx ends, then waits for deliveries in flight.
+func (r *Relay) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.ctx = ctx
+	subs := make([]string, 0, len(r.subs))
+	for s := range r.subs {
+		subs = append(subs, s)
+	}
+	r.mu.Unlock()
+	for _, s := range subs {
+		r.startPuller(s)
+	}
+	<-ctx.Done()
+	r.wg.Wait()
+}
+
+// AddSubscription starts delivering a subscription (safe to call before or during Run).
+func (r *Relay) AddSubscription(name string) {
+	r.mu.Lock()
+	if r.subs[name] {
+		r.mu.Unlock()
+		return
+	}
+	r.subs[name] = true
+	running := r.ctx != nil
+	r.mu.Unlock()
+	if running {
+		r.startPuller(name)
+	}
+}
+
+func (r *Relay) startPuller(sub string) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.pull(r.ctx, sub)
+	}()
+}
+
+// pull moves a subscription's messages into per-key queues, in publish order.
+func (r *Relay) pull(ctx context.Context, sub string) {
+	idle := time.Millisecond
+	for ctx.Err() == nil {
+		resp, err := r.cfg.Client.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: sub, MaxMessages: 1000, ReturnImmediately: true})
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("pull", "subscription", sub, "error", err.Error())
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		msgs := resp.ReceivedMessages
+		if len(msgs) == 0 {
+			sleep(ctx, idle)
+			idle = min(idle*2, 20*time.Millisecond)
+			continue
+		}
+		idle = time.Millisecond
+		// pstest numbers messages m0, m1, … in publish order.
+		sort.Slice(msgs, func(i, j int) bool { return msgID(msgs[i]) < msgID(msgs[j]) })
+		r.mu.Lock()
+		for _, m := range msgs {
+			k := m.Message.OrderingKey
+			if k == "" {
+				k = "\x01" + m.Message.MessageId // unordered: a queue of its own
+			}
+			q := sub + "\x00" + k
+			r.queues[q] = append(r.queues[q], m)
+			r.held++
+			if len(r.queues[q]) == 1 {
+				r.wg.Add(1)
+				go r.work(ctx, sub, q)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+func msgID(m *pb.ReceivedMessage) int64 {
+	n, err := strconv.ParseInt(strings.TrimPrefix(m.Message.MessageId, "m"), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// work delivers one key's queue, one message at a time, until it is empty.
+func (r *Relay) work(ctx context.Context, sub, q string) {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		m := r.queues[q][0]
+		r.mu.Unlock()
+		if !r.deliver(ctx, sub, m) {
+			return // stopping: the emulator redelivers after the ack deadline, or the CDC source replays
+		}
+		if err := r.cfg.Client.SubscriptionAdminClient.Acknowledge(ctx, &pb.AcknowledgeRequest{Subscription: sub, AckIds: []string{m.AckId}}); err != nil && ctx.Err() == nil {
+			r.log.Warn("acknowledge", "error", err.Error())
+		}
+		if r.cfg.OnAck != nil {
+			r.cfg.OnAck(m.Message.MessageId)
+		}
+		r.mu.Lock()
+		r.stats.acked++
+		r.held--
+		r.queues[q] = r.queues[q][1:]
+		if len(r.queues[q]) == 0 {
+			delete(r.queues, q)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// deliver posts m until it is acknowledged or dead-lettered (true), or ctx ends (false).
+func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage) bool {
+	m := rm.Message
+	for attempt := 1; ; attempt++ {
+		pm := &push.Message{ID: m.MessageId, Data: m.Data, Attributes: m.Attributes, OrderingKey: m.OrderingKey, Subscription: sub}
+		if m.PublishTime != nil {
+			pm.PublishTime = m.PublishTime.AsTime()
+		}
+		if r.cfg.MaxDeliveryAttempts > 0 {
+			pm.DeliveryAttempt = attempt // Pub/Sub sends it only with a dead-letter policy
+		}
+		body, err := push.Encode(pm)
+		if err != nil {
+			r.log.Error("encode push", "error", err.Error())
+			return false
+		}
+		ok, outcome := r.post(ctx, body)
+		if ctx.Err() != nil {
+			return false
+		}
+		if ok {
+			r.record(outcome, m.Data)
+			if r.duplicate() {
+				r.wg.Add(1)
+				go func() {
+					defer r.wg.Done()
+					sleep(ctx, time.Duration(r.intn(50))*time.Millisecond)
+					if ctx.Err() == nil {
+						ok, outcome := r.post(ctx, body)
+						if ok {
+							r.record(outcome, nil)
+						}
+					}
+				}()
+			}
+			return true
+		}
+		r.record(outcome, nil)
+		if r.cfg.MaxDeliveryAttempts > 0 && attempt >= r.cfg.MaxDeliveryAttempts {
+			attrs := map[string]string{}
+			for k, v := range m.Attributes {
+				attrs[k] = v
+			}
+			attrs["CloudPubSubDeadLetterSourceSubscription"] = sub
+			attrs["CloudPubSubDeadLetterSourceDeliveryCount"] = strconv.Itoa(attempt)
+			res := r.cfg.DeadLetter.Publish(ctx, &pubsub.Message{Data: m.Data, Attributes: attrs})
+			if _, err := res.Get(ctx); err != nil {
+				if ctx.Err() != nil {
+					return false
+				}
+				r.log.Error("dead-letter publish failed; retrying the message", "error", err.Error())
+			} else {
+				r.mu.Lock()
+				r.stats.relayDLQ++
+				r.mu.Unlock()
+				r.log.Warn("message dead-lettered after max delivery attempts", "message_id", m.MessageId, "attempts", attempt, "last", outcome)
+				return true
+			}
+		}
+		backoff := r.cfg.MinBackoff << min(attempt-1, 20)
+		if backoff > r.cfg.MaxBackoff || backoff <= 0 {
+			backoff = r.cfg.MaxBackoff
+		}
+		sleep(ctx, backoff)
+	}
+}
+
+// post sends one push request; ok means Pub/Sub would acknowledge it. outcome is the function's answer
+// ("applied", "stale", …) or "retry"/"error".
+func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return false, "error"
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	r.mu.Lock()
+	r.stats.deliveries++
+	r.mu.Unlock()
+	if err != nil {
+		return false, "unreachable"
+	}
+	text, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	outcome = strings.TrimSpace(string(text))
+	if i := strings.IndexAny(outcome, ":\n"); i >= 0 {
+		outcome = outcome[:i]
+	}
+	switch resp.StatusCode {
+	case 102, 200, 201, 202, 204:
+		return true, outcome
+	}
+	if outcome == "" {
+		outcome = strconv.Itoa(resp.StatusCode)
+	}
+	return false, outcome
+}
+
+func (r *Relay) record(outcome string, data []byte) {
+	var lagCommit, lagCDC float64 = -1, -1
+	if outcome == "applied" && data != nil {
+		var ev struct {
+			TsMs   int64 `json:"ts_ms"`
+			TsUs   int64 `json:"ts_us"`
+			Source struct {
+				TsMs int64 `json:"ts_ms"`
+			} `json:"source"`
+			Op string `json:"op"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Op != "r" && ev.Source.TsMs > 0 {
+			now := time.Now()
+			lagCommit = float64(now.UnixMilli() - ev.Source.TsMs)
+			if ev.TsUs > 0 {
+				lagCDC = float64(now.UnixMicro()-ev.TsUs) / 1000
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if data == nil && (outcome == "applied" || outcome == "duplicate" || outcome == "stale" || outcome == "ignored" || outcome == "dead_lettered") {
+		// A deliberate second delivery: counted apart so the status line shows it.
+		r.stats.extra++
+	}
+	r.stats.outcomes[outcome]++
+	if lagCommit >= 0 {
+		if len(r.stats.commitLag) < lagWindow {
+			r.stats.commitLag = append(r.stats.commitLag, lagCommit)
+			r.stats.cdcLag = append(r.stats.cdcLag, lagCDC)
+		} else {
+			r.stats.commitLag[r.stats.lagNext] = lagCommit
+			r.stats.cdcLag[r.stats.lagNext] = lagCDC
+			r.stats.lagNext = (r.stats.lagNext + 1) % lagWindow
+		}
+	}
+}
+
+func (r *Relay) duplicate() bool {
+	if r.cfg.DuplicateRate <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rnd.Float64() < r.cfg.DuplicateRate
+}
+
+func (r *Relay) intn(n int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rnd.IntN(n)
+}
+
+// Stats is a snapshot of the relay's counters.
+type Stats struct {
+	Outcomes   map[string]int64 // by the function's answer: applied, duplicate, stale, ignored, dead_lettered, retry, unreachable, …
+	Acked      int64            // messages acknowledged
+	Deliveries int64            // POSTs sent, including retries and deliberate duplicates
+	Duplicates int64            // deliberate second deliveries answered
+	RelayDLQ   int64            // messages forwarded to the dead-letter topic after max attempts
+	Backlog    int              // messages pulled and not yet acknowledged
+	// Commit→cache lag of the recent applied changes (now − source.ts_ms, whose resolution is the
+	// binlog's: whole seconds on MariaDB), and CDC→cache lag (now − the envelope's ts_us, when the CDC
+	// source read the change), in milliseconds.
+	CommitLagP50, CommitLagP99, CDCLagP50, CDCLagP99 float64
+	LagSamples                                       int
+}
+
+// Stats returns the current counters.
+func (r *Relay) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ, Backlog: r.held, LagSamples: len(r.stats.commitLag)}
+	for k, v := range r.stats.outcomes {
+		s.Outcomes[k] = v
+	}
+	s.CommitLagP50, s.CommitLagP99 = percentiles(r.stats.commitLag)
+	s.CDCLagP50, s.CDCLagP99 = percentiles(r.stats.cdcLag)
+	return s
+}
+
+// ResetLag forgets the lag samples (so the status line shows recent lag).
+func (r *Relay) ResetLag() {
+	r.mu.Lock()
+	r.stats.commitLag, r.stats.cdcLag, r.stats.lagNext = nil, nil, 0
+	r.mu.Unlock()
+}
+
+func percentiles(v []float64) (p50, p99 float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	return at(0.50), at(0.99)
+}
+
+// String formats the counters for a status line.
+func (s Stats) String() string {
+	return fmt.Sprintf("applied %d  duplicate %d  stale %d  dead-lettered %d  backlog %d  lag commit→cache p50 %.0fms p99 %.0fms (cdc→cache p50 %.1fms p99 %.1fms)",
+		s.Outcomes["applied"], s.Outcomes["duplicate"], s.Outcomes["stale"], s.Outcomes["dead_lettered"]+s.RelayDLQ, s.Backlog,
+		s.CommitLagP50, s.CommitLagP99, s.CDCLagP50, s.CDCLagP99)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
