@@ -108,6 +108,13 @@ func New(cfg Config) (*Relay, error) {
 	}, nil
 }
 
+// SetEndpoint sets the function's URL (before Run).
+func (r *Relay) SetEndpoint(url string) {
+	r.mu.Lock()
+	r.cfg.Endpoint = url
+	r.mu.Unlock()
+}
+
 // Run delivers until ctx ends, then waits for deliveries in flight.
 func (r *Relay) Run(ctx context.Context) {
 	r.mu.Lock()
@@ -293,7 +300,10 @@ func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage)
 // post sends one push request; ok means Pub/Sub would acknowledge it. outcome is the function's answer
 // ("applied", "stale", …) or "retry"/"error".
 func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.Endpoint, bytes.NewReader(body))
+	r.mu.Lock()
+	endpoint := r.cfg.Endpoint
+	r.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return false, "error"
 	}

@@ -1,0 +1,236 @@
+// Package pipeline wires the local stand-ins together: the CDC source publishes to the Pub/Sub
+// emulator, whose push relay delivers to the apply function, which writes Redis. MariaDB, Redis and the
+// function run as child processes (started by the caller); the emulator, the relay and the CDC source
+// run in this process. `make run` (cmd/localrun) and the end-to-end tests use it.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/cdc"
+	"github.com/cloudsql-cache/cloudsql-cache/local/pubsubemu"
+	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
+)
+
+// Config configures a pipeline.
+type Config struct {
+	// DSN of the database for the CDC source (see cdc.Config).
+	DSN       string
+	Flavor    string // "mariadb" or "mysql"
+	ServerID  uint32 // the CDC source's replica id; 0 means 5401
+	Prefix    string // topic prefix; "" means "local"
+	Databases []string
+	Tables    []string
+	// StateDir holds the CDC offsets.
+	StateDir string
+	// Endpoint is the function's URL; set it before Start or with SetEndpoint... (the function needs
+	// the emulator's address first: start the pipeline, then the function, then call Deliver).
+	Endpoint string
+	// MaxDeliveryAttempts of the push subscriptions; 0 means 5.
+	MaxDeliveryAttempts int
+	// MinBackoff, MaxBackoff: the subscriptions' retry policy; 0 means 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// DuplicateRate: share of pushes delivered twice (fault injection).
+	DuplicateRate float64
+	Seed          uint64
+	Logger        *slog.Logger
+}
+
+// Pipeline is a running emulator + relay + CDC source.
+type Pipeline struct {
+	cfg   Config
+	Emu   *pubsubemu.Emulator
+	Relay *relay.Relay
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	cdcCancel context.CancelFunc
+	cdcDone   chan error
+}
+
+// Start starts the emulator; the relay starts delivering when Deliver is called with the function's
+// URL, and the CDC source with StartCDC.
+func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "local"
+	}
+	if cfg.ServerID == 0 {
+		cfg.ServerID = 5401
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Pipeline{cfg: cfg}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	var r *relay.Relay
+	var pending []string
+	var rmu sync.Mutex
+	emu, err := pubsubemu.Start(ctx, pubsubemu.Options{
+		MaxDeliveryAttempts: cfg.MaxDeliveryAttempts,
+		OnSubscription: func(name string) {
+			rmu.Lock()
+			defer rmu.Unlock()
+			if r == nil {
+				pending = append(pending, name)
+				return
+			}
+			r.AddSubscription(name)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.Emu = emu
+	dlq := emu.Client().Publisher(emu.DeadLetterTopic())
+	dlq.PublishSettings.DelayThreshold = time.Millisecond
+	rr, err := relay.New(relay.Config{
+		Client:              emu.Client(),
+		Endpoint:            "http://unset.invalid/",
+		MaxDeliveryAttempts: emu.MaxDeliveryAttempts(),
+		DeadLetter:          dlq,
+		MinBackoff:          cfg.MinBackoff,
+		MaxBackoff:          cfg.MaxBackoff,
+		DuplicateRate:       cfg.DuplicateRate,
+		Seed:                cfg.Seed,
+		OnAck:               emu.Acked,
+		Logger:              cfg.Logger,
+	})
+	if err != nil {
+		emu.Close()
+		return nil, err
+	}
+	rmu.Lock()
+	r = rr
+	for _, s := range pending {
+		r.AddSubscription(s)
+	}
+	rmu.Unlock()
+	p.Relay = r
+	// pstest keeps a copy of every message ever published; drop it now and then.
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-t.C:
+				emu.Forget()
+			}
+		}
+	}()
+	return p, nil
+}
+
+// Deliver starts the relay towards the function at endpoint.
+func (p *Pipeline) Deliver(endpoint string) {
+	p.Relay.SetEndpoint(endpoint)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.Relay.Run(p.ctx)
+	}()
+}
+
+// StartCDC starts the CDC source (from the offset in the state dir). Errors are logged and the source
+// stays stopped; CDCErr reports them.
+func (p *Pipeline) StartCDC() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cdcCancel != nil {
+		return errors.New("pipeline: the CDC source is running")
+	}
+	src, err := cdc.New(cdc.Config{DSN: p.cfg.DSN, Flavor: p.cfg.Flavor, ServerID: p.cfg.ServerID, Prefix: p.cfg.Prefix,
+		Databases: p.cfg.Databases, Tables: p.cfg.Tables, StateDir: p.cfg.StateDir, Sink: p.Emu, Logger: p.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	done := make(chan error, 1)
+	p.cdcCancel, p.cdcDone = cancel, done
+	go func() {
+		err := src.Run(ctx)
+		src.Close()
+		if err != nil {
+			p.cfg.Logger.Error("CDC source stopped", "error", err.Error())
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// StopCDC stops the CDC source (as a crash would: nothing more is published; the offset holds what
+// was confirmed) and returns its error, if it had one.
+func (p *Pipeline) StopCDC() error {
+	p.mu.Lock()
+	cancel, done := p.cdcCancel, p.cdcDone
+	p.cdcCancel, p.cdcDone = nil, nil
+	p.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	return <-done
+}
+
+// CDCErr returns the CDC source's error if it stopped by itself.
+func (p *Pipeline) CDCErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cdcDone == nil {
+		return nil
+	}
+	select {
+	case err := <-p.cdcDone:
+		p.cdcDone <- err
+		if err == nil {
+			err = errors.New("the CDC source stopped")
+		}
+		return err
+	default:
+		return nil
+	}
+}
+
+// Close stops everything in this process.
+func (p *Pipeline) Close() {
+	_ = p.StopCDC()
+	p.cancel()
+	p.wg.Wait()
+	p.Emu.Close()
+}
+
+// Quiesce waits until the relay has had nothing to deliver for a while and every published message
+// was acknowledged.
+func (p *Pipeline) Quiesce(ctx context.Context, quiet time.Duration) error {
+	var last int64 = -1
+	since := time.Now()
+	for {
+		s := p.Relay.Stats()
+		if s.Backlog == 0 && s.Acked == last {
+			if time.Since(since) >= quiet {
+				return nil
+			}
+		} else {
+			last, since = s.Acked, time.Now()
+		}
+		if err := p.CDCErr(); err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pipeline: not quiet (backlog %d): %w", s.Backlog, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
