@@ -5,14 +5,24 @@ export PATH := $(PATH):/usr/local/go/bin
 
 STATE ?= .state
 REDIS_PORT ?= 6390
+MYSQL_PORT ?= 3307
 PORT ?= 8080
+# RUN_FLAGS: more localrun flags, e.g. RUN_FLAGS='-rate 100 -extra "reader=go run ./examples/reader"'
+RUN_FLAGS ?=
 FUZZTIME ?= 5s
 
-.PHONY: run run-function test vet fuzz memory build deps clean
+.PHONY: run run-function verify-local test vet fuzz memory build deps clean
 
-## run: the apply function on the Functions Framework against a local redis-server (see README)
-run: run-function
+## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis
+run: deps
+	$(GO) build -o $(STATE)/bin/localrun ./cmd/localrun
+	$(STATE)/bin/localrun -state $(STATE) -mysql-port $(MYSQL_PORT) -redis-port $(REDIS_PORT) -port $(PORT) $(RUN_FLAGS)
 
+## verify-local: the drift checker against the database and cache `make run` started
+verify-local:
+	REDIS_ADDR=127.0.0.1:$(REDIS_PORT) $(GO) run ./cmd/verify -dsn 'root@tcp(127.0.0.1:$(MYSQL_PORT))/' -databases shop
+
+## run-function: the apply function alone on the Functions Framework against a local redis-server
 run-function: deps
 	STATE=$(STATE) REDIS_PORT=$(REDIS_PORT) PORT=$(PORT) local/run-function.sh
 
@@ -41,6 +51,7 @@ build:
 ## deps: what the tests and `make run` need on a Debian machine
 deps:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || { echo "installing mariadb-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null; }
 	@$(GO) mod download
 
 clean:

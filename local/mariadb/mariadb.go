@@ -33,6 +33,7 @@ type Options struct {
 // Server is a running mariadbd.
 type Server struct {
 	opts Options
+	bin  string
 	port int
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -42,8 +43,9 @@ type Server struct {
 // Start initialises opts.Dir if needed, starts mariadbd and waits until it accepts connections as
 // root without a password over TCP.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	if _, err := exec.LookPath("mariadbd"); err != nil {
-		return nil, fmt.Errorf("mariadb: mariadbd not found on PATH (apt-get install mariadb-server): %w", err)
+	bin, err := find("mariadbd")
+	if err != nil {
+		return nil, err
 	}
 	if opts.ServerID == 0 {
 		opts.ServerID = 1
@@ -53,7 +55,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	opts.Dir = dir
-	s := &Server{opts: opts, port: opts.Port}
+	s := &Server{opts: opts, port: opts.Port, bin: bin}
 	if s.port == 0 {
 		if s.port, err = FreePort(); err != nil {
 			return nil, err
@@ -82,7 +84,11 @@ func (s *Server) initialise(ctx context.Context) error {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
-	out, err := exec.CommandContext(ctx, "mariadb-install-db", args...).CombinedOutput()
+	install, err := find("mariadb-install-db")
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, install, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mariadb: mariadb-install-db: %w\n%s", err, tail(out))
 	}
@@ -120,7 +126,7 @@ func (s *Server) start(ctx context.Context) error {
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
-	cmd := exec.Command("mariadbd", args...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C in a terminal must not kill it before we flush
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mariadb: start mariadbd: %w", err)
@@ -156,6 +162,21 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// find looks a MariaDB program up on PATH, then in /usr/sbin and /usr/bin, where Debian installs them
+// (/usr/sbin is not on every user's PATH).
+func find(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("mariadb: %s not found on PATH or in /usr/sbin (apt-get install mariadb-server)", name)
 }
 
 // Port is the TCP port on 127.0.0.1.

@@ -169,7 +169,7 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 		msgs := resp.ReceivedMessages
 		if len(msgs) == 0 {
 			sleep(ctx, idle)
-			idle = min(idle*2, 20*time.Millisecond)
+			idle = min(idle*2, 5*time.Millisecond)
 			continue
 		}
 		idle = time.Millisecond

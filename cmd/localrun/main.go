@@ -1,0 +1,297 @@
+// Command localrun is `make run`: the whole pipeline on one machine. It starts MariaDB (ROW binlog, FULL
+// row image, GTIDs) and Redis under the state directory, creates a demo schema, and runs the local CDC
+// source → Pub/Sub emulator → push relay → the real apply function, plus a small demo workload, with a
+// live status line. Ctrl-C stops everything cleanly; the next start resumes from the saved offsets.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
+	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
+	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
+	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
+)
+
+type extraList []string
+
+func (e *extraList) String() string     { return strings.Join(*e, ", ") }
+func (e *extraList) Set(v string) error { *e = append(*e, v); return nil }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "localrun: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("localrun", flag.ContinueOnError)
+	state := fs.String("state", ".state", "state directory (databases, offsets, logs)")
+	mysqlPort := fs.Int("mysql-port", 3307, "MariaDB port on 127.0.0.1")
+	redisPort := fs.Int("redis-port", 6390, "Redis port on 127.0.0.1")
+	fnPort := fs.Int("port", 8080, "the function's port on 127.0.0.1")
+	rate := fs.Float64("rate", 20, "demo workload: changes per second (0: none)")
+	dupRate := fs.Float64("duplicate-rate", 0, "share of pushes delivered twice (fault injection)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	statusEvery := fs.Duration("status", time.Second, "status line interval")
+	var extras extraList
+	fs.Var(&extras, "extra", "extra process `name=command` started with the pipeline's environment (MYSQL_DSN, REDIS_ADDR, CACHE_*) and stopped with it; repeatable")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rate < 0 || *dupRate < 0 || *dupRate > 1 {
+		return errors.New("-rate must be >= 0 and -duplicate-rate within 0..1")
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*state)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "logs", "pipeline.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger := slog.New(slog.NewTextHandler(logFile, nil))
+	say := func(format string, a ...any) { fmt.Printf(format+"\n", a...) }
+	bg := context.Background() // for starting and stopping: Ctrl-C must not abort a clean stop
+
+	say("starting MariaDB on 127.0.0.1:%d (data in %s/mariadb)", *mysqlPort, *state)
+	db0, err := mariadb.Start(bg, mariadb.Options{Dir: filepath.Join(dir, "mariadb"), Port: *mysqlPort})
+	if err != nil {
+		return err
+	}
+	defer func() { say("stopping MariaDB"); db0.Stop() }()
+	db, err := sql.Open("mysql", db0.DSN("shop"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := demoSchema(bg, db0.DSN("")); err != nil {
+		return err
+	}
+
+	say("starting Redis on 127.0.0.1:%d (append-only file in %s/redis)", *redisPort, *state)
+	rs, err := redisproc.Start(bg, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: *redisPort, Persistent: true})
+	if err != nil {
+		return err
+	}
+	defer func() { say("stopping Redis"); rs.Stop() }()
+
+	p, err := pipeline.Start(bg, pipeline.Config{DSN: db0.DSN(""), Flavor: "mariadb", Databases: []string{"shop"}, StateDir: filepath.Join(dir, "cdc"),
+		DuplicateRate: *dupRate, Seed: uint64(time.Now().UnixNano()), Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer func() { say("stopping the relay and the Pub/Sub emulator"); p.Close() }()
+
+	say("building and starting the function on http://127.0.0.1:%d/", *fnPort)
+	bin := filepath.Join(dir, "bin", "cloudsql-cache-function")
+	if err := functionproc.Build(bg, root, bin); err != nil {
+		return err
+	}
+	fnLog, err := os.OpenFile(filepath.Join(dir, "logs", "function.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer fnLog.Close()
+	env := []string{"REDIS_ADDR=" + rs.Addr(), "DEAD_LETTER_TOPIC=" + p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST=" + p.Emu.Addr()}
+	fn, err := functionproc.Start(bg, bin, *fnPort, env, fnLog)
+	if err != nil {
+		return err
+	}
+	defer func() { say("stopping the function"); fn.Stop() }()
+	p.Deliver(fn.URL())
+	say("starting the CDC source (offsets in %s/cdc)", *state)
+	if err := p.StartCDC(); err != nil {
+		return err
+	}
+	defer func() { say("stopping the CDC source (saving its offset)"); _ = p.StopCDC() }()
+
+	// The hook for more processes (e.g. an example read service): each gets the pipeline's settings.
+	extraEnv := append(append([]string{}, env...), "MYSQL_DSN="+db0.DSN(""))
+	for _, e := range extras {
+		name, command, ok := strings.Cut(e, "=")
+		if !ok || name == "" || command == "" {
+			return fmt.Errorf("-extra %q is not name=command", e)
+		}
+		stopExtra, err := startExtra(name, command, extraEnv, filepath.Join(dir, "logs", name+".log"))
+		if err != nil {
+			return err
+		}
+		defer func() { say("stopping %s", name); stopExtra() }()
+		say("started %s: %s (log in %s/logs/%s.log)", name, command, *state, name)
+	}
+
+	say(`
+The pipeline is running: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis.
+Poke it by hand in another terminal:
+  mariadb -h 127.0.0.1 -P %[1]d -u root shop -e "UPDATE products SET price = price + 1 WHERE sku = 'tea'"
+  redis-cli -p %[2]d GET shop.products:tea
+  redis-cli -p %[2]d GET shop.order_lines:1:1          # a composite key: order_id 1, line_no 1
+  REDIS_ADDR=127.0.0.1:%[2]d go run ./cmd/verify -dsn 'root@tcp(127.0.0.1:%[1]d)/' -databases shop
+Logs: %[3]s/logs. Ctrl-C stops everything; 'make run' again resumes where it stopped.
+`, *mysqlPort, *redisPort, *state)
+
+	var wg sync.WaitGroup
+	wctx, wcancel := context.WithCancel(ctx)
+	if *rate > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); workload(wctx, db, *rate) }()
+	}
+	status(ctx, p, *statusEvery, os.Stdout)
+	wcancel()
+	wg.Wait()
+	fmt.Println()
+	if err := p.CDCErr(); err != nil {
+		return fmt.Errorf("the CDC source failed (see %s/logs/pipeline.log): %w", *state, err)
+	}
+	return nil
+}
+
+// status prints the status line until ctx ends.
+func status(ctx context.Context, p *pipeline.Pipeline, every time.Duration, w io.Writer) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	tty := isTerminal()
+	var lastAcked int64
+	lastAt := time.Now()
+	resetAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s := p.Relay.Stats()
+			rate := float64(s.Acked-lastAcked) / now.Sub(lastAt).Seconds()
+			lastAcked, lastAt = s.Acked, now
+			line := fmt.Sprintf("%s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (cdc→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %d  duplicate %d  stale %d  dead-lettered %d",
+				now.Format("15:04:05"), rate, s.CommitLagP50, s.CommitLagP99, s.CDCLagP50, s.CDCLagP99, s.Backlog,
+				s.Outcomes["applied"], s.Outcomes["duplicate"], s.Outcomes["stale"], s.Outcomes["dead_lettered"]+s.RelayDLQ)
+			if err := p.CDCErr(); err != nil {
+				line += "  CDC STOPPED: " + err.Error()
+			}
+			if tty {
+				fmt.Fprintf(w, "\r\033[K%s", line)
+			} else {
+				fmt.Fprintln(w, line)
+			}
+			if now.Sub(resetAt) > 10*time.Second {
+				p.Relay.ResetLag() // the lag shown is that of the last ten seconds or so
+				resetAt = now
+			}
+		}
+	}
+}
+
+func isTerminal() bool {
+	fi, err := os.Stdout.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func startExtra(name, command string, env []string, logPath string) (func(), error) {
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("bash", "-c", command)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	return func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		log.Close()
+	}, nil
+}
+
+const schemaSQL = `CREATE DATABASE IF NOT EXISTS shop;
+CREATE TABLE IF NOT EXISTS shop.customers (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(200) NOT NULL, tier ENUM('free','pro') NOT NULL DEFAULT 'free', created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3));
+CREATE TABLE IF NOT EXISTS shop.products (sku VARCHAR(20) NOT NULL PRIMARY KEY, title VARCHAR(200) NOT NULL, price DECIMAL(10,2) NOT NULL, stock INT NOT NULL, updated_at DATETIME(6) NOT NULL);
+CREATE TABLE IF NOT EXISTS shop.order_lines (order_id INT NOT NULL, line_no INT NOT NULL, sku VARCHAR(20) NOT NULL, qty INT NOT NULL, unit_price DECIMAL(10,2) NOT NULL, PRIMARY KEY (order_id, line_no));
+INSERT IGNORE INTO shop.customers (id, name, email, tier) VALUES (1, 'Anne Kretchmar', 'annek@example.org', 'pro'), (2, 'Sally Thomas', 'sally@example.org', 'free'), (3, 'Edward Walker', 'ed@example.org', 'free');
+INSERT IGNORE INTO shop.products VALUES ('tea', 'Green tea, 100 g', 4.90, 120, NOW(6)), ('coffee', 'Coffee beans, 1 kg', 21.50, 40, NOW(6)), ('mug', 'Mug', 8.00, 300, NOW(6)), ('pot', 'Tea pot', 32.00, 12, NOW(6));
+INSERT IGNORE INTO shop.order_lines VALUES (1, 1, 'tea', 2, 4.90), (1, 2, 'mug', 1, 8.00), (2, 1, 'coffee', 1, 21.50);`
+
+func demoSchema(ctx context.Context, dsn string) error {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, q := range strings.Split(schemaSQL, ";\n") {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("demo schema: %s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// workload makes rate changes per second to the demo tables until ctx ends.
+func workload(ctx context.Context, db *sql.DB, rate float64) {
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	skus := []string{"tea", "coffee", "mug", "pot"}
+	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var q string
+		switch k := rnd.IntN(100); {
+		case k < 40:
+			q = fmt.Sprintf("UPDATE shop.products SET price = %d.%02d, stock = stock - 1, updated_at = NOW(6) WHERE sku = '%s'", 1+rnd.IntN(40), rnd.IntN(100), skus[rnd.IntN(len(skus))])
+		case k < 60:
+			q = fmt.Sprintf("INSERT INTO shop.order_lines VALUES (%d, %d, '%s', %d, 4.90) ON DUPLICATE KEY UPDATE qty = qty + 1", 1+rnd.IntN(20), 1+rnd.IntN(3), skus[rnd.IntN(len(skus))], 1+rnd.IntN(3))
+		case k < 75:
+			q = fmt.Sprintf("DELETE FROM shop.order_lines WHERE order_id = %d AND line_no = %d", 1+rnd.IntN(20), 1+rnd.IntN(3))
+		case k < 95:
+			q = fmt.Sprintf("UPDATE shop.customers SET tier = IF(tier = 'pro', 'free', 'pro') WHERE id = %d", 1+rnd.IntN(3))
+		default: // a primary-key change: moved to another order
+			q = fmt.Sprintf("UPDATE IGNORE shop.order_lines SET order_id = %d WHERE order_id = %d AND line_no = 1", 1+rnd.IntN(20), 1+rnd.IntN(20))
+		}
+		_, _ = db.ExecContext(ctx, q) // lock waits and duplicates are part of a demo workload
+	}
+}
