@@ -53,7 +53,7 @@ func (p *Process) Start(ctx context.Context) error {
 	cmd := exec.Command(p.bin)
 	cmd.Env = append(append(os.Environ(), p.env...), "PORT="+strconv.Itoa(p.port), "HOST=127.0.0.1")
 	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM} // stopped by us, or when we die
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("functionproc: start: %w", err)
 	}

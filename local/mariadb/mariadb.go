@@ -127,7 +127,9 @@ func (s *Server) start(ctx context.Context) error {
 		args = append(args, "--user=root")
 	}
 	cmd := exec.Command(s.bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C in a terminal must not kill it before we flush
+	// Its own process group, so a Ctrl-C in the terminal reaches only us and we stop it cleanly; and
+	// SIGTERM (a clean shutdown) if we die without stopping it, e.g. a test binary killed by its timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mariadb: start mariadbd: %w", err)
 	}

@@ -63,7 +63,7 @@ func (s *Server) start(ctx context.Context) error {
 		args = append(args, "--appendonly", "no")
 	}
 	cmd := exec.Command("redis-server", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM} // stopped by us, or when we die
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redisproc: start: %w", err)
 	}
