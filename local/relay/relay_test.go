@@ -1,0 +1,120 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/cdc"
+	"github.com/cloudsql-cache/cloudsql-cache/local/pubsubemu"
+	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
+	"github.com/cloudsql-cache/cloudsql-cache/push"
+)
+
+// TestPushSemantics: per-key order with one message outstanding per key, acknowledgement only on the
+// success codes, retries with deliveryAttempt counted, and dead-lettering after the maximum attempts.
+func TestPushSemantics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	inFlight := map[string]bool{}
+	got := map[string][]string{}
+	attempts := map[string][]int{}
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := push.ReadRequest(r, 1<<20)
+		if err != nil {
+			t.Errorf("bad push body: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		mu.Lock()
+		if inFlight[m.OrderingKey] {
+			t.Errorf("two messages of key %s outstanding at once", m.OrderingKey)
+		}
+		inFlight[m.OrderingKey] = true
+		attempts[string(m.Data)] = append(attempts[string(m.Data)], m.DeliveryAttempt)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		inFlight[m.OrderingKey] = false
+		mu.Unlock()
+		switch {
+		case strings.HasPrefix(string(m.Data), "poison"):
+			w.WriteHeader(503) // never accepted
+		case strings.HasPrefix(string(m.Data), "flaky") && m.DeliveryAttempt < 3:
+			w.WriteHeader(500)
+		case strings.HasPrefix(string(m.Data), "accepted"):
+			w.WriteHeader(204)
+		default:
+			mu.Lock()
+			got[m.OrderingKey] = append(got[m.OrderingKey], string(m.Data))
+			mu.Unlock()
+			fmt.Fprintln(w, "applied")
+		}
+	}))
+	defer fn.Close()
+
+	var r *relay.Relay
+	emu, err := pubsubemu.Start(ctx, pubsubemu.Options{MaxDeliveryAttempts: 5, OnSubscription: func(s string) { r.AddSubscription(s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	dlq := emu.Client().Publisher(emu.DeadLetterTopic())
+	r, err = relay.New(relay.Config{Client: emu.Client(), Endpoint: fn.URL, MaxDeliveryAttempts: 5, DeadLetter: dlq,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, OnAck: emu.Acked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	var waits []func(context.Context) error
+	publish := func(key, data string) {
+		waits = append(waits, emu.Publish(ctx, cdc.Message{Topic: "local.app.t", OrderingKey: key, Data: []byte(data)}))
+	}
+	for i := 0; i < 30; i++ {
+		for _, k := range []string{"a", "b", "c"} {
+			publish(k, fmt.Sprintf("%s-%02d", k, i))
+		}
+	}
+	publish("d", "poison")
+	publish("d", "after-poison")
+	publish("e", "flaky")
+	publish("e", "accepted")
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	for i, w := range waits {
+		if err := w(wctx); err != nil {
+			t.Fatalf("message %d never acknowledged: %v", i, err)
+		}
+	}
+	mu.Lock()
+	for _, k := range []string{"a", "b", "c"} {
+		for i, d := range got[k] {
+			if want := fmt.Sprintf("%s-%02d", k, i); d != want {
+				t.Errorf("key %s delivered %s at %d, want %s", k, d, i, want)
+			}
+		}
+	}
+	if fmt.Sprint(attempts["poison"]) != "[1 2 3 4 5]" || fmt.Sprint(attempts["flaky"]) != "[1 2 3]" {
+		t.Errorf("delivery attempts: poison %v, flaky %v", attempts["poison"], attempts["flaky"])
+	}
+	if len(got["d"]) != 1 || got["d"][0] != "after-poison" {
+		t.Errorf("the key after a dead-lettered message: %v", got["d"])
+	}
+	mu.Unlock()
+	if dl := emu.DeadLetters(); len(dl) != 1 || string(dl[0].Data) != "poison" || dl[0].Attributes["CloudPubSubDeadLetterSourceDeliveryCount"] != "5" {
+		t.Errorf("dead letters: %v", dl)
+	}
+	st := r.Stats()
+	if st.RelayDLQ != 1 || st.Backlog != 0 || st.Outcomes["applied"] != 92 {
+		t.Errorf("stats %+v", st)
+	}
+	cancel()
+	<-done
+}
