@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string) error {
 	fnPort := fs.Int("port", 8080, "the function's port on 127.0.0.1")
 	rate := fs.Float64("rate", 20, "demo workload: changes per second (0: none)")
 	dupRate := fs.Float64("duplicate-rate", 0, "share of pushes delivered twice (fault injection)")
+	maxAttempts := fs.Int("max-delivery-attempts", 50, "push attempts before a message goes to the dead-letter topic (5..100; the Terraform default is 50)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	statusEvery := fs.Duration("status", time.Second, "status line interval")
 	var extras extraList
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string) error {
 	defer func() { say("stopping Redis"); rs.Stop() }()
 
 	p, err := pipeline.Start(bg, pipeline.Config{DSN: db0.DSN(""), Flavor: "mariadb", Databases: []string{"shop"}, StateDir: filepath.Join(dir, "cdc"),
-		DuplicateRate: *dupRate, Seed: uint64(time.Now().UnixNano()), Logger: logger})
+		MaxDeliveryAttempts: *maxAttempts, DuplicateRate: *dupRate, Seed: uint64(time.Now().UnixNano()), Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -157,7 +157,12 @@ func (r *Relay) startPuller(sub string) {
 // pull moves a subscription's messages into per-key queues, in publish order.
 func (r *Relay) pull(ctx context.Context, sub string) {
 	idle := time.Millisecond
+	lastExtend := time.Now()
 	for ctx.Err() == nil {
+		if time.Since(lastExtend) > time.Minute {
+			r.extend(ctx, sub)
+			lastExtend = time.Now()
+		}
 		resp, err := r.cfg.Client.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: sub, MaxMessages: 1000, ReturnImmediately: true})
 		if err != nil {
 			if ctx.Err() == nil {
@@ -190,6 +195,29 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 			}
 		}
 		r.mu.Unlock()
+	}
+}
+
+// extend renews the ack deadline of every message of sub the relay holds, so that a long outage of the
+// function does not make the emulator hand out the same messages again.
+func (r *Relay) extend(ctx context.Context, sub string) {
+	var ids []string
+	r.mu.Lock()
+	prefix := sub + "\x00"
+	for q, msgs := range r.queues {
+		if strings.HasPrefix(q, prefix) {
+			for _, m := range msgs {
+				ids = append(ids, m.AckId)
+			}
+		}
+	}
+	r.mu.Unlock()
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		if err := r.cfg.Client.SubscriptionAdminClient.ModifyAckDeadline(ctx, &pb.ModifyAckDeadlineRequest{Subscription: sub, AckIds: ids[:n], AckDeadlineSeconds: 600}); err != nil && ctx.Err() == nil {
+			r.log.Warn("extend ack deadlines", "subscription", sub, "error", err.Error())
+		}
+		ids = ids[n:]
 	}
 }
 
