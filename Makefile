@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test ./push -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON
 memory: deps

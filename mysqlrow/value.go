@@ -251,6 +251,11 @@ func toInt64(v any) (int64, bool) {
 // normalizeDecimal writes a decimal with exactly scale fraction digits, as Java's
 // BigDecimal.toPlainString does for a DECIMAL(p,scale) value.
 func normalizeDecimal(s string, scale int) (string, error) {
+	// MySQL prints decimals as plain digits (at most 65 of them); anything else (exponents, fractions
+	// that big.Rat would accept) is refused before it can cost time or memory.
+	if len(s) == 0 || len(s) > 80 || strings.Trim(s, "+-0123456789.") != "" {
+		return "", fmt.Errorf("not a decimal")
+	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return "", fmt.Errorf("not a decimal")
