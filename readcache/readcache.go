@@ -1,0 +1,488 @@
+// Package readcache is the read path for Go services: look a row up in the cache that cloudsql-cache
+// keeps in sync with the database, and read the database on a miss, without ever making the cache
+// stale for longer than a bounded time.
+//
+//	c, err := readcache.New(ctx, readcache.Options{Redis: rdb, DB: db, Tables: policy})
+//	row, err := c.Get(ctx, "inventory.customers", 1004)
+//	if errors.Is(err, readcache.ErrNotFound) { … }
+//	var cust Customer
+//	err = row.Decode(&cust)
+//
+// Guarantees, and their limits:
+//   - A hit costs one Redis GET. A tombstone (the row was deleted) answers ErrNotFound without touching
+//     the database.
+//   - A miss reads the database and fills the cache through the same Lua script the apply function
+//     uses, in a mode that only writes where nothing at all is stored: a fill can never overwrite a
+//     change the function applied, even if the fill read the row before that change. Every change the
+//     function applies replaces a fill. A fill expires after FillTTL, which bounds how long a fill can
+//     be wrong in the one race it cannot see: the row changed and the changed key was evicted from
+//     Redis while the fill was in flight.
+//   - Concurrent misses of one key share one database query (per process).
+//   - "Not found" can be cached for NotFoundTTL as a fill-tombstone, which the insert's change replaces.
+//   - When Redis fails or is slower than RedisTimeout, reads go to the database, and after
+//     BreakerFailures consecutive failures Redis is skipped for a cool-down (one probe per cool-down),
+//     so a Redis outage costs no timeouts and piles up no goroutines. With both down, Get returns
+//     ErrUnavailable.
+//   - The optional in-process L1 serves the hottest rows from memory. It is invalidated by the keys the
+//     apply script publishes on every change, and is bypassed (and emptied) while that subscription is
+//     down, so a replica serves a row older than the last applied change for at most the pub/sub
+//     delivery delay (L1MaxAge is a further cap).
+package readcache
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+// ErrNotFound means the row does not exist (in the cache as a tombstone, or in the database).
+var ErrNotFound = errors.New("readcache: row not found")
+
+// ErrUnavailable means neither Redis nor the database could answer.
+var ErrUnavailable = errors.New("readcache: cache and database unavailable")
+
+// Source says where a row came from.
+type Source string
+
+const (
+	FromL1       Source = "l1"
+	FromRedis    Source = "redis"
+	FromDatabase Source = "database"
+)
+
+// Row is one row as the cache stores it.
+type Row struct {
+	// JSON is the row as a JSON object, in Debezium's encoding (see the README), without excluded
+	// columns.
+	JSON []byte
+	// Version is the version of the change that wrote it; zero for a row read from the database or
+	// filled from it.
+	Version rowcache.Version
+	From    Source
+}
+
+// Decode unmarshals the row into v (a struct with json tags, or a map).
+func (r Row) Decode(v any) error {
+	if err := json.Unmarshal(r.JSON, v); err != nil {
+		return fmt.Errorf("readcache: decode row: %w", err)
+	}
+	return nil
+}
+
+// GetAs reads a row and decodes it into a T.
+func GetAs[T any](ctx context.Context, c *Client, table string, pk ...any) (T, error) {
+	var v T
+	row, err := c.Get(ctx, table, pk...)
+	if err != nil {
+		return v, err
+	}
+	return v, row.Decode(&v)
+}
+
+// Options configure a Client. Redis and Tables are required.
+type Options struct {
+	// Redis must be created with ContextTimeoutEnabled, so RedisTimeout bounds every call.
+	Redis *redis.Client
+	// DB is the database to fall back to (go-sql-driver/mysql, DSN as mysqlrow.CheckDSN requires);
+	// nil serves from the cache alone.
+	DB *sql.DB
+	// Tables is the same table policy the apply function runs with (change.ConfigFromEnv reads it from
+	// the same CACHE_* variables), so both agree on keys and excluded columns.
+	Tables change.Config
+
+	FillTTL      time.Duration // default 10m
+	NotFoundTTL  time.Duration // default 0: "not found" is not cached
+	RedisTimeout time.Duration // default 50ms
+	DBTimeout    time.Duration // default 2s
+
+	BreakerFailures int           // consecutive Redis failures that open the breaker; default 5
+	BreakerCooldown time.Duration // first cool-down, doubling to 30s while probes fail; default 500ms
+
+	// L1Size is the number of rows kept in process memory; 0 turns the L1 off.
+	L1Size int
+	// L1MaxAge caps how long a row is served from L1 even without an invalidation; default 10s.
+	L1MaxAge time.Duration
+	// InvalidationChannel must match the function's CACHE_INVALIDATION_CHANNEL.
+	InvalidationChannel string
+
+	MeterProvider metric.MeterProvider
+}
+
+// Client reads rows. It is safe for concurrent use; Close it to stop the L1 subscriber.
+type Client struct {
+	o       Options
+	policy  *change.Policy
+	store   *rowcache.Store
+	flight  singleflight.Group
+	breaker *breaker
+	l1      *l1
+	meta    sync.Map // "db.table" → *mysqlrow.Table
+	m       metrics
+	cancel  context.CancelFunc
+	done    chan struct{}
+	ps      *redis.PubSub
+
+	// Test hooks: afterLoad runs between the database read and the fill (to interleave a change);
+	// joined runs once a caller has joined the key's shared query.
+	afterLoad func(key string)
+	joined    func(key string)
+}
+
+// New validates o and returns a Client; with an L1 it starts the invalidation subscriber.
+func New(ctx context.Context, o Options) (*Client, error) {
+	if o.Redis == nil {
+		return nil, errors.New("readcache: Options.Redis is required")
+	}
+	if !o.Redis.Options().ContextTimeoutEnabled {
+		return nil, errors.New("readcache: create the Redis client with ContextTimeoutEnabled: true, or RedisTimeout cannot bound its calls")
+	}
+	policy, err := change.NewPolicy(o.Tables)
+	if err != nil {
+		return nil, fmt.Errorf("readcache: %w", err)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.FillTTL, 10*time.Minute)
+	def(&o.RedisTimeout, 50*time.Millisecond)
+	def(&o.DBTimeout, 2*time.Second)
+	def(&o.BreakerCooldown, 500*time.Millisecond)
+	def(&o.L1MaxAge, 10*time.Second)
+	if o.BreakerFailures <= 0 {
+		o.BreakerFailures = 5
+	}
+	if o.InvalidationChannel == "" {
+		o.InvalidationChannel = rowcache.DefaultInvalidationChannel
+	}
+	c := &Client{
+		o:       o,
+		policy:  policy,
+		store:   rowcache.NewStore(o.Redis, 0).WithInvalidationChannel(""),
+		breaker: newBreaker(o.BreakerFailures, o.BreakerCooldown, 30*time.Second),
+	}
+	if c.m, err = newMetrics(o.MeterProvider); err != nil {
+		return nil, err
+	}
+	if o.L1Size > 0 {
+		c.l1 = newL1(o.L1Size, o.L1MaxAge)
+		subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		c.cancel, c.done = cancel, make(chan struct{})
+		c.ps = o.Redis.Subscribe(subCtx, o.InvalidationChannel)
+		go c.subscribe(subCtx)
+	}
+	return c, nil
+}
+
+// Close stops the invalidation subscriber. It does not close the Redis client or the database.
+func (c *Client) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+		err := c.ps.Close() // unblocks Receive
+		<-c.done
+		return err
+	}
+	return nil
+}
+
+// subscribe keeps the L1 in step with the invalidation channel; the L1 is trusted only while the
+// subscription is confirmed, and emptied whenever that changes (messages may have been missed).
+func (c *Client) subscribe(ctx context.Context) {
+	defer close(c.done)
+	for {
+		msg, err := c.ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			c.l1.setHealthy(m.Kind == "subscribe")
+		case *redis.Message:
+			c.l1.invalidate(m.Payload)
+		case *redis.Pong:
+		default:
+			if err != nil {
+				// go-redis reconnects and resubscribes on the next Receive; until then, no L1.
+				c.l1.setHealthy(false)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}
+	}
+}
+
+// Get returns the row of table ("db.table") whose primary key is pk (the key columns' values in key
+// order: integers, strings, or json.RawMessage for anything else, as Debezium encodes it).
+func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) {
+	start := time.Now()
+	t, meta, key, err := c.locate(ctx, table, pk)
+	if err != nil {
+		return Row{}, err
+	}
+	var gen uint64
+	if c.l1 != nil {
+		var row Row
+		var hit bool
+		if row, hit, gen = c.l1.get(key); hit {
+			row.From = FromL1
+			c.m.lookup(ctx, "l1_hit", FromL1, start)
+			return row, nil
+		}
+	}
+	redisOK := false
+	if ok, probe := c.breaker.allow(); ok {
+		rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
+		e, found, err := rowcache.Get(rctx, c.o.Redis, key)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return Row{}, ctx.Err()
+		case errors.Is(err, redis.ErrPoolTimeout):
+			// Every connection is busy: this process is saturated, Redis is not failing. Serve this read
+			// from the database without opening the breaker.
+			c.m.redisErrors.Add(ctx, 1)
+		case err != nil:
+			c.breaker.failure(probe)
+			c.m.redisErrors.Add(ctx, 1)
+		case found && e.Deleted():
+			c.breaker.success(probe)
+			c.m.lookup(ctx, "deleted", FromRedis, start)
+			return Row{}, ErrNotFound
+		case found:
+			c.breaker.success(probe)
+			row := Row{JSON: e.Row, Version: e.Version, From: FromRedis}
+			if c.l1 != nil {
+				c.l1.put(key, row, gen)
+			}
+			c.m.lookup(ctx, "hit", FromRedis, start)
+			return row, nil
+		default:
+			c.breaker.success(probe)
+			redisOK = true
+		}
+	}
+	if c.o.DB == nil {
+		if redisOK {
+			c.m.lookup(ctx, "miss", FromRedis, start)
+			return Row{}, ErrNotFound
+		}
+		return Row{}, fmt.Errorf("%w: Redis failed and no database is configured", ErrUnavailable)
+	}
+	outcome := "miss"
+	if !redisOK {
+		outcome = "fallback"
+	}
+	row, err := c.load(ctx, t, meta, key, pk, redisOK)
+	c.m.lookup(ctx, outcome, FromDatabase, start)
+	return row, err
+}
+
+type loaded struct {
+	row   Row
+	found bool
+}
+
+// load reads the row from the database, once per key however many callers miss it at the same time,
+// and fills the cache if Redis answered.
+func (c *Client) load(ctx context.Context, t *change.Table, meta *mysqlrow.Table, key string, pk []any, fill bool) (Row, error) {
+	ch := c.flight.DoChan(key, func() (any, error) {
+		// Detached from the first caller: its cancellation must not fail the others sharing the query.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
+		defer cancel()
+		c.m.dbQueries.Add(dctx, 1)
+		row, found, err := c.query(dctx, t, meta, pk)
+		if err != nil {
+			return nil, err
+		}
+		if c.afterLoad != nil {
+			c.afterLoad(key)
+		}
+		if fill {
+			c.fill(dctx, key, row, found)
+		}
+		return loaded{row: row, found: found}, nil
+	})
+	if c.joined != nil {
+		c.joined(key)
+	}
+	select {
+	case <-ctx.Done():
+		return Row{}, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			if !fill { // this caller came here because Redis failed or was skipped
+				return Row{}, fmt.Errorf("%w: Redis is failing, and the database: %v", ErrUnavailable, r.Err)
+			}
+			return Row{}, r.Err
+		}
+		l := r.Val.(loaded)
+		if !l.found {
+			return Row{}, ErrNotFound
+		}
+		return l.row, nil
+	}
+}
+
+func (c *Client) fill(ctx context.Context, key string, row Row, found bool) {
+	var data []byte
+	ttl := c.o.FillTTL
+	if found {
+		data = row.JSON
+	} else if c.o.NotFoundTTL > 0 {
+		ttl = c.o.NotFoundTTL
+	} else {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
+	defer cancel()
+	stored, err := c.store.Fill(rctx, key, data, ttl)
+	switch {
+	case err != nil:
+		c.m.redisErrors.Add(ctx, 1)
+	case stored:
+		c.m.fills.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "stored")))
+	default:
+		// A change (or another fill) got there first; it is at least as new as what we read.
+		c.m.fills.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "conflict")))
+	}
+}
+
+func (c *Client) query(ctx context.Context, t *change.Table, meta *mysqlrow.Table, pk []any) (Row, bool, error) {
+	if meta == nil {
+		m, err := c.metadata(ctx, t.DB, t.Name)
+		if err != nil {
+			return Row{}, false, err
+		}
+		meta = m
+	}
+	var where strings.Builder
+	for i, col := range meta.PrimaryKey {
+		if i > 0 {
+			where.WriteString(" AND ")
+		}
+		where.WriteString(mysqlrow.QuoteIdent(col))
+		where.WriteString(" = ?")
+	}
+	q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE " + where.String()
+	rows, err := c.o.DB.QueryContext(ctx, q, pk...)
+	if err != nil {
+		return Row{}, false, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Row{}, false, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
+		}
+		return Row{}, false, nil
+	}
+	r, err := meta.ScanRow(rows)
+	if err != nil {
+		return Row{}, false, fmt.Errorf("readcache: read %s.%s: %w", t.DB, t.Name, err)
+	}
+	return Row{JSON: t.RowJSON(r), From: FromDatabase}, true, nil
+}
+
+// locate finds the table's policy and the row's key.
+func (c *Client) locate(ctx context.Context, table string, pk []any) (*change.Table, *mysqlrow.Table, string, error) {
+	db, name, ok := strings.Cut(table, ".")
+	if !ok {
+		return nil, nil, "", fmt.Errorf("readcache: table %q is not db.table", table)
+	}
+	t, ok := c.policy.Table(db, name)
+	if !ok {
+		return nil, nil, "", fmt.Errorf("readcache: table %s is not cached (not in CACHE_TABLES)", table)
+	}
+	if len(pk) == 0 {
+		return nil, nil, "", fmt.Errorf("readcache: %s: no primary-key values given", table)
+	}
+	// Column names matter only to templates that name key columns; the database knows them.
+	var meta *mysqlrow.Table
+	if c.o.DB != nil {
+		m, err := c.metadata(ctx, db, name)
+		if err == nil {
+			meta = m
+		}
+	}
+	key := make(debezium.Row, len(pk))
+	for i, v := range pk {
+		raw, err := jsonValue(v)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("readcache: %s: key value %d: %w", table, i+1, err)
+		}
+		key[i] = debezium.Column{Name: strconv.Itoa(i), Value: raw}
+	}
+	if meta != nil {
+		if len(meta.PrimaryKey) != len(pk) {
+			return nil, nil, "", fmt.Errorf("readcache: %s has a %d-column primary key (%s), got %d values", table, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
+		}
+		for i, col := range meta.PrimaryKey {
+			key[i].Name = col
+		}
+	}
+	k, err := t.Key(key)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("readcache: %s: %w", table, err)
+	}
+	return t, meta, k, nil
+}
+
+func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table, error) {
+	id := db + "." + name
+	if m, ok := c.meta.Load(id); ok {
+		return m.(*mysqlrow.Table), nil
+	}
+	// Once per table however many first reads arrive together; the "\x00" keeps these flights apart
+	// from row keys.
+	m, err, _ := c.flight.Do("\x00meta:"+id, func() (any, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
+		defer cancel()
+		m, err := mysqlrow.LoadTable(dctx, c.o.DB, db, name)
+		if err != nil {
+			return nil, fmt.Errorf("readcache: table %s: %w", id, err)
+		}
+		if len(m.PrimaryKey) == 0 {
+			return nil, fmt.Errorf("readcache: table %s has no primary key, so it is not cached", id)
+		}
+		c.meta.Store(id, m)
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m.(*mysqlrow.Table), nil
+}
+
+// jsonValue encodes a key value as Debezium does in the message key.
+func jsonValue(v any) (json.RawMessage, error) {
+	switch x := v.(type) {
+	case json.RawMessage:
+		return x, nil
+	case string, []byte, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		if b, ok := x.([]byte); ok {
+			x = string(b)
+		}
+		b, err := json.Marshal(x)
+		return b, err
+	}
+	return nil, fmt.Errorf("unsupported type %T: pass integers, strings, or json.RawMessage as Debezium encodes the column", v)
+}

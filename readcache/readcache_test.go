@@ -1,0 +1,420 @@
+package readcache
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+// fixture: a real MariaDB with a shop schema and a real redis-server.
+type fixture struct {
+	t      *testing.T
+	redis  *testredis.Server
+	rdb    *redis.Client
+	db     *sql.DB
+	store  *rowcache.Store // the apply function's writer
+	reader *sdkmetric.ManualReader
+}
+
+const floorKey = "cloudsql-cache:truncated:shop.customers"
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	my := testmysql.Start(t)
+	f := &fixture{t: t, redis: testredis.Start(t), reader: sdkmetric.NewManualReader()}
+	f.db = my.DB("shop")
+	my.Exec(f.db,
+		"CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, balance DECIMAL(10,2) NOT NULL, secret VARCHAR(64))",
+		"CREATE TABLE line_items (order_id VARCHAR(32), line INT, qty INT NOT NULL, PRIMARY KEY (order_id, line))",
+		"INSERT INTO customers VALUES (1, 'Ann', 12.3, 'pii'), (2, 'Bob', 0, NULL)",
+		"INSERT INTO line_items VALUES ('a:b', 2, 5)",
+	)
+	f.rdb = f.newRedisClient()
+	f.store = rowcache.NewStore(f.rdb, time.Hour)
+	return f
+}
+
+func (f *fixture) newRedisClient() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: f.redis.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1,
+		DialTimeout: 100 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond})
+	f.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (f *fixture) client(mod func(*Options)) *Client {
+	f.t.Helper()
+	o := Options{
+		Redis:         f.newRedisClient(),
+		DB:            f.db,
+		Tables:        change.Config{ExcludeColumns: []string{"shop.customers.secret"}},
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader)),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	c, err := New(context.Background(), o)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// counter sums a counter's data points, optionally only those with attribute result=res.
+func (f *fixture) counter(name, res string) int64 {
+	f.t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := f.reader.Collect(context.Background(), &rm); err != nil {
+		f.t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				if v, _ := dp.Attributes.Value("result"); res == "" || v.AsString() == res {
+					n += dp.Value
+				}
+			}
+		}
+	}
+	return n
+}
+
+func TestMissFillsThenHits(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(nil)
+	ctx := context.Background()
+	row, err := c.Get(ctx, "shop.customers", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"id":1,"name":"Ann","balance":"12.30"}` // Debezium's encoding, secret excluded
+	if string(row.JSON) != want || row.From != FromDatabase {
+		t.Fatalf("miss: %s from %s", row.JSON, row.From)
+	}
+	if got := f.rdb.Get(ctx, "shop.customers:1").Val(); got != "0.0.0.0.0 "+want {
+		t.Fatalf("filled value %q", got)
+	}
+	if ttl := f.rdb.PTTL(ctx, "shop.customers:1").Val(); ttl <= 0 || ttl > 10*time.Minute {
+		t.Fatalf("fill TTL %v", ttl)
+	}
+	row, err = c.Get(ctx, "shop.customers", 1)
+	if err != nil || row.From != FromRedis || string(row.JSON) != want {
+		t.Fatalf("second read: %s from %s (%v)", row.JSON, row.From, err)
+	}
+	var cust struct {
+		ID      int    `json:"id"`
+		Balance string `json:"balance"`
+	}
+	if cust, err = GetAs[struct {
+		ID      int    `json:"id"`
+		Balance string `json:"balance"`
+	}](ctx, c, "shop.customers", 1); err != nil || cust.ID != 1 || cust.Balance != "12.30" {
+		t.Fatalf("GetAs: %+v %v", cust, err)
+	}
+	// Composite keys, escaped as the apply function escapes them.
+	row, err = c.Get(ctx, "shop.line_items", "a:b", 2)
+	if err != nil || string(row.JSON) != `{"order_id":"a:b","line":2,"qty":5}` {
+		t.Fatalf("composite: %s %v", row.JSON, err)
+	}
+	if f.rdb.Exists(ctx, "shop.line_items:a%3Ab:2").Val() != 1 {
+		t.Fatal("composite key not filled under the escaped key")
+	}
+	if q := f.counter("cloudsql_cache.read.db_queries", ""); q != 2 {
+		t.Fatalf("%d database queries, want 2", q)
+	}
+	if _, err := c.Get(ctx, "shop.customers", 1, 2); err == nil {
+		t.Fatal("two values for a one-column key: want an error")
+	}
+	if _, err := c.Get(ctx, "shop.customers", 1.5); err == nil {
+		t.Fatal("unsupported key type: want an error")
+	}
+}
+
+func TestTombstoneIsNotFoundWithoutTheDatabase(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(nil)
+	ctx := context.Background()
+	if _, err := f.store.Delete(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "shop.customers", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	if q := f.counter("cloudsql_cache.read.db_queries", ""); q != 0 {
+		t.Fatalf("a tombstone cost %d database queries", q)
+	}
+}
+
+// The fill reads the old row, a change lands, the fill arrives late: the cache must end with the change.
+func TestLateFillLosesToChange(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(nil)
+	ctx := context.Background()
+	update := `{"id":1,"name":"Ann (updated)","balance":"99.00"}`
+	c.afterLoad = func(key string) {
+		if _, err := f.db.Exec("UPDATE customers SET name='Ann (updated)', balance=99 WHERE id=1"); err != nil {
+			t.Error(err)
+		}
+		if _, err := f.store.Upsert(ctx, key, floorKey, rowcache.Version{File: 1, Pos: 500}, []byte(update)); err != nil {
+			t.Error(err)
+		}
+	}
+	row, err := c.Get(ctx, "shop.customers", 1)
+	if err != nil || row.From != FromDatabase {
+		t.Fatalf("%s %v", row.JSON, err)
+	}
+	if got := f.rdb.Get(ctx, "shop.customers:1").Val(); got != "0.0.1.500.0 "+update {
+		t.Fatalf("cache holds %q after the late fill, want the update", got)
+	}
+	if n := f.counter("cloudsql_cache.read.fills", "conflict"); n != 1 {
+		t.Fatalf("fill conflicts %d", n)
+	}
+	// And the other order: the fill lands first, the change replaces it.
+	c.afterLoad = nil
+	if _, err := c.Get(ctx, "shop.customers", 2); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.store.Upsert(ctx, "shop.customers:2", floorKey, rowcache.Version{File: 1, Pos: 1}, []byte(`{"id":2}`)); r != rowcache.Applied {
+		t.Fatalf("change over a fill: %v", r)
+	}
+}
+
+func TestNotFoundCachedUntilInsert(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(func(o *Options) { o.NotFoundTTL = time.Minute })
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := c.Get(ctx, "shop.customers", 42); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if q := f.counter("cloudsql_cache.read.db_queries", ""); q != 1 {
+		t.Fatalf("%d queries for a cached not-found", q)
+	}
+	if r, _ := f.store.Upsert(ctx, "shop.customers:42", floorKey, rowcache.Version{File: 1, Pos: 7}, []byte(`{"id":42}`)); r != rowcache.Applied {
+		t.Fatalf("the insert did not override the cached not-found: %v", r)
+	}
+	if row, err := c.Get(ctx, "shop.customers", 42); err != nil || string(row.JSON) != `{"id":42}` {
+		t.Fatalf("%s %v", row.JSON, err)
+	}
+}
+
+func TestConcurrentMissesShareOneQuery(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(nil)
+	const n = 1000
+	var joined atomic.Int64
+	c.joined = func(string) { joined.Add(1) }
+	c.afterLoad = func(string) {
+		// Hold the query until every caller has joined it, so the test does not depend on timing.
+		deadline := time.Now().Add(20 * time.Second)
+		for joined.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Get(context.Background(), "shop.customers", 1); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if joined.Load() != n {
+		t.Fatalf("%d callers joined", joined.Load())
+	}
+	if q := f.counter("cloudsql_cache.read.db_queries", ""); q != 1 {
+		t.Fatalf("%d concurrent misses made %d database queries, want 1", n, q)
+	}
+}
+
+func TestRedisDownFallsBackAndBreaks(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(func(o *Options) { o.BreakerFailures = 3; o.BreakerCooldown = time.Hour })
+	ctx := context.Background()
+	f.redis.Stop()
+	before := runtime.NumGoroutine()
+	for i := 0; i < 50; i++ {
+		row, err := c.Get(ctx, "shop.customers", 1)
+		if err != nil || row.From != FromDatabase {
+			t.Fatalf("with Redis down: %v %v", row.From, err)
+		}
+	}
+	if e := f.counter("cloudsql_cache.read.redis_errors", ""); e != 3 {
+		t.Fatalf("%d Redis errors: the breaker should have stopped calling Redis after 3", e)
+	}
+	if n := f.counter("cloudsql_cache.read.lookups", "fallback"); n != 50 {
+		t.Fatalf("fallbacks %d", n)
+	}
+	if after := runtime.NumGoroutine(); after > before+10 {
+		t.Fatalf("goroutines grew from %d to %d", before, after)
+	}
+	// The database down too: a clear error.
+	broken, _ := sql.Open("mysql", "root@tcp(127.0.0.1:1)/shop")
+	c2 := f.client(func(o *Options) { o.DB = broken; o.DBTimeout = time.Second })
+	c2.meta.Store("shop.customers", mustMeta(t, c, "shop", "customers"))
+	if _, err := c2.Get(ctx, "shop.customers", 1); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func mustMeta(t *testing.T, c *Client, db, table string) any {
+	t.Helper()
+	m, err := c.metadata(context.Background(), db, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestBreakerProbesAndRecovers(t *testing.T) {
+	b := newBreaker(2, time.Second, 4*time.Second)
+	now := time.Unix(0, 0)
+	b.now = func() time.Time { return now }
+	b.failure(false)
+	b.failure(false)
+	if ok, _ := b.allow(); ok {
+		t.Fatal("open breaker allowed a call")
+	}
+	now = now.Add(time.Second)
+	ok, probe := b.allow()
+	if !ok || !probe {
+		t.Fatal("no probe after the cool-down")
+	}
+	if ok, _ := b.allow(); ok {
+		t.Fatal("a second call while the probe is in flight")
+	}
+	b.failure(true) // cool-down doubles
+	now = now.Add(time.Second)
+	if ok, _ := b.allow(); ok {
+		t.Fatal("probe before the doubled cool-down")
+	}
+	now = now.Add(time.Second)
+	ok, probe = b.allow()
+	b.success(probe)
+	if ok, probe := b.allow(); !ok || probe {
+		t.Fatal("breaker did not close after a successful probe")
+	}
+}
+
+// Two replicas of a service, each with an L1: after a change is applied, neither serves the old row
+// for longer than the invalidation takes to arrive.
+func TestL1TwoReplicasInvalidated(t *testing.T) {
+	f := newFixture(t)
+	replicas := []*Client{f.client(func(o *Options) { o.L1Size = 100 }), f.client(func(o *Options) { o.L1Size = 100 })}
+	ctx := context.Background()
+	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 10}, []byte(`{"id":1,"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, replicas...)
+	for _, r := range replicas {
+		for i := 0; i < 2; i++ {
+			if _, err := r.Get(ctx, "shop.customers", 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if row, _ := r.Get(ctx, "shop.customers", 1); row.From != FromL1 {
+			t.Fatalf("third read from %s, want l1", row.From)
+		}
+	}
+	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 20}, []byte(`{"id":1,"v":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	applied := time.Now()
+	for i, r := range replicas {
+		for {
+			row, err := r.Get(ctx, "shop.customers", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row.Version.Pos == 20 {
+				t.Logf("replica %d saw the change %v after it was applied", i, time.Since(applied))
+				break
+			}
+			if time.Since(applied) > 2*time.Second {
+				t.Fatalf("replica %d still serves version %v 2s after the change", i, row.Version)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if n := f.counter("cloudsql_cache.read.lookups", "l1_hit"); n < 2 {
+		t.Fatalf("l1 hits %d", n)
+	}
+}
+
+func waitHealthy(t *testing.T, cs ...*Client) {
+	t.Helper()
+	for _, c := range cs {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c.l1.mu.Lock()
+			ok := c.l1.healthy
+			c.l1.mu.Unlock()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the invalidation subscription never came up")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// A read that fetched a row just before a change must not store it in L1 after the change's
+// invalidation went by.
+func TestL1RefusesARowThatRacedAnInvalidation(t *testing.T) {
+	l := newL1(10, time.Minute)
+	l.setHealthy(true)
+	_, _, gen := l.get("k")
+	l.invalidate("k") // the change's invalidation arrives while the read is in flight
+	l.put("k", Row{JSON: []byte(`{"old":true}`)}, gen)
+	if _, hit, _ := l.get("k"); hit {
+		t.Fatal("stored a row older than an invalidation it raced")
+	}
+	_, _, gen = l.get("k")
+	l.put("k", Row{JSON: []byte(`{}`)}, gen)
+	if _, hit, _ := l.get("k"); !hit {
+		t.Fatal("a clean read was not stored")
+	}
+	l.setHealthy(false)
+	if _, hit, _ := l.get("k"); hit {
+		t.Fatal("L1 served while the subscription is down")
+	}
+	// Size bound.
+	l.setHealthy(true)
+	for i := 0; i < 25; i++ {
+		_, _, gen := l.get(fmt.Sprint(i))
+		l.put(fmt.Sprint(i), Row{}, gen)
+	}
+	if l.ll.Len() != 10 {
+		t.Fatalf("L1 holds %d rows, bound 10", l.ll.Len())
+	}
+}
