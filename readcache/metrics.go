@@ -16,6 +16,9 @@ type metrics struct {
 	dbQueries   metric.Int64Counter
 	redisErrors metric.Int64Counter
 	duration    metric.Float64Histogram
+	// Attribute sets built once: building them per read would cost more than an L1 hit.
+	resultAttrs map[string]metric.MeasurementOption
+	sourceAttrs map[Source]metric.MeasurementOption
 }
 
 func newMetrics(mp metric.MeterProvider) (metrics, error) {
@@ -36,6 +39,14 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	ms.duration, errs[4] = m.Float64Histogram("cloudsql_cache.read.duration", metric.WithUnit("ms"),
 		metric.WithDescription("Get latency by where the row came from."),
 		metric.WithExplicitBucketBoundaries(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000))
+	ms.resultAttrs = map[string]metric.MeasurementOption{}
+	for _, r := range []string{"l1_hit", "hit", "deleted", "miss", "fallback"} {
+		ms.resultAttrs[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", r)))
+	}
+	ms.sourceAttrs = map[Source]metric.MeasurementOption{}
+	for _, s := range []Source{FromL1, FromRedis, FromDatabase} {
+		ms.sourceAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("source", string(s))))
+	}
 	for _, err := range errs {
 		if err != nil {
 			return ms, fmt.Errorf("readcache: metrics: %w", err)
@@ -45,6 +56,6 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 }
 
 func (m metrics) lookup(ctx context.Context, result string, from Source, start time.Time) {
-	m.lookups.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
-	m.duration.Record(ctx, float64(time.Since(start).Microseconds())/1000, metric.WithAttributes(attribute.String("source", string(from))))
+	m.lookups.Add(ctx, 1, m.resultAttrs[result])
+	m.duration.Record(ctx, float64(time.Since(start).Nanoseconds())/1e6, m.sourceAttrs[from])
 }

@@ -309,6 +309,19 @@ func (c *Client) load(ctx context.Context, t *change.Table, meta *mysqlrow.Table
 		// Detached from the first caller: its cancellation must not fail the others sharing the query.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
 		defer cancel()
+		if fill {
+			// A herd's stragglers missed Redis before the previous flight's fill landed and start a new
+			// flight after it finished: look again before going to the database.
+			rctx, rcancel := context.WithTimeout(dctx, c.o.RedisTimeout)
+			e, found, err := rowcache.Get(rctx, c.o.Redis, key)
+			rcancel()
+			if err == nil && found {
+				if e.Deleted() {
+					return loaded{}, nil
+				}
+				return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, nil
+			}
+		}
 		c.m.dbQueries.Add(dctx, 1)
 		row, found, err := c.query(dctx, t, meta, pk)
 		if err != nil {
@@ -477,7 +490,11 @@ func jsonValue(v any) (json.RawMessage, error) {
 	switch x := v.(type) {
 	case json.RawMessage:
 		return x, nil
-	case string, []byte, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+	case int:
+		return strconv.AppendInt(nil, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(nil, x, 10), nil
+	case string, []byte, bool, int8, int16, int32, uint, uint8, uint16, uint32, uint64:
 		if b, ok := x.([]byte); ok {
 			x = string(b)
 		}

@@ -1,0 +1,149 @@
+// Command rowservice is an example of the service a user writes on top of cloudsql-cache: an HTTP API
+// that serves rows through the readcache package (L1, then Redis, then the database).
+//
+//	GET /rows/<db>.<table>/<pk>[/<pk>…]   the row as JSON; X-Cache says where it came from
+//	GET /healthz
+//
+// Configuration: MYSQL_DSN (go-sql-driver/mysql), the function's REDIS_* and CACHE_* variables, PORT
+// (default 8081), READ_L1_SIZE (default 10000 rows; 0 turns the L1 off), READ_FILL_TTL (10m),
+// READ_NOT_FOUND_TTL (0s: off).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/readcache"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv); err != nil {
+		fmt.Fprintf(os.Stderr, "rowservice: %v\n", err)
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	h, closeFn, err := newHandler(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	port := getenv("PORT")
+	if port == "" {
+		port = "8081"
+	}
+	srv := &http.Server{Addr: "127.0.0.1:" + port, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	slog.Info("rowservice listening", "addr", srv.Addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, func(), error) {
+	var errs []error
+	rc, rerrs := redisenv.FromEnv(getenv)
+	errs = append(errs, rerrs...)
+	tables, terrs := change.ConfigFromEnv(getenv)
+	errs = append(errs, terrs...)
+	dsn := getenv("MYSQL_DSN")
+	if dsn == "" {
+		errs = append(errs, errors.New("MYSQL_DSN: required (e.g. user:password@tcp(host:3306)/)"))
+	} else if checked, err := mysqlrow.CheckDSN(dsn); err != nil {
+		errs = append(errs, fmt.Errorf("MYSQL_DSN: %w", err))
+	} else {
+		dsn = checked
+	}
+	dur := func(name, def string) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			v = def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 10m", name, v))
+		}
+		return d
+	}
+	fillTTL, notFoundTTL := dur("READ_FILL_TTL", "10m"), dur("READ_NOT_FOUND_TTL", "0s")
+	l1 := 10000
+	if v := getenv("READ_L1_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("READ_L1_SIZE: %q is not a row count", v))
+		}
+		l1 = n
+	}
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MYSQL_DSN: %w", err)
+	}
+	ro, err := rc.Options()
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	rdb := redis.NewClient(ro)
+	c, err := readcache.New(ctx, readcache.Options{
+		Redis: rdb, DB: db, Tables: tables,
+		FillTTL: fillTTL, NotFoundTTL: notFoundTTL, L1Size: l1,
+		InvalidationChannel: getenv("CACHE_INVALIDATION_CHANNEL"),
+	})
+	if err != nil {
+		rdb.Close()
+		db.Close()
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /rows/{table}/{pk...}", func(w http.ResponseWriter, r *http.Request) {
+		pk := strings.Split(r.PathValue("pk"), "/")
+		args := make([]any, len(pk))
+		for i, v := range pk {
+			args[i] = v
+		}
+		row, err := c.Get(r.Context(), r.PathValue("table"), args...)
+		switch {
+		case errors.Is(err, readcache.ErrNotFound):
+			http.Error(w, "not found", http.StatusNotFound)
+		case errors.Is(err, readcache.ErrUnavailable):
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Cache", string(row.From))
+			w.Header().Set("X-Cache-Version", row.Version.String())
+			w.Write(append(row.JSON, '\n'))
+		}
+	})
+	return mux, func() { c.Close(); rdb.Close(); db.Close() }, nil
+}

@@ -1,0 +1,174 @@
+package readcache
+
+// Benchmarks of the read path, each beside its baseline measured in the same run against the same
+// servers (real redis-server and MariaDB on loopback). Compare with benchstat or read the ratios that
+// `make bench` prints:
+//
+//	BenchmarkHit/raw_GET              go-redis GET of the same key (the baseline)
+//	BenchmarkHit/readcache            Get served from Redis
+//	BenchmarkL1/map_read              a read of a mutex-guarded Go map (the baseline)
+//	BenchmarkL1/readcache             Get served from the in-process L1
+//	BenchmarkMiss/raw_query           the SELECT by primary key the miss makes (the baseline)
+//	BenchmarkMiss/readcache           Get on a miss: GET, SELECT, fill
+//	BenchmarkHerd                     1,000 concurrent misses of one key; reports db_queries/op
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+)
+
+type benchEnv struct {
+	rdb *redis.Client
+	db  *sql.DB
+}
+
+func newBenchEnv(b *testing.B) benchEnv {
+	b.Helper()
+	my := testmysql.Start(b)
+	db := my.DB("shop")
+	my.Exec(db, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, email VARCHAR(128), balance DECIMAL(10,2) NOT NULL, bio TEXT)")
+	for i := 0; i < 1000; i++ {
+		my.Exec(db, fmt.Sprintf("INSERT INTO customers VALUES (%d, 'customer %d', 'c%d@example.com', %d.25, REPEAT('x', 700))", i, i, i, i))
+	}
+	rs := testredis.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
+	b.Cleanup(func() { rdb.Close() })
+	return benchEnv{rdb: rdb, db: db}
+}
+
+func (e benchEnv) client(b *testing.B, l1 int) *Client {
+	c, err := New(context.Background(), Options{Redis: e.rdb, DB: e.db, Tables: change.Config{}, L1Size: l1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+func BenchmarkHit(b *testing.B) {
+	e := newBenchEnv(b)
+	c := e.client(b, 0)
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "shop.customers", 7); err != nil { // fills the key
+		b.Fatal(err)
+	}
+	b.Run("raw_GET", func(b *testing.B) {
+		for b.Loop() {
+			if err := e.rdb.Get(ctx, "shop.customers:7").Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("readcache", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.Get(ctx, "shop.customers", 7); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkL1(b *testing.B) {
+	e := newBenchEnv(b)
+	c := e.client(b, 1000)
+	ctx := context.Background()
+	for c.l1.gen == 0 || !c.l1.healthy { // wait for the invalidation subscription
+		c.Get(ctx, "shop.customers", 7)
+	}
+	c.Get(ctx, "shop.customers", 7)
+	if row, _ := c.Get(ctx, "shop.customers", 7); row.From != FromL1 {
+		b.Fatalf("not an L1 hit: %s", row.From)
+	}
+	var mu sync.Mutex
+	m := map[string][]byte{"shop.customers:7": []byte(`{}`)}
+	b.Run("map_read", func(b *testing.B) {
+		for b.Loop() {
+			mu.Lock()
+			_ = m["shop.customers:7"]
+			mu.Unlock()
+		}
+	})
+	b.Run("readcache", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.Get(ctx, "shop.customers", 7); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkMiss(b *testing.B) {
+	e := newBenchEnv(b)
+	c := e.client(b, 0)
+	ctx := context.Background()
+	meta, err := c.metadata(ctx, "shop", "customers")
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE `id` = ?"
+	b.Run("raw_query", func(b *testing.B) {
+		for b.Loop() {
+			rows, err := e.db.QueryContext(ctx, q, 7)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !rows.Next() {
+				b.Fatal("no row")
+			}
+			if _, err := meta.ScanRow(rows); err != nil {
+				b.Fatal(err)
+			}
+			rows.Close()
+		}
+	})
+	b.Run("readcache", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			e.rdb.Del(ctx, "shop.customers:7")
+			b.StartTimer()
+			row, err := c.Get(ctx, "shop.customers", 7)
+			if err != nil || row.From != FromDatabase {
+				b.Fatalf("%v %v", row.From, err)
+			}
+		}
+	})
+}
+
+func BenchmarkHerd(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	var queries, rounds int64
+	for b.Loop() {
+		b.StopTimer()
+		c := e.client(b, 0)
+		var mu sync.Mutex
+		c.afterLoad = func(string) { mu.Lock(); queries++; mu.Unlock() }
+		e.rdb.Del(ctx, "shop.customers:7")
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < 1000; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := c.Get(ctx, "shop.customers", 7); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		b.StartTimer()
+		close(start)
+		wg.Wait()
+		rounds++
+	}
+	b.ReportMetric(float64(queries)/float64(rounds), "db_queries/op")
+}
