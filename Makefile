@@ -7,16 +7,20 @@ STATE ?= .state
 REDIS_PORT ?= 6390
 MYSQL_PORT ?= 3307
 PORT ?= 8080
+READ_PORT ?= 8081
 # RUN_FLAGS: more localrun flags, e.g. RUN_FLAGS='-rate 100 -extra "reader=go run ./examples/reader"'
 RUN_FLAGS ?=
 FUZZTIME ?= 5s
 
-.PHONY: run run-function verify-local test vet fuzz memory build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench memory build deps clean
 
-## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis
+## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
+## and the example read service (examples/rowservice) on READ_PORT
 run: deps
 	$(GO) build -o $(STATE)/bin/localrun ./cmd/localrun
-	$(STATE)/bin/localrun -state $(STATE) -mysql-port $(MYSQL_PORT) -redis-port $(REDIS_PORT) -port $(PORT) $(RUN_FLAGS)
+	$(GO) build -o $(STATE)/bin/rowservice ./examples/rowservice
+	$(STATE)/bin/localrun -state $(STATE) -mysql-port $(MYSQL_PORT) -redis-port $(REDIS_PORT) -port $(PORT) \
+	  -extra "rowservice=PORT=$(READ_PORT) $(STATE)/bin/rowservice" $(RUN_FLAGS)
 
 ## verify-local: the drift checker against the database and cache `make run` started
 verify-local:
@@ -27,12 +31,17 @@ run-function: deps
 	STATE=$(STATE) REDIS_PORT=$(REDIS_PORT) PORT=$(PORT) local/run-function.sh
 
 ## test: vet, all tests (race detector on), then each fuzz target briefly
-test: deps vet
-	$(GO) test -race -count=1 -timeout 15m ./...
+test: deps vet terraform-check
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
+## terraform-check: HCL formatting (providers cannot be downloaded here; the HCL tests run in `go test`)
+terraform-check:
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform && echo "terraform fmt: clean"; \
+	 else echo "terraform not installed: fmt check not run (the HCL property tests run in go test)"; fi
+
 vet:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.state/*')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 ## fuzz: run every fuzz target for FUZZTIME (seed corpora also run in plain `go test`)
@@ -41,6 +50,10 @@ fuzz:
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
+
+## bench: the benchmarks, each beside its baseline measured in the same run (not part of `make test`)
+bench: deps memory
+	$(GO) test ./readcache -run '^$$' -bench . -benchtime 3000x -count 3
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON
 memory: deps
