@@ -244,6 +244,10 @@ func (p *Policy) Table(db, table string) (*Table, bool) {
 // Key returns the Redis key of the row whose primary key is pk.
 func (t *Table) Key(pk debezium.Row) (string, error) { return t.key.render(pk) }
 
+// KeyNamesColumns reports whether the table's key template names key columns (rather than using
+// {pk}), so that building a key needs the columns' names, not only their values in key order.
+func (t *Table) KeyNamesColumns() bool { return len(t.key.cols) > 0 }
+
 // RowJSON encodes a row image as the cached JSON object, without the excluded columns.
 func (t *Table) RowJSON(row debezium.Row) []byte {
 	var skip func(string) bool

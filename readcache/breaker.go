@@ -47,6 +47,17 @@ func (b *breaker) success(probe bool) {
 	}
 }
 
+// release gives back a probe whose call ended without telling anything about Redis (the caller gave
+// up, or the pool was exhausted), so the next call may probe.
+func (b *breaker) release(probe bool) {
+	if !probe {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probeInFlight = false
+}
+
 func (b *breaker) failure(probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -256,11 +256,17 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		cancel()
 		switch {
 		case err != nil && ctx.Err() != nil:
+			c.breaker.release(probe)
 			return Row{}, ctx.Err()
 		case errors.Is(err, redis.ErrPoolTimeout):
 			// Every connection is busy: this process is saturated, Redis is not failing. Serve this read
 			// from the database without opening the breaker.
+			c.breaker.release(probe)
 			c.m.redisErrors.Add(ctx, 1)
+		case errors.Is(err, rowcache.ErrMalformed) || (err != nil && strings.Contains(err.Error(), "WRONGTYPE")):
+			// Redis answered; the key holds another application's value. Not a Redis failure, and not
+			// ours to overwrite: read the database, do not fill.
+			c.breaker.success(probe)
 		case err != nil:
 			c.breaker.failure(probe)
 			c.m.redisErrors.Add(ctx, 1)
@@ -388,6 +394,9 @@ func (c *Client) query(ctx context.Context, t *change.Table, meta *mysqlrow.Tabl
 		}
 		meta = m
 	}
+	if len(meta.PrimaryKey) != len(pk) {
+		return Row{}, false, fmt.Errorf("readcache: %s.%s has a %d-column primary key (%s), got %d values", t.DB, t.Name, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
+	}
 	var where strings.Builder
 	for i, col := range meta.PrimaryKey {
 		if i > 0 {
@@ -428,13 +437,20 @@ func (c *Client) locate(ctx context.Context, table string, pk []any) (*change.Ta
 	if len(pk) == 0 {
 		return nil, nil, "", fmt.Errorf("readcache: %s: no primary-key values given", table)
 	}
-	// Column names matter only to templates that name key columns; the database knows them.
+	// Column names matter only to templates that name key columns; the database knows them. Other
+	// tables build their key from the values alone, so a hit never waits for the database.
 	var meta *mysqlrow.Table
-	if c.o.DB != nil {
-		m, err := c.metadata(ctx, db, name)
-		if err == nil {
-			meta = m
+	if t.KeyNamesColumns() {
+		if c.o.DB == nil {
+			return nil, nil, "", fmt.Errorf("readcache: %s: its key template names key columns, which needs Options.DB", table)
 		}
+		m, err := c.metadata(ctx, db, name)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		meta = m
+	} else if m, ok := c.meta.Load(db + "." + name); ok {
+		meta = m.(*mysqlrow.Table)
 	}
 	key := make(debezium.Row, len(pk))
 	for i, v := range pk {

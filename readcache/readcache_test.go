@@ -294,6 +294,43 @@ func mustMeta(t *testing.T, c *Client, db, table string) any {
 	return m
 }
 
+func TestForeignValueIsNotARedisFailure(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(func(o *Options) { o.BreakerFailures = 2 })
+	ctx := context.Background()
+	f.rdb.Set(ctx, "shop.customers:1", "another application's value", 0)
+	f.rdb.LPush(ctx, "shop.customers:2", "x")
+	for i := 0; i < 5; i++ {
+		for _, id := range []int{1, 2} {
+			if row, err := c.Get(ctx, "shop.customers", id); err != nil || row.From != FromDatabase {
+				t.Fatalf("id %d: %v %v", id, row.From, err)
+			}
+		}
+	}
+	if e := f.counter("cloudsql_cache.read.redis_errors", ""); e != 0 {
+		t.Fatalf("%d Redis errors counted for foreign values", e)
+	}
+	if f.rdb.Get(ctx, "shop.customers:1").Val() != "another application's value" {
+		t.Fatal("a foreign value was overwritten by a fill")
+	}
+	if _, err := c.Get(ctx, "shop.customers", 99); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the breaker opened: %v", err)
+	}
+}
+
+func TestBreakerReleasesAnAbandonedProbe(t *testing.T) {
+	b := newBreaker(1, time.Second, time.Second)
+	now := time.Unix(0, 0)
+	b.now = func() time.Time { return now }
+	b.failure(false)
+	now = now.Add(time.Second)
+	_, probe := b.allow()
+	b.release(probe) // the caller gave up before Redis answered
+	if ok, probe := b.allow(); !ok || !probe {
+		t.Fatal("an abandoned probe kept the breaker shut for good")
+	}
+}
+
 func TestBreakerProbesAndRecovers(t *testing.T) {
 	b := newBreaker(2, time.Second, 4*time.Second)
 	now := time.Unix(0, 0)

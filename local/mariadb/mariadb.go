@@ -88,11 +88,24 @@ func (s *Server) initialise(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, install, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mariadb: mariadb-install-db: %w\n%s", err, tail(out))
+	// mariadb-install-db bootstraps a server of its own; on a loaded machine it occasionally fails for
+	// no reason it reports. A fresh data directory and another try is what a person would do.
+	var out []byte
+	for attempt := 1; ; attempt++ {
+		out, err = exec.CommandContext(ctx, install, args...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if attempt == 3 || ctx.Err() != nil {
+			return fmt.Errorf("mariadb: mariadb-install-db (%d attempts): %w\n%s", attempt, err, out)
+		}
+		if rerr := os.RemoveAll(s.dataDir()); rerr != nil {
+			return fmt.Errorf("mariadb: mariadb-install-db: %w (and cleaning up: %v)", err, rerr)
+		}
+		if merr := os.MkdirAll(s.dataDir(), 0o755); merr != nil {
+			return merr
+		}
 	}
-	return nil
 }
 
 func (s *Server) start(ctx context.Context) error {
