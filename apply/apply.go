@@ -21,9 +21,7 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/cloudsql-cache/cloudsql-cache/change"
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
@@ -84,7 +82,7 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives one line per failure; nothing is logged on the success path.
 	Logger *slog.Logger
-	// MeterProvider receives the event counters; nil means no metrics.
+	// MeterProvider receives the metrics (see metrics.go); nil means no metrics.
 	MeterProvider metric.MeterProvider
 }
 
@@ -96,7 +94,7 @@ type Handler struct {
 	maxBody int64
 	timeout time.Duration
 	log     *slog.Logger
-	events  metric.Int64Counter
+	metrics *metrics
 }
 
 // New returns a Handler.
@@ -114,22 +112,16 @@ func New(o Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	mp := o.MeterProvider
-	if mp == nil {
-		mp = noop.NewMeterProvider()
-	}
 	var err error
-	h.events, err = mp.Meter("github.com/cloudsql-cache/cloudsql-cache/apply").Int64Counter("cloudsql_cache.events",
-		metric.WithUnit("{event}"),
-		metric.WithDescription("Change events handled, by table, op, outcome and reason."))
-	if err != nil {
-		return nil, fmt.Errorf("apply: create counter: %w", err)
+	if h.metrics, err = newMetrics(o.MeterProvider); err != nil {
+		return nil, err
 	}
 	return h, nil
 }
 
 // ServeHTTP handles one push delivery.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "apply: POST a Pub/Sub push envelope", http.StatusMethodNotAllowed)
@@ -144,13 +136,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusRequestEntityTooLarge
 		}
 		h.log.Error("rejected push request", "error", err.Error(), "status", status)
-		h.count(r.Context(), Result{Outcome: Rejected, Reason: "envelope"})
+		h.metrics.record(r.Context(), &push.Message{}, Result{Outcome: Rejected, Reason: "envelope"}, observation{})
 		http.Error(w, err.Error(), status)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	res := h.Handle(ctx, m)
+	res := h.handleAt(ctx, m, start)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch res.Outcome {
 	case Retry:
@@ -171,7 +163,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Handle applies one message and returns its outcome; it never panics on any input.
 func (h *Handler) Handle(ctx context.Context, m *push.Message) Result {
-	res := h.handle(ctx, m)
+	return h.handleAt(ctx, m, time.Now())
+}
+
+func (h *Handler) handleAt(ctx context.Context, m *push.Message, start time.Time) Result {
+	obs := observation{start: start}
+	res := h.handle(ctx, m, &obs)
 	var perm *PermanentError
 	if res.Outcome == "" && errors.As(res.Err, &perm) {
 		res.Reason = perm.Reason
@@ -188,7 +185,7 @@ func (h *Handler) Handle(ctx context.Context, m *push.Message) Result {
 			res.Reason = "redis"
 		}
 	}
-	h.count(ctx, res)
+	h.metrics.record(ctx, m, res, obs)
 	if res.Err != nil {
 		level := slog.LevelError
 		if res.Outcome == Retry {
@@ -211,7 +208,7 @@ func (h *Handler) Handle(ctx context.Context, m *push.Message) Result {
 	return res
 }
 
-func (h *Handler) handle(ctx context.Context, m *push.Message) (res Result) {
+func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation) (res Result) {
 	defer func() {
 		// Decoding is written not to panic; this keeps a bug from turning one message into a crash loop
 		// of the whole service. The message is dead-lettered with the panic as its reason.
@@ -227,6 +224,7 @@ func (h *Handler) handle(ctx context.Context, m *push.Message) (res Result) {
 		return Result{Outcome: Ignored, Reason: ev.Kind.String()}
 	}
 	res.Table, res.Op = ev.Source.DB+"."+ev.Source.Table, ev.Op.String()
+	obs.source, obs.hasSource = ev.Source, true
 	ch, ok, err := h.policy.Resolve(ev, m.OrderingKey)
 	if !ok && err == nil {
 		res.Outcome, res.Reason = Ignored, "table_not_cached"
@@ -247,11 +245,13 @@ func (h *Handler) handle(ctx context.Context, m *push.Message) (res Result) {
 		res.Key = ch.Table.Pattern
 		r, _, err = h.store.Truncate(ctx, ch.Table.FloorKey, ch.Table.Pattern, ch.Version)
 	}
+	obs.replied = time.Now()
 	if err != nil {
 		if errors.Is(err, rowcache.ErrForeignValue) {
 			res.Err = &PermanentError{Reason: "foreign_value", Err: err}
 		} else {
 			res.Err = err
+			obs.redisErr = err
 		}
 		return res
 	}
@@ -266,14 +266,4 @@ func (h *Handler) handle(ctx context.Context, m *push.Message) (res Result) {
 		res.Outcome, res.Reason = Stale, "truncated"
 	}
 	return res
-}
-
-func (h *Handler) count(ctx context.Context, r Result) {
-	// The request's context may already be cancelled; the count must still land.
-	h.events.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(
-		attribute.String("table", r.Table),
-		attribute.String("op", r.Op),
-		attribute.String("outcome", string(r.Outcome)),
-		attribute.String("reason", r.Reason),
-	))
 }
