@@ -315,17 +315,31 @@ func (c *Client) load(ctx context.Context, t *change.Table, meta *mysqlrow.Table
 		// Detached from the first caller: its cancellation must not fail the others sharing the query.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
 		defer cancel()
+		floor := ""
 		if fill {
 			// A herd's stragglers missed Redis before the previous flight's fill landed and start a new
-			// flight after it finished: look again before going to the database.
+			// flight after it finished: look again before going to the database. The same round trip
+			// reads the table's truncate floor, which the fill must still find unchanged.
 			rctx, rcancel := context.WithTimeout(dctx, c.o.RedisTimeout)
-			e, found, err := rowcache.Get(rctx, c.o.Redis, key)
+			vals, err := c.o.Redis.MGet(rctx, key, t.FloorKey).Result()
 			rcancel()
-			if err == nil && found {
-				if e.Deleted() {
-					return loaded{}, nil
+			if err != nil {
+				fill = false
+			} else {
+				if f, ok := vals[1].(string); ok {
+					floor = f
 				}
-				return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, nil
+				if v, ok := vals[0].(string); ok {
+					e, err := rowcache.Decode([]byte(v))
+					switch {
+					case err != nil:
+						fill = false // another application's value: read the database, never overwrite it
+					case e.Deleted():
+						return loaded{}, nil
+					default:
+						return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, nil
+					}
+				}
 			}
 		}
 		c.m.dbQueries.Add(dctx, 1)
@@ -337,7 +351,7 @@ func (c *Client) load(ctx context.Context, t *change.Table, meta *mysqlrow.Table
 			c.afterLoad(key)
 		}
 		if fill {
-			c.fill(dctx, key, row, found)
+			c.fill(dctx, key, t.FloorKey, floor, row, found)
 		}
 		return loaded{row: row, found: found}, nil
 	})
@@ -362,7 +376,7 @@ func (c *Client) load(ctx context.Context, t *change.Table, meta *mysqlrow.Table
 	}
 }
 
-func (c *Client) fill(ctx context.Context, key string, row Row, found bool) {
+func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row, found bool) {
 	var data []byte
 	ttl := c.o.FillTTL
 	if found {
@@ -374,7 +388,7 @@ func (c *Client) fill(ctx context.Context, key string, row Row, found bool) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 	defer cancel()
-	stored, err := c.store.Fill(rctx, key, data, ttl)
+	stored, err := c.store.Fill(rctx, key, floorKey, floor, data, ttl)
 	switch {
 	case err != nil:
 		c.m.redisErrors.Add(ctx, 1)

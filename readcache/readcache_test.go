@@ -198,6 +198,32 @@ func TestLateFillLosesToChange(t *testing.T) {
 	}
 }
 
+// The fill reads a row, the table is truncated (its sweep finds nothing to delete for this key), the fill
+// arrives late: it must not bring the truncated row back.
+func TestLateFillLosesToTruncate(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(nil)
+	ctx := context.Background()
+	c.afterLoad = func(key string) {
+		if _, err := f.db.Exec("TRUNCATE TABLE customers"); err != nil {
+			t.Error(err)
+		}
+		if _, _, err := f.store.Truncate(ctx, floorKey, "shop.customers:*", rowcache.Version{File: 2, Pos: 4}); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := c.Get(ctx, "shop.customers", 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.rdb.Exists(ctx, "shop.customers:1").Val(); n != 0 {
+		t.Fatalf("a fill read before the truncate was stored after it: %q", f.rdb.Get(ctx, "shop.customers:1").Val())
+	}
+	c.afterLoad = nil
+	if _, err := c.Get(ctx, "shop.customers", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after the truncate: %v", err)
+	}
+}
+
 func TestNotFoundCachedUntilInsert(t *testing.T) {
 	f := newFixture(t)
 	c := f.client(func(o *Options) { o.NotFoundTTL = time.Minute })

@@ -2,7 +2,7 @@
 -- Runs atomically in Redis, so concurrent and duplicate deliveries cannot interleave inside it.
 --
 -- KEYS[1]  the row key (for mode "T": the table's truncate-floor key)
--- KEYS[2]  the table's truncate-floor key (modes "u", "d", "x")
+-- KEYS[2]  the table's truncate-floor key (modes "u", "d", "x", "f")
 -- ARGV[1]  mode: "u" upsert, "d" delete (tombstone), "x" truncate sweep (delete if older),
 --          "f" read-path fill (write only where nothing is stored),
 --          "T" raise the table's truncate floor, "e" epoch sweep (delete if the stored epoch is older)
@@ -10,6 +10,7 @@
 -- ARGV[3]  modes "u", "f": the whole value to store ("<version> <row JSON>", or "<version>" for a
 --          fill that caches "not found")
 -- ARGV[4]  modes "d", "f": TTL in milliseconds (0 = keep forever)
+-- ARGV[6]  mode "f": the table's truncate floor as the caller read it before its database read ("" if none)
 -- ARGV[5]  pub/sub channel on which every key this script changes or deletes is published, so that
 --          in-process caches of the read path drop it; "" publishes nothing
 --
@@ -89,6 +90,9 @@ end
 -- it can be wrong if it loses a race with an eviction.
 if mode == 'f' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  -- A truncate between the fill's database read and now may have swept nothing for this row yet the
+  -- row read is gone: refuse the fill if the table's floor moved since the caller read it (ARGV[6]).
+  if (redis.call('GET', KEYS[2]) or '') ~= (ARGV[6] or '') then return 0 end
   local ttl = tonumber(ARGV[4])
   if ttl and ttl > 0 then
     redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)

@@ -74,17 +74,19 @@ func (s *Store) WithInvalidationChannel(channel string) *Store {
 }
 
 // Fill stores a row read from the database (row nil: "not found") at key, but only if the key holds
-// nothing at all: a fill never replaces a change, a tombstone or another fill. It expires after ttl,
-// which bounds how long a fill that lost a race (the row changed and was evicted while the fill was in
-// flight) can be served. It reports whether the fill was stored.
-func (s *Store) Fill(ctx context.Context, key string, row []byte, ttl time.Duration) (bool, error) {
+// nothing at all and the table's truncate floor (floorKey) still holds floor, the value the caller read
+// before its database read ("" for none): a fill never replaces a change, a tombstone or another fill,
+// and never lands across a truncate. It expires after ttl, which bounds how long a fill that lost a race
+// (the row changed and was evicted while the fill was in flight) can be served. It reports whether the
+// fill was stored.
+func (s *Store) Fill(ctx context.Context, key, floorKey, floor string, row []byte, ttl time.Duration) (bool, error) {
 	var value []byte
 	if row == nil {
 		value = Version{}.AppendTo(nil)
 	} else {
 		value = EncodeRow(Version{}, row)
 	}
-	r, err := s.script.Run(ctx, s.rdb, []string{key}, "f", "", value, strconv.FormatInt(ttl.Milliseconds(), 10), "").Int()
+	r, err := s.script.Run(ctx, s.rdb, []string{key, floorKey}, "f", "", value, strconv.FormatInt(ttl.Milliseconds(), 10), "", floor).Int()
 	if err != nil {
 		return false, fmt.Errorf("rowcache: fill %s: %w", key, err)
 	}
@@ -123,13 +125,44 @@ func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Versio
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, 0, fmt.Errorf("rowcache: load script: %w", err)
 	}
-	deleted, err := s.scan(ctx, pattern, func(keys []string) (int, error) {
-		return s.sweep(ctx, keys, "x", floorKey, ver)
-	})
-	if err != nil {
-		return 0, deleted, fmt.Errorf("rowcache: truncate sweep: %w", err)
+	// The sweep's progress is kept beside the floor, so a retry (the message timed out on a large
+	// keyspace) resumes where the last attempt stopped instead of starting over, and a replay of a
+	// finished truncate does not sweep again.
+	progressKey := floorKey + ":sweep"
+	var cursor uint64
+	if p, err := s.rdb.Get(ctx, progressKey).Result(); err == nil {
+		if pv, pc, ok := strings.Cut(p, " "); ok && pv == ver {
+			if pc == "done" {
+				return res, 0, nil
+			}
+			cursor, _ = strconv.ParseUint(pc, 10, 64)
+		}
+	} else if !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
 	}
-	return res, deleted, nil
+	deleted := 0
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
+		if err != nil {
+			return 0, deleted, fmt.Errorf("rowcache: truncate sweep scan %q: %w", pattern, err)
+		}
+		n, err := s.sweep(ctx, keys, "x", floorKey, ver)
+		deleted += n
+		if err != nil {
+			return 0, deleted, fmt.Errorf("rowcache: truncate sweep: %w", err)
+		}
+		mark := strconv.FormatUint(next, 10)
+		if next == 0 {
+			mark = "done"
+		}
+		if err := s.rdb.Set(ctx, progressKey, ver+" "+mark, 0).Err(); err != nil {
+			return 0, deleted, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
+		}
+		if next == 0 {
+			return res, deleted, nil
+		}
+		cursor = next
+	}
 }
 
 // SweepEpoch deletes every cached row and tombstone matching pattern whose version is from an epoch

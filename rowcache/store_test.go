@@ -208,6 +208,10 @@ func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
 	if got, _ := st.Upsert(ctx, "db.t:col", floor, rowcache.Version{Column: 5, File: 2, Pos: 11}, []byte(`{}`)); got != rowcache.Applied {
 		t.Fatalf("post-truncate change with a small version column: %v, want applied", got)
 	}
+	// An interrupted sweep resumes from its saved cursor; a finished one is not run again.
+	if p := rdb.Get(ctx, floor+":sweep").Val(); p != "0.0.2.10.0 done" {
+		t.Fatalf("sweep progress %q", p)
+	}
 	// Replay of the same truncate is a duplicate; an older truncate is stale.
 	if res, _, _ := st.Truncate(ctx, floor, "db.t:*", v(2, 10, 0)); res != rowcache.Duplicate {
 		t.Fatalf("replayed truncate: %v", res)
@@ -369,14 +373,14 @@ func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, time.Hour)
-	ok, err := st.Fill(ctx, "k", []byte(`{"from":"db"}`), time.Minute)
+	ok, err := st.Fill(ctx, "k", floor, "", []byte(`{"from":"db"}`), time.Minute)
 	if err != nil || !ok {
 		t.Fatalf("fill of an empty key: %v %v", ok, err)
 	}
 	if ttl := rdb.PTTL(ctx, "k").Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("fill TTL %v", ttl)
 	}
-	if ok, _ := st.Fill(ctx, "k", []byte(`{"from":"another fill"}`), time.Minute); ok {
+	if ok, _ := st.Fill(ctx, "k", floor, "", []byte(`{"from":"another fill"}`), time.Minute); ok {
 		t.Fatal("a fill replaced a fill")
 	}
 	// The oldest possible change still wins over a fill: a fill has no position in the stream.
@@ -386,23 +390,33 @@ func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
 	if ttl := rdb.PTTL(ctx, "k").Val(); ttl != -1 {
 		t.Fatalf("a CDC row must not keep the fill's TTL: %v", ttl)
 	}
-	if ok, _ := st.Fill(ctx, "k", []byte(`{"from":"late fill"}`), time.Minute); ok {
+	if ok, _ := st.Fill(ctx, "k", floor, "", []byte(`{"from":"late fill"}`), time.Minute); ok {
 		t.Fatal("a late fill replaced a CDC row")
 	}
 	if _, err := st.Delete(ctx, "k", floor, v(1, 1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := st.Fill(ctx, "k", []byte(`{"from":"zombie"}`), time.Minute); ok {
+	if ok, _ := st.Fill(ctx, "k", floor, "", []byte(`{"from":"zombie"}`), time.Minute); ok {
 		t.Fatal("a fill replaced a tombstone")
 	}
+	// A truncate between the fill's database read and the fill: refused.
+	if _, _, err := st.Truncate(ctx, floor, "zzz*", v(1, 5, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := st.Fill(ctx, "t", floor, "", []byte(`{"read":"before the truncate"}`), time.Minute); ok {
+		t.Fatal("a fill landed across a truncate")
+	}
+	if ok, _ := st.Fill(ctx, "t", floor, rdb.Get(ctx, floor).Val(), []byte(`{"read":"after"}`), time.Minute); !ok {
+		t.Fatal("a fill read after the truncate was refused")
+	}
 	// A negative fill ("not found") is a tombstone an insert overrides.
-	if ok, _ := st.Fill(ctx, "n", nil, time.Second); !ok {
+	if ok, _ := st.Fill(ctx, "n", floor, rdb.Get(ctx, floor).Val(), nil, time.Second); !ok {
 		t.Fatal("negative fill")
 	}
 	if e, found, _ := rowcache.Get(ctx, rdb, "n"); !found || !e.Deleted() {
 		t.Fatal("negative fill is not a tombstone")
 	}
-	if r, _ := st.Upsert(ctx, "n", floor, v(1, 1, 0), []byte(`{}`)); r != rowcache.Applied {
+	if r, _ := st.Upsert(ctx, "n", floor, v(1, 9, 0), []byte(`{}`)); r != rowcache.Applied {
 		t.Fatalf("insert over a negative fill: %v", r)
 	}
 }
@@ -417,13 +431,13 @@ func TestChangedKeysArePublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := rowcache.NewStore(rdb, time.Hour)
-	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`)) // published
-	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`)) // duplicate: not published
-	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`)) // stale: not published
-	st.Fill(ctx, "db.t:9", []byte(`{}`), time.Minute)         // fill: not published
-	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))               // published
-	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`)) // published
-	st.Truncate(ctx, floor, "db.t:*", v(1, 4, 0))             // publishes the swept keys
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))    // published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))    // duplicate: not published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`))    // stale: not published
+	st.Fill(ctx, "db.t:9", floor, "", []byte(`{}`), time.Minute) // fill: not published
+	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))                  // published
+	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`))    // published
+	st.Truncate(ctx, floor, "db.t:*", v(1, 4, 0))                // publishes the swept keys
 	var got []string
 	ch := sub.Channel()
 	timeout := time.After(5 * time.Second)
@@ -446,5 +460,36 @@ func TestChangedKeysArePublished(t *testing.T) {
 	case m := <-ch:
 		t.Fatalf("published %q with no channel", m.Payload)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A truncate retried after a timeout resumes its sweep from the saved cursor rather than from the start.
+func TestTruncateSweepResumes(t *testing.T) {
+	srv := testredis.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	st := rowcache.NewStore(rdb, 0)
+	for i := 0; i < 3000; i++ {
+		if _, err := st.Upsert(ctx, fmt.Sprintf("db.t:%d", i), floor, v(1, uint64(i+1), 0), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trunc := v(2, 1, 0)
+	// The first attempt got as far as one SCAN batch before it was cut off.
+	firstBatch, next, err := rdb.Scan(ctx, 0, "db.t:*", 1000).Result()
+	if err != nil || next == 0 {
+		t.Fatalf("scan: %v %d", err, next)
+	}
+	rdb.Set(ctx, floor, trunc.String(), 0)
+	rdb.Set(ctx, floor+":sweep", fmt.Sprintf("%s %d", trunc, next), 0)
+	_, n, err := st.Truncate(ctx, floor, "db.t:*", trunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3000-len(firstBatch) {
+		t.Fatalf("the resumed sweep deleted %d keys, want the %d after the saved cursor", n, 3000-len(firstBatch))
+	}
+	if rdb.Exists(ctx, firstBatch[0]).Val() != 1 {
+		t.Fatal("the resumed sweep started over from the beginning")
 	}
 }
