@@ -333,7 +333,7 @@ func orderingKey(key debezium.Row) string {
 	return NullKey
 }
 
-var truncateRE = regexp.MustCompile("(?is)^\\s*truncate\\s+(?:table\\s+)?(?:`?([^`.\\s]+)`?\\s*\\.\\s*)?`?([^`.\\s;]+)`?")
+var truncateRE = regexp.MustCompile("(?is)^(?:\\s|/\\*.*?\\*/|(?:--|#)[^\\n]*\\n)*truncate\\s+(?:table\\s+)?(?:`?([^`.\\s]+)`?\\s*\\.\\s*)?`?([^`.\\s;]+)`?")
 
 // stream reads the binlog from off until ctx ends.
 func (s *Source) stream(ctx context.Context, c *committer, off Offset) error {

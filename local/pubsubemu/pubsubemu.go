@@ -148,8 +148,18 @@ func (e *Emulator) Publish(ctx context.Context, m cdc.Message) func(context.Cont
 	}
 }
 
-// Acked tells the emulator that the relay acknowledged message id.
-func (e *Emulator) Acked(id string) { close(e.ackChan(id)) }
+// Acked tells the emulator that the relay acknowledged message id. A message can be acknowledged twice
+// (redelivered after a lost acknowledgement); only the first one counts.
+func (e *Emulator) Acked(id string) {
+	c := e.ackChan(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
 
 func (e *Emulator) ackChan(id string) chan struct{} {
 	e.mu.Lock()
