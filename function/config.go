@@ -3,6 +3,8 @@ package function
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/push"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/telemetry"
 )
 
 // NackDeadLetters is the DEAD_LETTER_TOPIC value that answers bad messages with 400 instead of
@@ -33,6 +36,9 @@ type Config struct {
 
 	ApplyTimeout time.Duration
 	MaxBodyBytes int64
+
+	// Metrics says where the OpenTelemetry metrics go.
+	Metrics telemetry.Config
 }
 
 // Env lists every variable ConfigFromEnv reads, with its default; the README's configuration
@@ -43,6 +49,10 @@ var Env = append(append(append([]struct{ Name, Default, Help string }{}, redisen
 	{"CACHE_INVALIDATION_CHANNEL", rowcache.DefaultInvalidationChannel, "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
 	{"APPLY_TIMEOUT", "10s", "Upper bound on handling one message."},
 	{"MAX_BODY_BYTES", strconv.Itoa(push.DefaultMaxBody), "Largest push request accepted."},
+	{"METRICS_EXPORTER", telemetry.ExporterAuto, "Where metrics are pushed: \"otlp\" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), \"none\", or \"auto\" (otlp when an endpoint is set or on Cloud Run, else none)."},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP base URL (\"/v1/metrics\" is appended); empty: Google's Telemetry API, https://telemetry.googleapis.com, with Application Default Credentials. A collector sidecar: http://localhost:4318."},
+	{"METRICS_EXPORT_INTERVAL", "60s", "Interval between OTLP exports; at least 5s (Cloud Monitoring's per-series write limit)."},
+	{"METRICS_ADDR", "", "host:port on which /metrics is served in the Prometheus format (e.g. 127.0.0.1:9464); empty: not served."},
 }...)
 
 // ConfigFromEnv reads and validates the configuration. Its error lists every problem, each saying which
@@ -86,6 +96,30 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Policy:              policy,
 	}
 	var err error
+	c.Metrics = telemetry.Config{
+		Exporter:       get("METRICS_EXPORTER"),
+		OTLPEndpoint:   get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+		Interval:       duration("METRICS_EXPORT_INTERVAL"),
+		PrometheusAddr: get("METRICS_ADDR"),
+	}
+	switch c.Metrics.Exporter {
+	case telemetry.ExporterAuto, telemetry.ExporterOTLP, telemetry.ExporterNone:
+	default:
+		bad("METRICS_EXPORTER", "%q is not auto, otlp or none", c.Metrics.Exporter)
+	}
+	if e := c.Metrics.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OTEL_EXPORTER_OTLP_ENDPOINT", "%q is not an http:// or https:// URL", e)
+		}
+	}
+	if c.Metrics.Interval < 5*time.Second {
+		bad("METRICS_EXPORT_INTERVAL", "must be at least 5s")
+	}
+	if a := c.Metrics.PrometheusAddr; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("METRICS_ADDR", "%q is not host:port", a)
+		}
+	}
 	if c.InvalidationChannel == "off" {
 		c.InvalidationChannel = ""
 	}

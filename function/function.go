@@ -100,6 +100,11 @@ func Register(ctx context.Context, getenv func(string) string, deps Deps) (close
 	if err != nil {
 		return nil, err
 	}
+	return RegisterConfig(ctx, cfg, deps)
+}
+
+// RegisterConfig builds the handler for cfg and registers it with the Functions Framework.
+func RegisterConfig(ctx context.Context, cfg Config, deps Deps) (closeFn func() error, err error) {
 	h, closeFn, err := New(ctx, cfg, deps)
 	if err != nil {
 		return nil, err

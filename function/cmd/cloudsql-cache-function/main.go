@@ -5,19 +5,36 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function"
+	"github.com/cloudsql-cache/cloudsql-cache/telemetry"
 )
+
+// flushTimeout bounds the metrics flush after SIGTERM: Cloud Run kills the instance about 10 s after it.
+const flushTimeout = 7 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	closeFn, err := function.Register(ctx, os.Getenv, function.Deps{})
+	cfg, err := function.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
+		os.Exit(2)
+	}
+	logger := function.NewLogger(os.Stdout, slog.LevelInfo)
+	metrics, err := telemetry.Start(ctx, cfg.Metrics, os.Getenv, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
+		os.Exit(2)
+	}
+	closeFn, err := function.RegisterConfig(ctx, cfg, function.Deps{Logger: logger, MeterProvider: metrics})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
 		os.Exit(2)
@@ -30,16 +47,25 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
+	shutdown := func() {
+		// Export what the periodic reader has not sent yet, then release the clients. Deliveries still in
+		// flight are not acknowledged and Pub/Sub redelivers them; the version guard makes that harmless.
+		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		defer cancel()
+		if err := metrics.Shutdown(fctx); err != nil {
+			logger.Warn("metrics not flushed at shutdown", "error", err.Error())
+		}
+		_ = closeFn()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- funcframework.StartHostPort(os.Getenv("HOST"), port) }()
 	select {
 	case err := <-errc:
-		_ = closeFn()
+		shutdown()
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
 		os.Exit(1)
 	case <-ctx.Done():
-		// Cloud Run sends SIGTERM about 10 s before it kills the instance. Deliveries still in flight are
-		// not acknowledged and Pub/Sub redelivers them; the version guard makes that harmless.
-		_ = closeFn()
+		// Cloud Run sends SIGTERM about 10 s before it kills the instance.
+		shutdown()
 	}
 }

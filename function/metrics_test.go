@@ -1,0 +1,243 @@
+package function_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cloudsql-cache/cloudsql-cache/function"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/push"
+)
+
+// startFunction runs the built binary with env (plus PATH, HOST and PORT) and waits for it to listen.
+func startFunction(t *testing.T, env ...string) (url string, cmd *exec.Cmd, exited chan error, logs *syncBuffer) {
+	t.Helper()
+	port := freePort(t)
+	cmd = exec.Command(binary)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=" + port, "HOST=127.0.0.1"}, env...)
+	logs = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	url = "http://127.0.0.1:" + port + "/"
+	waitForServer(t, url, exited, logs)
+	return url, cmd, exited, logs
+}
+
+func deliverFixture(t *testing.T, url string, want string) {
+	t.Helper()
+	fixture, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", "mysql-create-noschema-serde-testfixture.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture's source.ts_ms is 0 (unknown); commit it a second ago.
+	fixture = bytes.Replace(fixture, []byte(`"ts_ms": 0,`), []byte(fmt.Sprintf(`"ts_ms": %d,`, time.Now().Add(-time.Second).UnixMilli())), 1)
+	body, _ := push.Encode(&push.Message{ID: "m-1", Data: fixture, OrderingKey: `{"id":1004}`, PublishTime: time.Now(), DeliveryAttempt: 1})
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != want {
+		t.Fatalf("delivery: %d %q, want %q", resp.StatusCode, b, want)
+	}
+}
+
+// The /metrics endpoint serves the numbers operators see, in the Prometheus text format.
+func TestBinaryServesPrometheusMetrics(t *testing.T) {
+	rs := testredis.Start(t)
+	metricsAddr := "127.0.0.1:" + freePort(t)
+	url, _, _, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack", "METRICS_ADDR="+metricsAddr, "METRICS_EXPORTER=none")
+	deliverFixture(t, url, "applied")
+	deliverFixture(t, url, "duplicate")
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	text := string(b)
+	for _, re := range []string{
+		`(?m)^cloudsql_cache_events_total\{[^}]*outcome="applied"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_events_total\{[^}]*outcome="duplicate"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_events_total\{[^}]*table="inventory\.customers"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_replication_lag_milliseconds_count\{[^}]*table="inventory\.customers"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_replication_lag_milliseconds_bucket\{[^}]*le="\+Inf"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_replication_lag_milliseconds_bucket\{[^}]*le="500"\} 0$`, // committed a second ago
+		`(?m)^cloudsql_cache_apply_duration_milliseconds_count\{[^}]*outcome="applied"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_delivery_delay_milliseconds_count\{[^}]*\} 2$`,
+		`(?m)^cloudsql_cache_source_position_bytes\{[^}]*file="mysql-bin\.000003"[^}]*\} \d+$`,
+		`(?m)^cloudsql_cache_source_commit_time_milliseconds\{[^}]*table="inventory\.customers"[^}]*\} \d`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s\nlogs:\n%s", text, logs.String())
+	}
+}
+
+// otlpReceiver is an OTLP/HTTP metrics endpoint that keeps every export request.
+type otlpReceiver struct {
+	mu   sync.Mutex
+	reqs []*colmetricpb.ExportMetricsServiceRequest
+}
+
+func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/metrics" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+		http.Error(w, "unexpected "+r.URL.Path+" "+r.Header.Get("Content-Type"), http.StatusNotFound)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	req := &colmetricpb.ExportMetricsServiceRequest{}
+	if err := proto.Unmarshal(b, req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	o.mu.Lock()
+	o.reqs = append(o.reqs, req)
+	o.mu.Unlock()
+	out, _ := proto.Marshal(&colmetricpb.ExportMetricsServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// sums returns the events counter by outcome and the resource attributes of the last request.
+func (o *otlpReceiver) sums() (events map[string]int64, resource map[string]string, names map[string]bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	events, resource, names = map[string]int64{}, map[string]string{}, map[string]bool{}
+	for _, req := range o.reqs {
+		for _, rm := range req.ResourceMetrics {
+			for _, kv := range rm.GetResource().GetAttributes() {
+				resource[kv.Key] = kv.GetValue().GetStringValue()
+			}
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					names[m.Name] = true
+					if m.Name != "cloudsql_cache.events" {
+						continue
+					}
+					for _, dp := range m.GetSum().GetDataPoints() {
+						for _, kv := range dp.Attributes {
+							if kv.Key == "outcome" {
+								events[kv.GetValue().GetStringValue()] = dp.GetAsInt()
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return events, resource, names
+}
+
+// A fake GCE metadata server, as Cloud Run's.
+func fakeMetadata(t *testing.T) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Metadata-Flavor", "Google")
+		switch strings.TrimPrefix(r.URL.Path, "/computeMetadata/v1/") {
+		case "project/project-id":
+			io.WriteString(w, "my-project")
+		case "instance/id":
+			io.WriteString(w, "0069c7a9881f")
+		case "instance/region":
+			io.WriteString(w, "projects/123/regions/europe-west1")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Metrics not yet exported when SIGTERM arrives (the export interval is an hour) are flushed before
+// the process exits, within Cloud Run's 10 s; they carry the Cloud Run resource.
+func TestSIGTERMFlushesPendingMetrics(t *testing.T) {
+	rs := testredis.Start(t)
+	recv := &otlpReceiver{}
+	otlp := httptest.NewServer(recv)
+	defer otlp.Close()
+	md := fakeMetadata(t)
+	url, cmd, exited, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack",
+		"METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL, "METRICS_EXPORT_INTERVAL=1h",
+		"K_SERVICE=cloudsql-cache-apply", "K_REVISION=cloudsql-cache-apply-00007-abc", "GCE_METADATA_HOST="+strings.TrimPrefix(md.URL, "http://"))
+	deliverFixture(t, url, "applied")
+	if ev, _, _ := recv.sums(); len(ev) != 0 {
+		t.Fatalf("exported before SIGTERM: %v", ev)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after SIGTERM (Cloud Run kills it then)")
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start))
+	events, res, names := recv.sums()
+	if events["applied"] != 1 {
+		t.Fatalf("events exported at SIGTERM: %v\n%s", events, logs.String())
+	}
+	for _, n := range []string{"cloudsql_cache.replication_lag", "cloudsql_cache.apply.duration", "cloudsql_cache.delivery.delay", "cloudsql_cache.source.position", "cloudsql_cache.source.commit_time"} {
+		if !names[n] {
+			t.Errorf("%s not exported; got %v", n, names)
+		}
+	}
+	for k, want := range map[string]string{
+		"service.name": "cloudsql-cache-apply", "faas.version": "cloudsql-cache-apply-00007-abc", "cloud.platform": "gcp_cloud_run",
+		"service.instance.id": "0069c7a9881f", "cloud.region": "europe-west1", "gcp.project_id": "my-project",
+	} {
+		if res[k] != want {
+			t.Errorf("resource %s = %q, want %q (all: %v)", k, res[k], want, res)
+		}
+	}
+}
+
+func TestMetricsConfiguration(t *testing.T) {
+	_, err := function.ConfigFromEnv(envFunc(map[string]string{
+		"REDIS_ADDR": "r:6379", "DEAD_LETTER_TOPIC": "nack",
+		"METRICS_EXPORTER": "stackdriver", "OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318",
+		"METRICS_EXPORT_INTERVAL": "1s", "METRICS_ADDR": "9464",
+	}))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, name := range []string{"METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "METRICS_EXPORT_INTERVAL", "METRICS_ADDR"} {
+		if !strings.Contains(err.Error(), name+": ") {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	c, err := function.ConfigFromEnv(envFunc(map[string]string{"REDIS_ADDR": "r:6379", "DEAD_LETTER_TOPIC": "nack"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.Exporter != "auto" || c.Metrics.Interval != time.Minute || c.Metrics.OTLPEndpoint != "" || c.Metrics.PrometheusAddr != "" {
+		t.Fatalf("defaults %+v", c.Metrics)
+	}
+}
