@@ -37,6 +37,10 @@ type Config struct {
 	ApplyTimeout time.Duration
 	MaxBodyBytes int64
 
+	// Project is the Google Cloud project, for trace correlation in logs; "" on Cloud Run means: ask
+	// the metadata server (ProjectFromMetadata).
+	Project string
+
 	// Metrics says where the OpenTelemetry metrics go.
 	Metrics telemetry.Config
 }
@@ -49,6 +53,7 @@ var Env = append(append(append([]struct{ Name, Default, Help string }{}, redisen
 	{"CACHE_INVALIDATION_CHANNEL", rowcache.DefaultInvalidationChannel, "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
 	{"APPLY_TIMEOUT", "10s", "Upper bound on handling one message."},
 	{"MAX_BODY_BYTES", strconv.Itoa(push.DefaultMaxBody), "Largest push request accepted."},
+	{"GOOGLE_CLOUD_PROJECT", "", "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
 	{"METRICS_EXPORTER", telemetry.ExporterAuto, "Where metrics are pushed: \"otlp\" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), \"none\", or \"auto\" (otlp when an endpoint is set or on Cloud Run, else none)."},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP base URL (\"/v1/metrics\" is appended); empty: Google's Telemetry API, https://telemetry.googleapis.com, with Application Default Credentials. A collector sidecar: http://localhost:4318."},
 	{"METRICS_EXPORT_INTERVAL", "60s", "Interval between OTLP exports; at least 5s (Cloud Monitoring's per-series write limit)."},
@@ -96,6 +101,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Policy:              policy,
 	}
 	var err error
+	c.Project = get("GOOGLE_CLOUD_PROJECT")
 	c.Metrics = telemetry.Config{
 		Exporter:       get("METRICS_EXPORTER"),
 		OTLPEndpoint:   get("OTEL_EXPORTER_OTLP_ENDPOINT"),

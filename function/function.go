@@ -55,7 +55,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	}
 	logger := deps.Logger
 	if logger == nil {
-		logger = NewLogger(os.Stdout, slog.LevelInfo)
+		logger = NewProjectLogger(os.Stdout, slog.LevelInfo, cfg.Project)
 	}
 	var dlq apply.DeadLetterer
 	if cfg.DeadLetterTopic != NackDeadLetters {
@@ -109,6 +109,6 @@ func RegisterConfig(ctx context.Context, cfg Config, deps Deps) (closeFn func() 
 	if err != nil {
 		return nil, err
 	}
-	functions.HTTP(Name, h.ServeHTTP)
+	functions.HTTP(Name, Traced(h.ServeHTTP))
 	return closeFn, nil
 }

@@ -8,7 +8,18 @@ import (
 // NewLogger returns a JSON logger whose lines Cloud Logging parses as structured entries: "severity"
 // instead of "level" (with Cloud Logging's names), "message" instead of "msg".
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+	return NewProjectLogger(w, level, "")
+}
+
+// NewProjectLogger is NewLogger with trace correlation: a line logged with the context of a request
+// that carried a trace header (see Traced) gets "logging.googleapis.com/trace" =
+// projects/<project>/traces/<id>, with the span id and sampling flag. No project: no trace fields.
+//
+// Cloud Run's logging agent reads each JSON line on stdout and turns these fields into the LogEntry's
+// severity, message and trace, so writing through the Cloud Logging API (cloud.google.com/go/logging)
+// would add nothing but network calls inside requests and entries buffered in memory when SIGTERM comes.
+func NewProjectLogger(w io.Writer, level slog.Level, project string) *slog.Logger {
+	return slog.New(traceHandler{project: project, Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) > 0 {
@@ -32,5 +43,5 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 			}
 			return a
 		},
-	}))
+	})})
 }

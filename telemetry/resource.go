@@ -62,3 +62,12 @@ func DetectResource(ctx context.Context, getenv func(string) string, serviceName
 	attrs = append(attrs, attribute.String("faas.instance", id), attribute.String("service.instance.id", id))
 	return resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 }
+
+// ProjectID asks the metadata server (GCE_METADATA_HOST overrides its address) for the project id; ""
+// if it does not answer within 3 s.
+func ProjectID(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	p, _ := metadata.NewClient(nil).ProjectIDWithContext(ctx)
+	return p
+}

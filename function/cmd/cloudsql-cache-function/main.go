@@ -28,7 +28,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
 		os.Exit(2)
 	}
-	logger := function.NewLogger(os.Stdout, slog.LevelInfo)
+	project := cfg.Project
+	if project == "" && os.Getenv("K_SERVICE") != "" {
+		project = telemetry.ProjectID(ctx) // on Cloud Run
+	}
+	logger := function.NewProjectLogger(os.Stdout, slog.LevelInfo, project)
 	metrics, err := telemetry.Start(ctx, cfg.Metrics, os.Getenv, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
