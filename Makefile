@@ -53,6 +53,7 @@ fuzz:
 
 ## bench: the benchmarks, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory
+	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
 	$(GO) test ./readcache -run '^$$' -bench . -benchtime 3000x -count 3
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON

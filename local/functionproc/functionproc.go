@@ -45,6 +45,16 @@ func Start(ctx context.Context, bin string, port int, env []string, log io.Write
 	return p, p.Start(ctx)
 }
 
+// Pid is the running process's id (0 when stopped), e.g. to read its CPU time.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // URL is where the function serves.
 func (p *Process) URL() string { return "http://127.0.0.1:" + strconv.Itoa(p.port) + "/" }
 

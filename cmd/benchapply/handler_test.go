@@ -1,0 +1,40 @@
+package main
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/apply"
+	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+// BenchmarkHandler runs the apply handler in-process on the same workload as the command, against a
+// real redis-server, for profiling the hot path:
+//
+//	go test ./cmd/benchapply -run '^$' -bench Handler -cpuprofile cpu.out && go tool pprof -top cpu.out
+func BenchmarkHandler(b *testing.B) {
+	rs := testredis.Start(b)
+	p, err := change.NewPolicy(change.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := apply.New(apply.Options{Store: rowcache.NewStore(rs.Client(), time.Hour), Policy: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies, _ := workload(20000, 10000)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", bytes.NewReader(bodies[i%len(bodies)])))
+		if rec.Code != 200 {
+			b.Fatalf("status %d", rec.Code)
+		}
+		i++
+	}
+}

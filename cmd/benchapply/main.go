@@ -1,0 +1,252 @@
+// Command benchapply measures the apply function's throughput, handler latency and CPU cost per event,
+// beside a baseline measured in the same run: the bare Redis command the script replaces (a SET of the
+// same value), unpipelined, at the same concurrency, from the same machine.
+//
+// Method: a real redis-server and the real function binary run as separate processes on loopback. A
+// load generator in this process POSTs pre-encoded push envelopes carrying realistic Debezium events
+// (~1 KB rows; 20% inserts, 70% updates, 10% deletes over many keys, positions increasing, so almost
+// every event is applied) with C concurrent keep-alive connections. The function's CPU time is read
+// from /proc/<pid>/stat before and after each run. Everything shares the machine's cores, the load
+// generator included, so absolute numbers are a floor; the ratio to the baseline is what holds.
+//
+//	go run ./cmd/benchapply -events 20000 -concurrency 1,8,32
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
+	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
+	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
+	"github.com/cloudsql-cache/cloudsql-cache/push"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "benchapply: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	eventsPerSec float64
+	p50, p99     time.Duration
+	cpuPerEvent  time.Duration // function process only
+}
+
+func run() error {
+	events := flag.Int("events", 20000, "events per run")
+	conc := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
+	keys := flag.Int("keys", 10000, "distinct rows")
+	flag.Parse()
+	var levels []int
+	for _, s := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-concurrency: %q", s)
+		}
+		levels = append(levels, n)
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "benchapply")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	rport, err := mariadb.FreePort()
+	if err != nil {
+		return err
+	}
+	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: rport})
+	if err != nil {
+		return err
+	}
+	defer rs.Stop()
+	bin := filepath.Join(dir, "function")
+	if err := functionproc.Build(ctx, ".", bin); err != nil {
+		return err
+	}
+	fport, err := mariadb.FreePort()
+	if err != nil {
+		return err
+	}
+	fn, err := functionproc.Start(ctx, bin, fport, []string{"REDIS_ADDR=" + rs.Addr(), "DEAD_LETTER_TOPIC=nack"}, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer fn.Stop()
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), PoolSize: 128})
+	defer rdb.Close()
+
+	bodies, values := workload(*events, *keys)
+	fmt.Printf("apply function vs bare SET, %d events of ~%d B rows per run, %d keys, %s, %d cores\n\n",
+		*events, avgLen(values), *keys, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
+	fmt.Println("| concurrency | apply events/s | p50 | p99 | function CPU/event | bare SET ops/s | p50 | p99 | apply ÷ SET |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, c := range levels {
+		if err := rdb.FlushAll(ctx).Err(); err != nil {
+			return err
+		}
+		a, err := applyRun(fn, bodies, c)
+		if err != nil {
+			return err
+		}
+		if err := rdb.FlushAll(ctx).Err(); err != nil {
+			return err
+		}
+		b, err := setRun(ctx, rdb, values, c)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %d | %.0f | %s | %s | %.1f µs | %.0f | %s | %s | %.2f |\n", c,
+			a.eventsPerSec, us(a.p50), us(a.p99), float64(a.cpuPerEvent.Nanoseconds())/1000,
+			b.eventsPerSec, us(b.p50), us(b.p99), a.eventsPerSec/b.eventsPerSec)
+	}
+	return nil
+}
+
+// workload builds n push bodies over keys rows, and the stored value each would write (for the
+// baseline).
+func workload(n, keys int) (bodies, values [][]byte) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	live := make([]bool, keys)
+	pos := uint64(4)
+	bio := strings.Repeat("lorem ipsum dolor sit amet ", 34) // ~900 B of text
+	for i := 0; i < n; i++ {
+		k := rng.IntN(keys)
+		pos += uint64(100 + rng.IntN(400))
+		row := fmt.Sprintf(`{"id":%d,"email":"user%d@example.com","name":"User %d","balance":"%d.%02d","created_at":1700000000000000,"updated_at":%d,"bio":%q}`,
+			k, k, k, rng.IntN(100000), rng.IntN(100), 1700000000000000+pos, bio[:850+rng.IntN(50)])
+		op, before, after := "u", row, row
+		switch r := rng.IntN(10); {
+		case !live[k] || r < 2:
+			op, before = "c", "null"
+			live[k] = true
+		case r == 9:
+			op, after = "d", "null"
+			live[k] = false
+		}
+		data := fmt.Sprintf(`{"before":%s,"after":%s,"source":{"version":"3.6.1.Final","connector":"mysql","name":"bench","ts_ms":%d,"snapshot":"false","db":"shop","table":"customers","server_id":1,"gtid":null,"file":"mysql-bin.000007","pos":%d,"row":0,"thread":7,"query":null},"op":"%s","ts_ms":%d}`,
+			before, after, time.Now().UnixMilli(), pos, op, time.Now().UnixMilli())
+		body, _ := push.Encode(&push.Message{ID: strconv.Itoa(i), Data: []byte(data), OrderingKey: fmt.Sprintf(`{"id":%d}`, k),
+			PublishTime: time.Now(), Subscription: "projects/p/subscriptions/bench"})
+		bodies = append(bodies, body)
+		values = append(values, rowcache.EncodeRow(rowcache.Version{File: 7, Pos: pos}, []byte(row)))
+	}
+	return bodies, values
+}
+
+func applyRun(fn *functionproc.Process, bodies [][]byte, c int) (result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	url := fn.URL()
+	cpu0, err := cpuTime(fn.Pid())
+	if err != nil {
+		return result{}, err
+	}
+	var failed atomic.Int64
+	r := drive(len(bodies), c, func(i int) {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(bodies[i]))
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed.Add(1)
+		}
+	})
+	cpu1, err := cpuTime(fn.Pid())
+	if err != nil {
+		return result{}, err
+	}
+	if f := failed.Load(); f > 0 {
+		return result{}, fmt.Errorf("%d of %d deliveries failed", f, len(bodies))
+	}
+	r.cpuPerEvent = (cpu1 - cpu0) / time.Duration(len(bodies))
+	return r, nil
+}
+
+func setRun(ctx context.Context, rdb *redis.Client, values [][]byte, c int) (result, error) {
+	var failed atomic.Int64
+	r := drive(len(values), c, func(i int) {
+		if err := rdb.Set(ctx, "shop.customers:"+strconv.Itoa(i%10000), values[i], 0).Err(); err != nil {
+			failed.Add(1)
+		}
+	})
+	if f := failed.Load(); f > 0 {
+		return result{}, fmt.Errorf("%d SETs failed", f)
+	}
+	return r, nil
+}
+
+// drive runs op for 0..n-1 on c workers and measures throughput and per-op latency.
+func drive(n, c int, op func(i int)) result {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				op(i)
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	return result{eventsPerSec: float64(n) / elapsed.Seconds(), p50: lat[n/2], p99: lat[n*99/100]}
+}
+
+// cpuTime is the user+system CPU time of process pid, from /proc/<pid>/stat (clock ticks of 10 ms).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read the function's CPU time: %w", err)
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d.Nanoseconds())/1000) }
+
+func avgLen(v [][]byte) int {
+	t := 0
+	for _, b := range v {
+		t += len(b)
+	}
+	return t / len(v)
+}
