@@ -200,6 +200,11 @@ func TestSIGTERMFlushesPendingMetrics(t *testing.T) {
 		t.Fatal("still running 10s after SIGTERM (Cloud Run kills it then)")
 	}
 	t.Logf("exited %v after SIGTERM", time.Since(start))
+	recv.mu.Lock()
+	if n := len(recv.reqs); n != 1 {
+		t.Errorf("%d export requests at SIGTERM, want 1 (a second one would be refused by Cloud Monitoring's per-series rate limit)", n)
+	}
+	recv.mu.Unlock()
 	events, res, names := recv.sums()
 	if events["applied"] != 1 {
 		t.Fatalf("events exported at SIGTERM: %v\n%s", events, logs.String())

@@ -58,7 +58,6 @@ type Provider struct {
 	*sdkmetric.MeterProvider
 	server   *http.Server
 	listener net.Listener
-	otlp     bool
 }
 
 // Start builds the meter provider for cfg. getenv reads Cloud Run's variables (K_SERVICE, …) for the
@@ -94,9 +93,8 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 			interval = time.Minute
 		}
 		// Each export is bounded well under Cloud Run's 10 s between SIGTERM and the kill.
-		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp,
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(batchingExporter{exp, MaxPointsPerExport},
 			sdkmetric.WithInterval(interval), sdkmetric.WithTimeout(5*time.Second))))
-		p.otlp = true
 	}
 	if cfg.PrometheusAddr != "" {
 		reg := prometheus.NewRegistry()
@@ -137,13 +135,12 @@ func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
 	return p.MeterProvider.Meter(name, opts...)
 }
 
-// Shutdown exports what is pending (ForceFlush), then stops the exporters and the /metrics server, all
-// within ctx's deadline: on Cloud Run, SIGTERM comes about 10 s before the kill.
+// Shutdown exports what is pending, then stops the exporters and the /metrics server, all within ctx's
+// deadline: on Cloud Run, SIGTERM comes about 10 s before the kill. The periodic reader's Shutdown does
+// the final collection and export itself; a ForceFlush before it would write every series twice within
+// milliseconds, and Cloud Monitoring refuses a second point of a series within 5 s.
 func (p *Provider) Shutdown(ctx context.Context) error {
 	var errs []error
-	if p.otlp {
-		errs = append(errs, p.MeterProvider.ForceFlush(ctx))
-	}
 	errs = append(errs, p.MeterProvider.Shutdown(ctx))
 	if p.server != nil {
 		errs = append(errs, p.server.Shutdown(ctx))
