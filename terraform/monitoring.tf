@@ -1,7 +1,8 @@
 # Dashboard and alert policies. Platform metrics (Pub/Sub, Cloud Run, Memorystore) exist from the first
-# apply. The function's own OpenTelemetry metrics (workload.googleapis.com/cloudsql_cache.*) appear once
-# it exports them; their conditions are PromQL with metric validation disabled, so the policies can be
-# created before the first data point.
+# apply. The function's own OpenTelemetry metrics (cloudsql_cache.*) appear once it exports them over
+# OTLP to the Telemetry API, which stores them as Managed Service for Prometheus metrics
+# (prometheus.googleapis.com/<name>/<kind>, resource prometheus_target); their conditions are PromQL with
+# metric validation disabled, so the policies can be created before the first data point.
 
 resource "google_monitoring_notification_channel" "email" {
   for_each = toset(var.notification_emails)
@@ -22,10 +23,13 @@ locals {
   push_subscription_filter = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = starts_with(\"${var.topic_prefix}.\")"
   function_revision_filter = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${google_cloud_run_v2_service.function.name}\""
 
-  # PromQL names of the function's metrics (Cloud Monitoring's mapping: the domain's dots become
-  # underscores, "/" becomes ":", the metric's dots become underscores).
-  promql_events = "workload_googleapis_com:cloudsql_cache_events"
-  promql_lag    = "workload_googleapis_com:cloudsql_cache_replication_lag"
+  # PromQL selectors of the function's metrics. The Telemetry API keeps OpenTelemetry's names, dots
+  # included, so they are quoted inside the braces (PromQL's UTF-8 syntax); a histogram is read through
+  # its _bucket series.
+  promql_events     = "\"cloudsql_cache.events\""
+  promql_lag_bucket = "\"cloudsql_cache.replication_lag_bucket\""
+  promql_commit     = "\"cloudsql_cache.source.commit_time\""
+  promql_redis_errs = "\"cloudsql_cache.redis.errors\""
 
   runbook = "See the Operations section of terraform/README.md in the cloudsql-cache repository."
 }
@@ -150,7 +154,7 @@ resource "google_monitoring_alert_policy" "apply_outcomes" {
   conditions {
     display_name = "cloudsql_cache.events with outcome retry or rejected"
     condition_prometheus_query_language {
-      query                     = "sum by (table, outcome, reason) (rate(${local.promql_events}{outcome=~\"retry|rejected\"}[5m])) > 0"
+      query                     = "sum by (table, outcome, reason) (rate({${local.promql_events}, outcome=~\"retry|rejected\"}[5m])) > 0"
       duration                  = "300s"
       evaluation_interval       = "60s"
       disable_metric_validation = true
@@ -173,7 +177,7 @@ resource "google_monitoring_alert_policy" "replication_lag" {
   conditions {
     display_name = "p99 commit-to-cache lag > ${var.replication_lag_alert_ms} ms"
     condition_prometheus_query_language {
-      query                     = "histogram_quantile(0.99, sum by (le, table) (rate(${local.promql_lag}_bucket[5m]))) > ${var.replication_lag_alert_ms}"
+      query                     = "histogram_quantile(0.99, sum by (le, table) (rate({${local.promql_lag_bucket}}[5m]))) > ${var.replication_lag_alert_ms}"
       duration                  = "300s"
       evaluation_interval       = "60s"
       disable_metric_validation = true
@@ -261,7 +265,7 @@ resource "google_monitoring_dashboard" "main" {
             xyChart = {
               dataSets = [{
                 plotType        = "STACKED_AREA"
-                timeSeriesQuery = { prometheusQuery = "sum by (outcome) (rate(${local.promql_events}[5m]))" }
+                timeSeriesQuery = { prometheusQuery = "sum by (outcome) (rate({${local.promql_events}}[5m]))" }
               }]
             }
           }
@@ -272,8 +276,8 @@ resource "google_monitoring_dashboard" "main" {
             title = "Replication lag p50 / p99 (ms)"
             xyChart = {
               dataSets = [
-                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.5, sum by (le) (rate(${local.promql_lag}_bucket[5m])))" } },
-                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.99, sum by (le) (rate(${local.promql_lag}_bucket[5m])))" } },
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.5, sum by (le) (rate({${local.promql_lag_bucket}}[5m])))" } },
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.99, sum by (le) (rate({${local.promql_lag_bucket}}[5m])))" } },
               ]
             }
           }
@@ -385,6 +389,55 @@ resource "google_monitoring_dashboard" "main" {
                   timeSeriesFilter = {
                     filter      = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/memory/usage_ratio\""
                     aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX" }
+                  }
+                }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 0, yPos = 16, width = 6, height = 4
+          widget = {
+            title = "Age of the newest applied commit, per table (s)"
+            xyChart = {
+              dataSets = [{
+                plotType        = "LINE"
+                timeSeriesQuery = { prometheusQuery = "time() - max by (table) ({${local.promql_commit}}) / 1000" }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 16, width = 6, height = 4
+          widget = {
+            title = "Redis errors of the apply path, by kind (per second) / Redis evicted keys"
+            xyChart = {
+              dataSets = [
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "sum by (kind) (rate({${local.promql_redis_errs}}[5m]))" } },
+                {
+                  plotType = "LINE"
+                  timeSeriesQuery = {
+                    timeSeriesFilter = {
+                      filter      = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/evicted_keys\""
+                      aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE" }
+                    }
+                  }
+                },
+              ]
+            }
+          }
+        },
+        {
+          xPos = 0, yPos = 20, width = 6, height = 4
+          widget = {
+            title = "Function instances"
+            xyChart = {
+              dataSets = [{
+                plotType = "STACKED_AREA"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter      = "${local.function_revision_filter} AND metric.type = \"run.googleapis.com/container/instance_count\""
+                    aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.state"] }
                   }
                 }
               }]
