@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test ./push -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzSplitObject$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmarks, each beside its baseline measured in the same run (not part of `make test`)
