@@ -67,9 +67,30 @@ func deliverFixture(t *testing.T, url string, want string) {
 func TestBinaryServesPrometheusMetrics(t *testing.T) {
 	rs := testredis.Start(t)
 	metricsAddr := "127.0.0.1:" + freePort(t)
-	url, _, _, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack", "METRICS_ADDR="+metricsAddr, "METRICS_EXPORTER=none")
+	url, _, _, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack", "METRICS_ADDR="+metricsAddr, "METRICS_EXPORTER=none", "GOOGLE_CLOUD_PROJECT=my-project")
 	deliverFixture(t, url, "applied")
 	deliverFixture(t, url, "duplicate")
+
+	// A failure is logged with the trace of its request.
+	body, _ := push.Encode(&push.Message{ID: "m-bad", Data: []byte("garbage"), OrderingKey: `{"id":1}`, PublishTime: time.Now()})
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/7;o=1")
+	bad, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Body.Close()
+	if bad.StatusCode != http.StatusBadRequest {
+		t.Fatalf("garbage with DEAD_LETTER_TOPIC=nack: %d", bad.StatusCode)
+	}
+	want := `"logging.googleapis.com/trace":"projects/my-project/traces/105445aa7843bc8bf206b12000100000"`
+	// The line reaches logs through the process's stdout pipe, a little after the response.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), `"message_id":"m-bad"`) {
+		t.Errorf("the failure was not logged with its trace (%s):\n%s", want, logs.String())
+	}
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +101,7 @@ func TestBinaryServesPrometheusMetrics(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^cloudsql_cache_events_total\{[^}]*outcome="applied"[^}]*\} 1$`,
 		`(?m)^cloudsql_cache_events_total\{[^}]*outcome="duplicate"[^}]*\} 1$`,
+		`(?m)^cloudsql_cache_events_total\{[^}]*outcome="rejected"[^}]*reason="decode"[^}]*\} 1$`,
 		`(?m)^cloudsql_cache_events_total\{[^}]*table="inventory\.customers"[^}]*\} 1$`,
 		`(?m)^cloudsql_cache_replication_lag_milliseconds_count\{[^}]*table="inventory\.customers"[^}]*\} 1$`,
 		`(?m)^cloudsql_cache_replication_lag_milliseconds_bucket\{[^}]*le="\+Inf"[^}]*\} 1$`,

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -32,7 +33,8 @@ var (
 // traceFrom reads the trace a request belongs to: traceparent first, then X-Cloud-Trace-Context.
 func traceFrom(h http.Header) (traceContext, bool) {
 	if m := traceparentRE.FindStringSubmatch(strings.TrimSpace(h.Get("traceparent"))); m != nil && strings.Trim(m[1], "0") != "" {
-		return traceContext{traceID: m[1], spanID: m[2], sampled: m[3] == "01" || m[3][1]&1 == 1}, true
+		flags, _ := strconv.ParseUint(m[3], 16, 8)
+		return traceContext{traceID: m[1], spanID: m[2], sampled: flags&1 == 1}, true
 	}
 	if m := cloudTraceRE.FindStringSubmatch(strings.TrimSpace(h.Get("X-Cloud-Trace-Context"))); m != nil {
 		return traceContext{traceID: strings.ToLower(m[1]), spanID: m[2], sampled: m[3] == "1"}, true

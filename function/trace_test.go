@@ -20,6 +20,12 @@ func TestLogLinesCarryTheRequestsTrace(t *testing.T) {
 			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/105445aa7843bc8bf206b12000100000", "logging.googleapis.com/spanId": "1", "logging.googleapis.com/trace_sampled": true}},
 		{"traceparent", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", "logging.googleapis.com/spanId": "00f067aa0ba902b7", "logging.googleapis.com/trace_sampled": true}},
+		{"traceparent not sampled", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0a",
+			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", "logging.googleapis.com/trace_sampled": false}},
+		{"traceparent sampled, other flags", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0b",
+			map[string]any{"logging.googleapis.com/trace_sampled": true}},
+		{"cloud trace context without options", "X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000",
+			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/105445aa7843bc8bf206b12000100000", "logging.googleapis.com/spanId": nil, "logging.googleapis.com/trace_sampled": false}},
 		{"no header", "", "", map[string]any{"logging.googleapis.com/trace": nil}},
 		{"malformed", "traceparent", "00-zz-00f067aa0ba902b7-01", map[string]any{"logging.googleapis.com/trace": nil}},
 	} {
