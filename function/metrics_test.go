@@ -268,3 +268,30 @@ func TestMetricsConfiguration(t *testing.T) {
 		t.Fatalf("defaults %+v", c.Metrics)
 	}
 }
+
+// An export the receiver refuses is logged as a structured warning, and SIGTERM still ends the process
+// in time.
+func TestRefusedExportIsLogged(t *testing.T) {
+	rs := testredis.Start(t)
+	otlp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	defer otlp.Close()
+	url, cmd, exited, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack",
+		"METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL, "METRICS_EXPORT_INTERVAL=1h")
+	deliverFixture(t, url, "applied")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after SIGTERM")
+	}
+	if !regexp.MustCompile(`"severity":"WARNING","message":"[^"]*metrics not (exported|flushed)`).MatchString(logs.String()) {
+		t.Fatalf("no structured warning about the refused export:\n%s", logs.String())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+	"go.opentelemetry.io/otel"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function"
 	"github.com/cloudsql-cache/cloudsql-cache/telemetry"
@@ -33,6 +34,10 @@ func main() {
 		project = telemetry.ProjectID(ctx) // on Cloud Run
 	}
 	logger := function.NewProjectLogger(os.Stdout, slog.LevelInfo, project)
+	// Failed exports (the SDK retries them until the next interval) are logged like every other failure.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("OpenTelemetry: metrics not exported", "error", err.Error())
+	}))
 	metrics, err := telemetry.Start(ctx, cfg.Metrics, os.Getenv, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
