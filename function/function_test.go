@@ -232,7 +232,14 @@ func TestBinaryServesPushRequests(t *testing.T) {
 	if n := len(ps.Messages()); n != 1 {
 		t.Fatalf("%d dead letters", n)
 	}
-	if !strings.Contains(logs.String(), `"severity":"ERROR"`) || !strings.Contains(logs.String(), `"message_id":"m-{\"id\":1}"`) {
+	logged := func() bool {
+		return strings.Contains(logs.String(), `"severity":"ERROR"`) && strings.Contains(logs.String(), `"message_id":"m-{\"id\":1}"`)
+	}
+	// The line reaches logs through the process's stdout pipe, a little after the response.
+	for deadline := time.Now().Add(5 * time.Second); !logged() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !logged() {
 		t.Errorf("the dead letter was not logged as a structured error:\n%s", logs.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
