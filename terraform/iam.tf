@@ -28,10 +28,18 @@ resource "google_service_account" "build" {
 
 # --- Function -----------------------------------------------------------------------------------------
 
-# OpenTelemetry metrics (cloudsql_cache.events, cloudsql_cache.replication_lag) to Cloud Monitoring.
+# OpenTelemetry metrics (cloudsql_cache.events, cloudsql_cache.replication_lag, …) to Cloud Monitoring:
+# the function exports OTLP to the Telemetry API (telemetry.googleapis.com), which checks
+# telemetry.metrics.write; monitoring.metricWriter covers the Monitoring API for a collector sidecar.
 resource "google_project_iam_member" "function_metric_writer" {
   project = var.project_id
   role    = "roles/monitoring.metricWriter"
+  member  = google_service_account.function.member
+}
+
+resource "google_project_iam_member" "function_telemetry_writer" {
+  project = var.project_id
+  role    = "roles/telemetry.metricsWriter"
   member  = google_service_account.function.member
 }
 

@@ -57,6 +57,7 @@ resource "google_project_service" "apis" {
     "secretmanager.googleapis.com",
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
+    "telemetry.googleapis.com",
   ])
 
   project = var.project_id
