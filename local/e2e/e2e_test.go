@@ -7,11 +7,15 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +73,9 @@ type env struct {
 	fn    *functionproc.Process
 	p     *pipeline.Pipeline
 	state string
+	// metricsURL is the function's Prometheus endpoint; fnRestarted says its counters started over.
+	metricsURL  string
+	fnRestarted bool
 }
 
 type options struct {
@@ -112,9 +119,14 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fnLog.Close() })
+	mport, err := mariadb.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	e.fn, err = functionproc.Start(ctx, functionBin, fport, []string{
 		"REDIS_ADDR=" + e.redis.Addr(), "DEAD_LETTER_TOPIC=" + e.p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST=" + e.p.Emu.Addr(),
-		"REDIS_TIMEOUT=300ms", "APPLY_TIMEOUT=2s",
+		"REDIS_TIMEOUT=300ms", "APPLY_TIMEOUT=2s", fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport),
 	}, fnLog)
 	if err != nil {
 		t.Fatal(err)
@@ -321,8 +333,47 @@ func (e *env) settle() {
 	}
 	st := e.p.Relay.Stats()
 	e.t.Logf("relay: %v; deliveries %d, deliberate duplicates %d, outcomes %v", st, st.Deliveries, st.Duplicates, st.Outcomes)
+	e.checkMetrics(st.Outcomes["applied"])
 	if dl := e.p.Emu.DeadLetters(); len(dl) > 0 {
 		e.t.Errorf("%d messages were dead-lettered; first: %s %v", len(dl), dl[0].Data, dl[0].Attributes)
+	}
+}
+
+// checkMetrics reads the function's /metrics, what operators see, and holds it to what the relay saw:
+// the function counts every change it applied (all of them, unless it was restarted and lost its
+// counters) and records a replication lag for each.
+func (e *env) checkMetrics(relayApplied int64) {
+	e.t.Helper()
+	resp, err := http.Get(e.metricsURL)
+	if err != nil {
+		e.t.Fatalf("scrape the function's metrics: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sum := func(re string) int64 {
+		var n int64
+		for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(string(body), -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			n += int64(v)
+		}
+		return n
+	}
+	applied := sum(`(?m)^cloudsql_cache_events_total\{[^}]*outcome="applied"[^}]*\} (\S+)$`)
+	lags := sum(`(?m)^cloudsql_cache_replication_lag_milliseconds_count\{[^}]*\} (\S+)$`)
+	e.t.Logf("function metrics: applied %d (relay saw %d), replication-lag samples %d", applied, relayApplied, lags)
+	switch {
+	case applied == 0:
+		e.t.Error("the function's /metrics counted no applied change")
+	case applied > relayApplied:
+		e.t.Errorf("the function counted %d applied changes, the relay saw %d", applied, relayApplied)
+	case !e.fnRestarted && applied != relayApplied:
+		e.t.Errorf("the function counted %d applied changes, the relay saw %d", applied, relayApplied)
+	}
+	if lags != applied {
+		e.t.Errorf("%d replication-lag samples for %d applied changes", lags, applied)
 	}
 }
 
@@ -387,6 +438,7 @@ func TestRedisRestartedMidRun(t *testing.T) {
 
 func TestFunctionKilledAndRestarted(t *testing.T) {
 	e := setup(t, options{})
+	e.fnRestarted = true
 	e.run(8*time.Second, func() {
 		e.fn.Kill()
 		time.Sleep(time.Second)
