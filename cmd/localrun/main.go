@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string) error {
 	mysqlPort := fs.Int("mysql-port", 3307, "MariaDB port on 127.0.0.1")
 	redisPort := fs.Int("redis-port", 6390, "Redis port on 127.0.0.1")
 	fnPort := fs.Int("port", 8080, "the function's port on 127.0.0.1")
+	metricsPort := fs.Int("metrics-port", 9464, "the function's Prometheus /metrics port on 127.0.0.1 (METRICS_ADDR)")
 	rate := fs.Float64("rate", 20, "demo workload: changes per second (0: none)")
 	dupRate := fs.Float64("duplicate-rate", 0, "share of pushes delivered twice (fault injection)")
 	maxAttempts := fs.Int("max-delivery-attempts", 50, "push attempts before a message goes to the dead-letter topic (5..100; the Terraform default is 50)")
@@ -126,7 +128,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer fnLog.Close()
 	env := []string{"REDIS_ADDR=" + rs.Addr(), "DEAD_LETTER_TOPIC=" + p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST=" + p.Emu.Addr()}
-	fn, err := functionproc.Start(bg, bin, *fnPort, env, fnLog)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", *metricsPort)
+	fn, err := functionproc.Start(bg, bin, *fnPort, append(env[:len(env):len(env)], fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", *metricsPort)), fnLog)
 	if err != nil {
 		return err
 	}
@@ -160,8 +163,10 @@ Poke it by hand in another terminal:
   redis-cli -p %[2]d GET shop.products:tea
   redis-cli -p %[2]d GET shop.order_lines:1:1          # a composite key: order_id 1, line_no 1
   REDIS_ADDR=127.0.0.1:%[2]d go run ./cmd/verify -dsn 'root@tcp(127.0.0.1:%[1]d)/' -databases shop
+  curl -s %[4]s | grep ^cloudsql_cache      # the function's metrics, as operators chart them
 Logs: %[3]s/logs. Ctrl-C stops everything; 'make run' again resumes where it stopped.
-`, *mysqlPort, *redisPort, *state)
+The status line's outcomes and commit→cache lag come from the function's /metrics (lag over the last ~10 s).
+`, *mysqlPort, *redisPort, *state, metricsURL)
 
 	var wg sync.WaitGroup
 	wctx, wcancel := context.WithCancel(ctx)
@@ -169,7 +174,7 @@ Logs: %[3]s/logs. Ctrl-C stops everything; 'make run' again resumes where it sto
 		wg.Add(1)
 		go func() { defer wg.Done(); workload(wctx, db, *rate) }()
 	}
-	status(ctx, p, *statusEvery, os.Stdout)
+	status(ctx, p, metricsURL, *statusEvery, os.Stdout)
 	wcancel()
 	wg.Wait()
 	fmt.Println()
@@ -180,13 +185,14 @@ Logs: %[3]s/logs. Ctrl-C stops everything; 'make run' again resumes where it sto
 }
 
 // status prints the status line until ctx ends.
-func status(ctx context.Context, p *pipeline.Pipeline, every time.Duration, w io.Writer) {
+func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every time.Duration, w io.Writer) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	tty := isTerminal()
 	var lastAcked int64
 	lastAt := time.Now()
 	resetAt := time.Now()
+	var window []funcmetrics.Snapshot // about ten seconds of scrapes: the lag shown is over that window
 	for {
 		select {
 		case <-ctx.Done():
@@ -195,9 +201,25 @@ func status(ctx context.Context, p *pipeline.Pipeline, every time.Duration, w io
 			s := p.Relay.Stats()
 			rate := float64(s.Acked-lastAcked) / now.Sub(lastAt).Seconds()
 			lastAcked, lastAt = s.Acked, now
-			line := fmt.Sprintf("%s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (cdc→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %d  duplicate %d  stale %d  dead-lettered %d",
-				now.Format("15:04:05"), rate, s.CommitLagP50, s.CommitLagP99, s.CDCLagP50, s.CDCLagP99, s.Backlog,
-				s.Outcomes["applied"], s.Outcomes["duplicate"], s.Outcomes["stale"], s.Outcomes["dead_lettered"]+s.RelayDLQ)
+			var line string
+			snap, err := funcmetrics.Scrape(ctx, metricsURL)
+			if err != nil {
+				line = fmt.Sprintf("%s  events/s %5.0f  backlog %d  (function metrics unavailable: %v)", now.Format("15:04:05"), rate, s.Backlog, err)
+			} else {
+				window = append(window, snap)
+				if len(window) > 10 {
+					window = window[1:]
+				}
+				base := window[0]
+				if len(window) == 1 {
+					base = funcmetrics.Snapshot{}
+				}
+				p50, _ := snap.LagQuantile(0.5, base)
+				p99, _ := snap.LagQuantile(0.99, base)
+				line = fmt.Sprintf("%s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (cdc→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
+					now.Format("15:04:05"), rate, p50, p99, s.CDCLagP50, s.CDCLagP99, s.Backlog,
+					snap.Outcomes["applied"], snap.Outcomes["duplicate"], snap.Outcomes["stale"], int64(snap.Outcomes["dead_lettered"])+s.RelayDLQ)
+			}
 			if err := p.CDCErr(); err != nil {
 				line += "  CDC STOPPED: " + err.Error()
 			}
@@ -207,7 +229,7 @@ func status(ctx context.Context, p *pipeline.Pipeline, every time.Duration, w io
 				fmt.Fprintln(w, line)
 			}
 			if now.Sub(resetAt) > 10*time.Second {
-				p.Relay.ResetLag() // the lag shown is that of the last ten seconds or so
+				p.Relay.ResetLag() // the relay's cdc→cache lag is that of the last ten seconds or so
 				resetAt = now
 			}
 		}
