@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+func lineUSD(t *testing.T, e Estimate, prefix string) float64 {
+	t.Helper()
+	for _, l := range e.Lines {
+		if strings.HasPrefix(l.Component, prefix) {
+			return l.USD
+		}
+	}
+	t.Fatalf("no line %q", prefix)
+	return 0
+}
+
+// A hand-computed case: 3.6M events/hour = 1000/s, 1 KB rows.
+func TestHandComputed(t *testing.T) {
+	in := defaultInput()
+	in.EventsPerHour = 3.6e6
+	if err := in.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// 400 + 2×1024 = 2448 B per message, above the 1000 B request minimum.
+	if got := in.BilledRequestBytes(); got != 2448 {
+		t.Errorf("billed bytes = %v, want 2448", got)
+	}
+	// 1000/s × 140 µs = 0.14 vCPU; / (1 × 0.6) = 0.233 → 1 instance.
+	if got := in.FunctionInstances(); got != 1 {
+		t.Errorf("instances = %d, want 1", got)
+	}
+	e := in.Estimate()
+	// Throughput: 3.6e6 × 730 msgs × 2 × 2448 B / 2^40 × $40.
+	if got, want := lineUSD(t, e, "Pub/Sub throughput"), 3.6e6*730*2*2448/math.Pow(2, 40)*40; !near(got, want) {
+		t.Errorf("throughput = %v, want %v", got, want)
+	}
+	// Storage: 3.6e6/h × 168 h × 2448 B / 2^30 × $0.27.
+	if got, want := lineUSD(t, e, "Pub/Sub topic"), 3.6e6*168*2448/math.Pow(2, 30)*0.27; !near(got, want) {
+		t.Errorf("storage = %v, want %v", got, want)
+	}
+	// Function: 1 instance × 730 h × 3600 s × (1 × 0.000018 + 0.5 × 0.000002) = $49.932.
+	if got := lineUSD(t, e, "Cloud Run: apply"); !near(got, 49.932) {
+		t.Errorf("function = %v, want 49.932", got)
+	}
+	// Debezium: 2,628,000 s × (0.000018 + 2 × 0.000002) = $57.816.
+	if got := lineUSD(t, e, "Cloud Run: Debezium"); !near(got, 57.816) {
+		t.Errorf("debezium = %v, want 57.816", got)
+	}
+	// Redis: STANDARD_HA 5 GB is M2: 5 × 0.054 × 730 = $197.10.
+	if got := lineUSD(t, e, "Memorystore"); !near(got, 197.1) {
+		t.Errorf("redis = %v, want 197.1", got)
+	}
+	// Samples: 1 × 10 × 147 × 43,800 exports = 64,386,000 → × $0.06/M.
+	if SamplesPerTableExport != 147 {
+		t.Errorf("samples per table = %d, want 147", SamplesPerTableExport)
+	}
+	if got := lineUSD(t, e, "Cloud Monitoring"); !near(got, 64.386*0.06) {
+		t.Errorf("monitoring = %v, want %v", got, 64.386*0.06)
+	}
+	sum := 0.0
+	for _, l := range e.Lines {
+		sum += l.USD
+	}
+	if !near(e.Total, sum) {
+		t.Errorf("total %v != sum of lines %v", e.Total, sum)
+	}
+}
+
+func TestSmallMessagesBilledAtRequestMinimum(t *testing.T) {
+	in := defaultInput()
+	in.RowBytes, in.RowImages, in.EnvelopeBytes = 100, 1, 100
+	if got := in.BilledRequestBytes(); got != 1000 {
+		t.Errorf("billed bytes = %v, want the 1000 B minimum", got)
+	}
+}
+
+func TestInstancesNeeded(t *testing.T) {
+	in := defaultInput()
+	in.EventsPerHour = 100e6 // 27,777.8/s × 140 µs = 3.889 vCPU; / 0.6 = 6.48 → 7
+	if got := in.FunctionInstances(); got != 7 {
+		t.Errorf("instances = %d, want 7", got)
+	}
+	in.MinInstances = 10
+	if got := in.FunctionInstances(); got != 10 {
+		t.Errorf("instances = %d, want the minimum 10", got)
+	}
+	in = defaultInput()
+	in.EventsPerHour, in.LatencyMs, in.Concurrency = 3.6e6, 1000, 10 // 1000 in flight / 10 → 100
+	if got := in.FunctionInstances(); got != 100 {
+		t.Errorf("instances = %d, want 100 (concurrency bound)", got)
+	}
+	if e := in.Estimate(); len(e.Warnings) == 0 {
+		t.Error("no warning for instances above max-instances")
+	}
+}
+
+func TestPrometheusTiers(t *testing.T) {
+	if got, want := prometheusCost(60e9), 50e3*0.06+10e3*0.048; !near(got, want) {
+		t.Errorf("60G samples = %v, want %v", got, want)
+	}
+	if got, want := prometheusCost(600e9), 50e3*0.06+200e3*0.048+250e3*0.036+100e3*0.024; !near(got, want) {
+		t.Errorf("600G samples = %v, want %v", got, want)
+	}
+}
+
+func TestMonotonic(t *testing.T) {
+	for _, rows := range []float64{50, 1024, 8192} {
+		prev := Estimate{}
+		for r := 1e3; r <= 1e9; r *= 1.7 {
+			in := defaultInput()
+			in.EventsPerHour, in.RowBytes = r, rows
+			e := in.Estimate()
+			if e.Total < prev.Total {
+				t.Fatalf("rows %v: %v events/h costs %v, less than %v", rows, r, e.Total, prev.Total)
+			}
+			for i := range e.Lines {
+				if prev.Lines != nil && e.Lines[i].USD < prev.Lines[i].USD {
+					t.Fatalf("rows %v: %s fell at %v events/h", rows, e.Lines[i].Component, r)
+				}
+			}
+			prev = e
+		}
+	}
+}
+
+func TestFlagValidation(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "-events-per-hour"},
+		{[]string{"-events-per-hour", "-5"}, "-events-per-hour"},
+		{[]string{"-events-per-hour", "1e6", "-vcpu", "3"}, "-vcpu"},
+		{[]string{"-events-per-hour", "1e6", "-redis-tier", "PREMIUM"}, "-redis-tier"},
+		{[]string{"-events-per-hour", "1e6", "-redis-gb", "0"}, "-redis-gb"},
+		{[]string{"-events-per-hour", "1e6", "-retention", "1m"}, "-retention"},
+		{[]string{"-events-per-hour", "1e6", "-target-util", "1.5"}, "-target-util"},
+		{[]string{"-events-per-hour", "1e6", "-tables", "0"}, "-tables"},
+		{[]string{"-events-per-hour", "1e6", "-min-instances", "5", "-max-instances", "2"}, "-max-instances"},
+		{[]string{"-events-per-hour", "1e6", "-metrics-interval", "1s"}, "-metrics-interval"},
+		{[]string{"-events-per-hour", "1e6", "extra"}, "unexpected arguments"},
+		{[]string{"-events-per-hour", "lots"}, "invalid value"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(tc.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error()+errb.String(), tc.want) {
+			t.Errorf("%v: err = %v, want one naming %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestOutput(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-events-per-hour", "1e6"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.Contains(s, "| **total** |") || !strings.Contains(s, "| Memorystore for Redis |") {
+		t.Errorf("output lacks the table:\n%s", s)
+	}
+	out.Reset()
+	if err := run([]string{"-table"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.Contains(s, "100.0M events/h") || !strings.Contains(s, "**total / month**") {
+		t.Errorf("-table output:\n%s", s)
+	}
+}
