@@ -380,7 +380,7 @@ type loadStats struct {
 }
 
 // load offers rate row changes per second until stop, then returns once every statement is done.
-// measureFrom and measureTo bound the measured window (from the load's start).
+// Statements started between warmup and warmup+dur after the start are the measured window (ls).
 func (b *bench) load(ctx context.Context, c *config, rate float64, warmup, dur time.Duration, ls *loadStats, nextNew *[]int) {
 	type job struct{ rows int }
 	jobs := make(chan job, 1<<16)
