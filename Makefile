@@ -12,7 +12,7 @@ READ_PORT ?= 8081
 RUN_FLAGS ?=
 FUZZTIME ?= 5s
 
-.PHONY: run run-function verify-local test vet terraform-check fuzz bench memory build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
 ## and the example read service (examples/rowservice) on READ_PORT
@@ -52,10 +52,15 @@ fuzz:
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzSplitObject$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
 
-## bench: the benchmarks, each beside its baseline measured in the same run (not part of `make test`)
+## bench: the benchmarks of BENCHMARKS.md, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory
 	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
+	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench . -benchtime 3000x -count 3
+
+## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
+cost:
+	$(GO) run ./cmd/costmodel -table
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON
 memory: deps
