@@ -56,7 +56,8 @@ fuzz:
 bench: deps memory
 	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
 	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
-	$(GO) test ./readcache -run '^$$' -bench . -benchtime 3000x -count 3
+	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
+	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:
