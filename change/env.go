@@ -2,19 +2,20 @@ package change
 
 import (
 	"fmt"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
 	"strconv"
 	"strings"
 )
 
 // EnvVars are the variables ConfigFromEnv reads, with their defaults and help. The apply function, the
 // read path and the drift checker all read the table policy from them, so they agree on keys.
-var EnvVars = []struct{ Name, Default, Help string }{
-	{"CACHE_TABLES", "", "Comma-separated db.table include-list; empty caches every table Debezium sends."},
-	{"CACHE_EXCLUDE_COLUMNS", "", "Comma-separated db.table.column list never written to the cache."},
-	{"CACHE_KEY_TEMPLATE", DefaultKeyTemplate, "Key of every table without its own template."},
-	{"CACHE_KEY_TEMPLATES", "", "Comma-separated db.table=template overrides."},
-	{"CACHE_VERSION_COLUMNS", "", "Comma-separated db.table=column: order that table's changes by the column first."},
-	{"CACHE_VERSION_EPOCH", "0", "First component of every version; raise it when the database is restored or replaced."},
+var EnvVars = []envvar.Var{
+	{Name: "CACHE_TABLES", Default: "", Help: "Comma-separated db.table include-list; empty caches every table Debezium sends."},
+	{Name: "CACHE_EXCLUDE_COLUMNS", Default: "", Help: "Comma-separated db.table.column list never written to the cache."},
+	{Name: "CACHE_KEY_TEMPLATE", Default: DefaultKeyTemplate, Help: "Key of every table without its own template."},
+	{Name: "CACHE_KEY_TEMPLATES", Default: "", Help: "Comma-separated db.table=template overrides."},
+	{Name: "CACHE_VERSION_COLUMNS", Default: "", Help: "Comma-separated db.table=column: order that table's changes by the column first."},
+	{Name: "CACHE_VERSION_EPOCH", Default: "0", Help: "First component of every version; raise it when the database is restored or replaced."},
 }
 
 // ConfigFromEnv reads the table policy from the environment and validates it. Each error names the
@@ -24,17 +25,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, []error) {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	get := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		for _, v := range EnvVars {
-			if v.Name == name {
-				return v.Default
-			}
-		}
-		return ""
-	}
+	get := envvar.Lookup(EnvVars, getenv)
 	list := func(name string) []string {
 		var out []string
 		for _, s := range strings.Split(get(name), ",") {

@@ -3,6 +3,7 @@ package function
 import (
 	"errors"
 	"fmt"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
 	"net"
 	"net/url"
 	"os"
@@ -47,17 +48,17 @@ type Config struct {
 
 // Env lists every variable ConfigFromEnv reads, with its default; the README's configuration
 // reference and the Terraform module's tests are held to it.
-var Env = append(append(append([]struct{ Name, Default, Help string }{}, redisenv.Vars...), change.EnvVars...), []struct{ Name, Default, Help string }{
-	{"DEAD_LETTER_TOPIC", "", "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
-	{"CACHE_TOMBSTONE_TTL", "168h", "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
-	{"CACHE_INVALIDATION_CHANNEL", rowcache.DefaultInvalidationChannel, "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
-	{"APPLY_TIMEOUT", "10s", "Upper bound on handling one message."},
-	{"MAX_BODY_BYTES", strconv.Itoa(push.DefaultMaxBody), "Largest push request accepted."},
-	{"GOOGLE_CLOUD_PROJECT", "", "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
-	{"METRICS_EXPORTER", telemetry.ExporterAuto, "Where metrics are pushed: \"otlp\" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), \"none\", or \"auto\" (otlp when an endpoint is set or on Cloud Run, else none)."},
-	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP base URL (\"/v1/metrics\" is appended); empty: Google's Telemetry API, https://telemetry.googleapis.com, with Application Default Credentials. A collector sidecar: http://localhost:4318."},
-	{"METRICS_EXPORT_INTERVAL", "60s", "Interval between OTLP exports; at least 5s (Cloud Monitoring's per-series write limit)."},
-	{"METRICS_ADDR", "", "host:port on which /metrics is served in the Prometheus format (e.g. 127.0.0.1:9464); empty: not served."},
+var Env = append(append(append([]envvar.Var{}, redisenv.Vars...), change.EnvVars...), []envvar.Var{
+	{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
+	{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
+	{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
+	{Name: "APPLY_TIMEOUT", Default: "10s", Help: "Upper bound on handling one message."},
+	{Name: "MAX_BODY_BYTES", Default: strconv.Itoa(push.DefaultMaxBody), Help: "Largest push request accepted."},
+	{Name: "GOOGLE_CLOUD_PROJECT", Default: "", Help: "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
+	{Name: "METRICS_EXPORTER", Default: telemetry.ExporterAuto, Help: "Where metrics are pushed: \"otlp\" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), \"none\", or \"auto\" (otlp when an endpoint is set or on Cloud Run, else none)."},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "", Help: "OTLP/HTTP base URL (\"/v1/metrics\" is appended); empty: Google's Telemetry API, https://telemetry.googleapis.com, with Application Default Credentials. A collector sidecar: http://localhost:4318."},
+	{Name: "METRICS_EXPORT_INTERVAL", Default: "60s", Help: "Interval between OTLP exports; at least 5s (Cloud Monitoring's per-series write limit)."},
+	{Name: "METRICS_ADDR", Default: "", Help: "host:port on which /metrics is served in the Prometheus format (e.g. 127.0.0.1:9464); empty: not served."},
 }...)
 
 // ConfigFromEnv reads and validates the configuration. Its error lists every problem, each saying which
@@ -66,17 +67,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	get := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		for _, e := range Env {
-			if e.Name == name {
-				return e.Default
-			}
-		}
-		return ""
-	}
+	get := envvar.Lookup(Env, getenv)
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))

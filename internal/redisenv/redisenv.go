@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
 	"os"
 	"strconv"
 	"strings"
@@ -27,29 +28,19 @@ type Config struct {
 }
 
 // Vars are the variables FromEnv reads, with their defaults and help.
-var Vars = []struct{ Name, Default, Help string }{
-	{"REDIS_ADDR", "", "host:port of Redis (Memorystore: the instance's host and port 6378 with TLS). Required."},
-	{"REDIS_USERNAME", "", "ACL user name, if any."},
-	{"REDIS_PASSWORD", "", "AUTH string (Memorystore: the instance's auth string, from Secret Manager)."},
-	{"REDIS_DB", "0", "Database number."},
-	{"REDIS_TLS", "false", "true to connect with TLS (Memorystore in-transit encryption)."},
-	{"REDIS_CA_FILE", "", "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
-	{"REDIS_TIMEOUT", "1s", "Dial, read and write timeout of one Redis command."},
+var Vars = []envvar.Var{
+	{Name: "REDIS_ADDR", Default: "", Help: "host:port of Redis (Memorystore: the instance's host and port 6378 with TLS). Required."},
+	{Name: "REDIS_USERNAME", Default: "", Help: "ACL user name, if any."},
+	{Name: "REDIS_PASSWORD", Default: "", Help: "AUTH string (Memorystore: the instance's auth string, from Secret Manager)."},
+	{Name: "REDIS_DB", Default: "0", Help: "Database number."},
+	{Name: "REDIS_TLS", Default: "false", Help: "true to connect with TLS (Memorystore in-transit encryption)."},
+	{Name: "REDIS_CA_FILE", Default: "", Help: "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
+	{Name: "REDIS_TIMEOUT", Default: "1s", Help: "Dial, read and write timeout of one Redis command."},
 }
 
 // FromEnv reads the connection. Each error names the variable to fix.
 func FromEnv(getenv func(string) string) (Config, []error) {
-	get := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		for _, v := range Vars {
-			if v.Name == name {
-				return v.Default
-			}
-		}
-		return ""
-	}
+	get := envvar.Lookup(Vars, getenv)
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
