@@ -29,6 +29,9 @@ type fixture struct {
 	db     *sql.DB
 	store  *rowcache.Store // the apply function's writer
 	reader *sdkmetric.ManualReader
+	// meters is shared by every client of the fixture: a reader registers with one provider only,
+	// so a provider per client would leave all but the first client's metrics uncounted.
+	meters *sdkmetric.MeterProvider
 }
 
 const floorKey = "cloudsql-cache:truncated:shop.customers"
@@ -37,6 +40,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	my := testmysql.Start(t)
 	f := &fixture{t: t, redis: testredis.Start(t), reader: sdkmetric.NewManualReader()}
+	f.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	f.db = my.DB("shop")
 	my.Exec(f.db,
 		"CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, balance DECIMAL(10,2) NOT NULL, secret VARCHAR(64))",
@@ -62,7 +66,7 @@ func (f *fixture) client(mod func(*Options)) *Client {
 		Redis:         f.newRedisClient(),
 		DB:            f.db,
 		Tables:        change.Config{ExcludeColumns: []string{"shop.customers.secret"}},
-		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader)),
+		MeterProvider: f.meters,
 	}
 	if mod != nil {
 		mod(&o)
