@@ -10,7 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 )
 
 // Kind is the kind of message Debezium published.
@@ -141,60 +142,108 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// wireEvent holds the members of an event (or of its payload) that decoding looks at, as raw values;
+// nil means absent. A JSON null is kept as the raw "null", as json.RawMessage would keep it.
 type wireEvent struct {
-	Schema  json.RawMessage `json:"schema"`
-	Payload json.RawMessage `json:"payload"`
-
-	Op     *string         `json:"op"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
-	Source json.RawMessage `json:"source"`
-	TsMs   *int64          `json:"ts_ms"`
-
-	DDL          *string         `json:"ddl"`
-	TableChanges json.RawMessage `json:"tableChanges"`
-	DatabaseName *string         `json:"databaseName"`
-
-	Status *string `json:"status"`
+	schema, payload                 []byte
+	op, before, after, source, tsMs []byte
+	ddl, tableChanges, databaseName []byte
+	status                          []byte
 }
 
-type wireSource struct {
-	Connector string          `json:"connector"`
-	Name      string          `json:"name"`
-	DB        string          `json:"db"`
-	Table     *string         `json:"table"`
-	File      string          `json:"file"`
-	Pos       *int64          `json:"pos"`
-	Row       *int64          `json:"row"`
-	GTID      *string         `json:"gtid"`
-	Snapshot  json.RawMessage `json:"snapshot"`
-	TsMs      int64           `json:"ts_ms"`
+func (w *wireEvent) set(name string, v []byte) error {
+	var field *[]byte
+	switch name {
+	case "schema":
+		field = &w.schema
+	case "payload":
+		field = &w.payload
+	case "op":
+		field = &w.op
+	case "before":
+		field = &w.before
+	case "after":
+		field = &w.after
+	case "source":
+		field = &w.source
+	case "ts_ms":
+		field = &w.tsMs
+	case "ddl":
+		field = &w.ddl
+	case "tableChanges":
+		field = &w.tableChanges
+	case "databaseName":
+		field = &w.databaseName
+	case "status":
+		field = &w.status
+	default:
+		return nil
+	}
+	if *field != nil {
+		return fmt.Errorf("member %q appears twice", name)
+	}
+	*field = v
+	return nil
+}
+
+func scanEvent(raw []byte) (wireEvent, error) {
+	var w wireEvent
+	err := jsonscan.EachMember(raw, w.set)
+	return w, err
+}
+
+// optString is a member that must be a string when present and not null (what json.Unmarshal into a
+// *string accepts); present reports whether it is a string.
+func optString(name string, v []byte) (s string, present bool, err error) {
+	if v == nil || jsonscan.IsNull(v) {
+		return "", false, nil
+	}
+	if s, err = jsonscan.String(v); err != nil {
+		return "", false, invalid("%s: %v", name, err)
+	}
+	return s, true, nil
+}
+
+// optInt64 is optString for an integer member.
+func optInt64(name string, v []byte) (n int64, present bool, err error) {
+	if v == nil || jsonscan.IsNull(v) {
+		return 0, false, nil
+	}
+	if n, err = jsonscan.Int64(v); err != nil {
+		return 0, false, invalid("%s: %v", name, err)
+	}
+	return n, true, nil
 }
 
 const heartbeatSchema = "io.debezium.connector.common.Heartbeat"
 
 // Decode decodes the data of one Debezium message (the Pub/Sub message's data).
+//
+// The data is validated once (json.Valid) and then walked with jsonscan: the row images stay slices
+// of data, nothing is decoded that the cache does not use. data must not be modified while the Event
+// is in use.
 func Decode(data []byte) (*Event, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &Event{Kind: Tombstone}, nil
 	}
-	var w wireEvent
-	if err := json.Unmarshal(data, &w); err != nil {
+	if !json.Valid(data) {
+		return nil, invalid("not valid JSON: %v", jsonError(data))
+	}
+	w, err := scanEvent(data)
+	if err != nil {
 		return nil, invalid("not a JSON object: %v", err)
 	}
 	var types logicalTypes
-	if w.Schema != nil && w.Payload != nil {
+	if w.schema != nil && w.payload != nil {
 		// The schema envelope: {"schema": {...}, "payload": {...}}.
 		var s connectSchema
-		if err := json.Unmarshal(w.Schema, &s); err != nil {
+		if err := json.Unmarshal(w.schema, &s); err != nil {
 			return nil, invalid("schema: %v", err)
 		}
-		if isNull(w.Payload) {
+		if jsonscan.IsNull(w.payload) {
 			return &Event{Kind: Tombstone}, nil
 		}
-		payload := w.Payload
-		w = wireEvent{}
-		if err := json.Unmarshal(payload, &w); err != nil {
+		if w, err = scanEvent(w.payload); err != nil {
 			return nil, invalid("payload is not a JSON object: %v", err)
 		}
 		if s.Name == heartbeatSchema {
@@ -202,44 +251,77 @@ func Decode(data []byte) (*Event, error) {
 		}
 		types = s.rowTypes()
 	}
+	op, hasOp, err := optString("op", w.op)
+	if err != nil {
+		return nil, err
+	}
+	tsMs, hasTs, err := optInt64("ts_ms", w.tsMs)
+	if err != nil {
+		return nil, err
+	}
+	_, hasDDL, err := optString("ddl", w.ddl)
+	if err != nil {
+		return nil, err
+	}
+	_, hasDB, err := optString("databaseName", w.databaseName)
+	if err != nil {
+		return nil, err
+	}
+	status, hasStatus, err := optString("status", w.status)
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case w.Op != nil:
-		return decodeChange(w, types)
-	case w.DDL != nil || w.TableChanges != nil || w.DatabaseName != nil:
-		return &Event{Kind: SchemaChange, TsMs: deref(w.TsMs)}, nil
-	case w.Status != nil:
-		if *w.Status != "BEGIN" && *w.Status != "END" {
-			return nil, invalid("transaction metadata with status %q (want BEGIN or END)", *w.Status)
+	case hasOp:
+		return decodeChange(w, op, tsMs, types)
+	case hasDDL || w.tableChanges != nil || hasDB:
+		return &Event{Kind: SchemaChange, TsMs: tsMs}, nil
+	case hasStatus:
+		if status != "BEGIN" && status != "END" {
+			return nil, invalid("transaction metadata with status %q (want BEGIN or END)", status)
 		}
-		return &Event{Kind: Transaction, TsMs: deref(w.TsMs)}, nil
-	case w.TsMs != nil && w.Source == nil && w.Before == nil && w.After == nil:
-		return heartbeat(w)
+		return &Event{Kind: Transaction, TsMs: tsMs}, nil
+	case hasTs && w.source == nil && w.before == nil && w.after == nil:
+		return &Event{Kind: Heartbeat, TsMs: tsMs}, nil
 	}
 	return nil, invalid("unrecognized message: no op, ddl, transaction status or heartbeat ts_ms")
 }
 
-func heartbeat(w wireEvent) (*Event, error) {
-	if w.TsMs == nil {
-		return nil, invalid("heartbeat without ts_ms")
+// jsonError says where data stops being JSON, in encoding/json's words.
+func jsonError(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
 	}
-	return &Event{Kind: Heartbeat, TsMs: *w.TsMs}, nil
+	return errors.New("invalid JSON")
 }
 
-func decodeChange(w wireEvent, types logicalTypes) (*Event, error) {
-	ev := &Event{Kind: Change, TsMs: deref(w.TsMs)}
-	if len(*w.Op) != 1 || !strings.Contains("cudrt", *w.Op) {
-		return nil, invalid("unknown op %q", *w.Op)
+func heartbeat(w wireEvent) (*Event, error) {
+	ts, ok, err := optInt64("ts_ms", w.tsMs)
+	if err != nil {
+		return nil, err
 	}
-	ev.Op = Op((*w.Op)[0])
-	src, err := decodeSource(w.Source)
+	if !ok {
+		return nil, invalid("heartbeat without ts_ms")
+	}
+	return &Event{Kind: Heartbeat, TsMs: ts}, nil
+}
+
+func decodeChange(w wireEvent, op string, tsMs int64, types logicalTypes) (*Event, error) {
+	ev := &Event{Kind: Change, TsMs: tsMs}
+	if len(op) != 1 || !strings.Contains("cudrt", op) {
+		return nil, invalid("unknown op %q", op)
+	}
+	ev.Op = Op(op[0])
+	src, err := decodeSource(w.source)
 	if err != nil {
 		return nil, err
 	}
 	ev.Source = src
-	if ev.Before, err = decodeRow(w.Before, types.before); err != nil {
+	if ev.Before, err = decodeRow(w.before, types.before); err != nil {
 		return nil, invalid("before: %v", err)
 	}
-	if ev.After, err = decodeRow(w.After, types.after); err != nil {
+	if ev.After, err = decodeRow(w.after, types.after); err != nil {
 		return nil, invalid("after: %v", err)
 	}
 	switch ev.Op {
@@ -255,44 +337,74 @@ func decodeChange(w wireEvent, types logicalTypes) (*Event, error) {
 	return ev, nil
 }
 
-func decodeSource(raw json.RawMessage) (Source, error) {
-	if raw == nil || isNull(raw) {
+func decodeSource(raw []byte) (Source, error) {
+	if raw == nil || jsonscan.IsNull(raw) {
 		return Source{}, invalid("change event without a source block")
 	}
-	var ws wireSource
-	if err := json.Unmarshal(raw, &ws); err != nil {
-		return Source{}, invalid("source: %v", err)
+	var s Source
+	var pos, row []byte
+	var hasTable bool
+	err := jsonscan.EachMember(raw, func(name string, v []byte) error {
+		var err error
+		switch name {
+		case "connector":
+			s.Connector, _, err = optString("source.connector", v)
+		case "name":
+			s.Name, _, err = optString("source.name", v)
+		case "db":
+			s.DB, _, err = optString("source.db", v)
+		case "table":
+			s.Table, hasTable, err = optString("source.table", v)
+		case "file":
+			s.File, _, err = optString("source.file", v)
+		case "gtid":
+			s.GTID, _, err = optString("source.gtid", v)
+		case "ts_ms":
+			s.TsMs, _, err = optInt64("source.ts_ms", v)
+		case "pos":
+			pos = v
+		case "row":
+			row = v
+		case "snapshot":
+			// Old events carry snapshot as a boolean, current ones as a string enum.
+			switch snap := strings.Trim(string(bytes.TrimSpace(v)), `"`); snap {
+			case "", "null":
+			default:
+				s.Snapshot = snap
+			}
+		}
+		return err
+	})
+	if err != nil {
+		var inv error
+		if errors.Is(err, ErrInvalid) {
+			inv = err
+		} else {
+			inv = invalid("source: %v", err)
+		}
+		return Source{}, inv
 	}
-	s := Source{Connector: ws.Connector, Name: ws.Name, DB: ws.DB, File: ws.File, TsMs: ws.TsMs}
-	if ws.Table != nil {
-		s.Table = *ws.Table
-	}
-	if ws.GTID != nil {
-		s.GTID = *ws.GTID
-	}
-	if s.DB == "" || s.Table == "" {
+	if s.DB == "" || !hasTable || s.Table == "" {
 		return Source{}, invalid("source has no db or table")
 	}
-	if ws.Pos == nil || *ws.Pos < 0 {
-		return Source{}, invalid("source.pos missing or negative")
-	}
-	s.Pos = uint64(*ws.Pos)
-	if ws.Row != nil {
-		if *ws.Row < 0 {
-			return Source{}, invalid("source.row negative")
-		}
-		s.Row = uint64(*ws.Row)
-	}
-	seq, err := FileSequence(s.File)
+	p, hasPos, err := optInt64("source.pos", pos)
 	if err != nil {
 		return Source{}, err
 	}
-	s.FileSeq = seq
-	// Old events carry snapshot as a boolean, current ones as a string enum.
-	switch snap := strings.Trim(string(bytes.TrimSpace(ws.Snapshot)), `"`); snap {
-	case "", "null":
-	default:
-		s.Snapshot = snap
+	if !hasPos || p < 0 {
+		return Source{}, invalid("source.pos missing or negative")
+	}
+	s.Pos = uint64(p)
+	r, _, err := optInt64("source.row", row)
+	if err != nil {
+		return Source{}, err
+	}
+	if r < 0 {
+		return Source{}, invalid("source.row negative")
+	}
+	s.Row = uint64(r)
+	if s.FileSeq, err = FileSequence(s.File); err != nil {
+		return Source{}, err
 	}
 	return s, nil
 }
@@ -333,54 +445,16 @@ func decodeRow(raw json.RawMessage, types map[string]logicalType) (Row, error) {
 }
 
 // splitObject splits a JSON object into its members in order, without copying: each value is a slice
-// of raw. Its callers pass JSON that encoding/json has already validated (a RawMessage field), so it
-// only has to find boundaries; it still reports, rather than panics on, anything malformed. This is the
-// hot path's main parser: json.Decoder's Token API cost several times more.
+// of raw. Its callers have validated raw (json.Valid); it still reports, rather than panics on,
+// anything malformed.
 func splitObject(raw []byte) (Row, error) {
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return nil, errors.New("want a JSON object")
-	}
 	row := make(Row, 0, 16)
-	i = skipSpace(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		i++
-	} else {
-		for {
-			end, err := endOfString(raw, i)
-			if err != nil {
-				return nil, err
-			}
-			name, err := unquote(raw[i:end])
-			if err != nil {
-				return nil, err
-			}
-			i = skipSpace(raw, end)
-			if i >= len(raw) || raw[i] != ':' {
-				return nil, fmt.Errorf("column %q: want ':'", name)
-			}
-			i = skipSpace(raw, i+1)
-			vend, err := endOfValue(raw, i)
-			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", name, err)
-			}
-			row = append(row, Column{Name: name, Value: json.RawMessage(raw[i:vend:vend])})
-			i = skipSpace(raw, vend)
-			if i >= len(raw) {
-				return nil, errors.New("unterminated object")
-			}
-			if raw[i] == '}' {
-				i++
-				break
-			}
-			if raw[i] != ',' {
-				return nil, fmt.Errorf("after column %q: want ',' or '}'", name)
-			}
-			i = skipSpace(raw, i+1)
-		}
-	}
-	if skipSpace(raw, i) != len(raw) {
-		return nil, errors.New("trailing data after the object")
+	err := jsonscan.EachMember(raw, func(name string, v []byte) error {
+		row = append(row, Column{Name: name, Value: json.RawMessage(v)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := noDuplicates(row); err != nil {
 		return nil, err
@@ -407,79 +481,6 @@ func noDuplicates(row Row) error {
 		seen[c.Name] = true
 	}
 	return nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// endOfString returns the index just after the JSON string starting at b[i].
-func endOfString(b []byte, i int) (int, error) {
-	if i >= len(b) || b[i] != '"' {
-		return 0, errors.New("want a string")
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, nil
-		}
-	}
-	return 0, errors.New("unterminated string")
-}
-
-// endOfValue returns the index just after the JSON value starting at b[i].
-func endOfValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errors.New("missing value")
-	}
-	switch b[i] {
-	case '"':
-		return endOfString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, err := endOfString(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1, nil
-				}
-			}
-		}
-		return 0, errors.New("unterminated value")
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return 0, errors.New("missing value")
-	}
-	return j, nil
-}
-
-func unquote(q []byte) (string, error) {
-	if bytes.IndexByte(q, '\\') < 0 && utf8.Valid(q) {
-		return string(q[1 : len(q)-1]), nil
-	}
-	var s string
-	if err := json.Unmarshal(q, &s); err != nil {
-		return "", fmt.Errorf("bad column name %s: %w", q, err)
-	}
-	return s, nil
 }
 
 // DecodeKey decodes a Debezium message key, as carried in the Pub/Sub ordering key: a JSON object of
@@ -517,14 +518,7 @@ func DecodeKey(key string) (Row, error) {
 	return row, nil
 }
 
-func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-func deref(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
+func isNull(raw []byte) bool { return jsonscan.IsNull(raw) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

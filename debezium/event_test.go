@@ -1,10 +1,12 @@
 package debezium
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -253,4 +255,101 @@ func FuzzDecodeKey(f *testing.F) {
 			t.Fatalf("bad key %v", k)
 		}
 	})
+}
+
+// FuzzDecodeMatchesReference holds Decode (jsonscan over validated JSON) to the answers of the
+// json.Unmarshal-based decoder it replaced, on every input where the two can be compared: documents
+// with a repeated member or a member whose name differs from a field's only in case are left out,
+// because json.Unmarshal resolves those silently (last one wins, case-insensitive match) where
+// Decode refuses or ignores them.
+func FuzzDecodeMatchesReference(f *testing.F) {
+	entries, _ := os.ReadDir(filepath.Join("..", "testdata", "debezium"))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") {
+			f.Add(fixture(f, e.Name()))
+		}
+	}
+	for _, s := range []string{`{"ts_ms":1}`, `{"op":"x"}`, `{"op":null,"ts_ms":2}`, `{"status":"BEGIN","ts_ms":"3"}`,
+		`{"op":"c","after":{"id":1},"source":{"db":"a","table":"b","file":"f.1","pos":4,"row":null}}`,
+		`{"op":"d","before":{"id":1},"after":null,"source":{"db":"a","table":"b","file":"f.1","pos":4.0}}`,
+		`{"schema":null,"payload":{"op":"c","after":{"id":1},"source":{"db":"a","table":"b","file":"f.1","pos":4}}}`,
+		`{"ddl":5}`, `[]`, `null`, `{"tableChanges":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Decode(data)
+		want, wantErr := referenceDecode(data)
+		if ambiguous(data) {
+			return
+		}
+		switch {
+		case err != nil && wantErr != nil:
+			return
+		case err != nil:
+			t.Fatalf("%q: Decode failed (%v), the reference decoded %+v", data, err, want)
+		case wantErr != nil:
+			t.Fatalf("%q: Decode gave %+v, the reference failed (%v)", data, got, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
+		}
+	})
+}
+
+// ambiguous reports whether some object in data repeats a member name, or has a member whose name
+// matches one of the decoder's field names only case-insensitively.
+func ambiguous(data []byte) bool {
+	fields := []string{"schema", "payload", "op", "before", "after", "source", "ts_ms", "ddl", "tableChanges",
+		"databaseName", "status", "connector", "name", "db", "table", "file", "pos", "row", "gtid", "snapshot"}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		object bool
+		names  map[string]bool
+		key    bool // the next token in this object is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+			name := tok.(string)
+			if top.names[name] {
+				return true
+			}
+			top.names[name] = true
+			for _, f := range fields {
+				if name != f && strings.EqualFold(name, f) {
+					return true
+				}
+			}
+			top.key = false
+			continue
+		}
+		switch d, _ := tok.(json.Delim); d {
+		case '{':
+			stack = append(stack, &frame{object: true, names: map[string]bool{}, key: true})
+			continue
+		case '[':
+			stack = append(stack, &frame{})
+			continue
+		case ']':
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
 }
