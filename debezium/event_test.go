@@ -1,7 +1,6 @@
 package debezium
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan/jsonscantest"
 )
 
 func fixture(t testing.TB, name string) []byte {
@@ -279,7 +280,8 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := Decode(data)
 		want, wantErr := referenceDecode(data)
-		if ambiguous(data) {
+		if jsonscantest.Ambiguous(data, "schema", "payload", "op", "before", "after", "source", "ts_ms", "ddl", "tableChanges",
+			"databaseName", "status", "connector", "name", "db", "table", "file", "pos", "row", "gtid", "snapshot") {
 			return
 		}
 		switch {
@@ -294,62 +296,4 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
 		}
 	})
-}
-
-// ambiguous reports whether some object in data repeats a member name, or has a member whose name
-// matches one of the decoder's field names only case-insensitively.
-func ambiguous(data []byte) bool {
-	fields := []string{"schema", "payload", "op", "before", "after", "source", "ts_ms", "ddl", "tableChanges",
-		"databaseName", "status", "connector", "name", "db", "table", "file", "pos", "row", "gtid", "snapshot"}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	type frame struct {
-		object bool
-		names  map[string]bool
-		key    bool // the next token in this object is a member name
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.key {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].object {
-					stack[len(stack)-1].key = true
-				}
-				continue
-			}
-			name := tok.(string)
-			if top.names[name] {
-				return true
-			}
-			top.names[name] = true
-			for _, f := range fields {
-				if name != f && strings.EqualFold(name, f) {
-					return true
-				}
-			}
-			top.key = false
-			continue
-		}
-		switch d, _ := tok.(json.Delim); d {
-		case '{':
-			stack = append(stack, &frame{object: true, names: map[string]bool{}, key: true})
-			continue
-		case '[':
-			stack = append(stack, &frame{})
-			continue
-		case ']':
-			stack = stack[:len(stack)-1]
-		}
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
-		}
-	}
 }

@@ -17,6 +17,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 )
 
 // Message is one Pub/Sub message as delivered by a push subscription.
@@ -59,56 +61,197 @@ type wireEnvelope struct {
 
 // ReadRequest reads and decodes a push request, reading at most limit bytes of body.
 func ReadRequest(r *http.Request, limit int64) (*Message, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readBody(r, limit)
 	if err != nil {
-		return nil, fmt.Errorf("push: read body: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+		return nil, err
 	}
 	return Decode(body)
 }
 
-// Decode decodes a wrapped push envelope.
+// readBody reads the whole body into one buffer sized from Content-Length (push requests carry it),
+// instead of io.ReadAll's doubling from 512 bytes.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	size := r.ContentLength
+	if size < 0 || size > limit {
+		size = 512 // unknown, or about to be refused: let the reads below find out
+	}
+	body := make([]byte, 0, size+1) // +1: the read that sees EOF must not have to grow it
+	lr := io.LimitReader(r.Body, limit+1)
+	for {
+		if len(body) == cap(body) {
+			body = append(body, 0)[:len(body)]
+		}
+		n, err := lr.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("push: read body: %w", err)
+		}
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+	}
+	return body, nil
+}
+
+// envelope holds the raw members of a push body and of its message that Decode uses; nil means
+// absent, a JSON null stays the raw "null".
+type envelope struct {
+	message, subscription, deliveryAttempt                            []byte
+	data, attributes, id, idAlt, publish, publishAlt, order, orderAlt []byte
+}
+
+func setOnce(field *[]byte, name string, v []byte) error {
+	if *field != nil {
+		return fmt.Errorf("member %q appears twice", name)
+	}
+	*field = v
+	return nil
+}
+
+func (e *envelope) setTop(name string, v []byte) error {
+	switch name {
+	case "message":
+		return setOnce(&e.message, name, v)
+	case "subscription":
+		return setOnce(&e.subscription, name, v)
+	case "deliveryAttempt":
+		return setOnce(&e.deliveryAttempt, name, v)
+	}
+	return nil
+}
+
+func (e *envelope) setMessage(name string, v []byte) error {
+	switch name {
+	case "data":
+		return setOnce(&e.data, name, v)
+	case "attributes":
+		return setOnce(&e.attributes, name, v)
+	case "messageId":
+		return setOnce(&e.id, name, v)
+	case "message_id":
+		return setOnce(&e.idAlt, name, v)
+	case "publishTime":
+		return setOnce(&e.publish, name, v)
+	case "publish_time":
+		return setOnce(&e.publishAlt, name, v)
+	case "orderingKey":
+		return setOnce(&e.order, name, v)
+	case "ordering_key":
+		return setOnce(&e.orderAlt, name, v)
+	}
+	return nil
+}
+
+// optString reads a member that must be a string or null when present.
+func optString(name string, v []byte) (string, error) {
+	if v == nil || jsonscan.IsNull(v) {
+		return "", nil
+	}
+	s, err := jsonscan.String(v)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrNotPush, name, err)
+	}
+	return s, nil
+}
+
+// Decode decodes a wrapped push envelope. The body is validated once (json.Valid) and walked with
+// jsonscan; the message data is base64-decoded straight from the body.
 func Decode(body []byte) (*Message, error) {
-	var env wireEnvelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v) // for encoding/json's description of what is wrong
+		return nil, fmt.Errorf("%w: not JSON: %v", ErrNotPush, err)
+	}
+	var e envelope
+	if err := jsonscan.EachMember(body, e.setTop); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotPush, err)
 	}
-	wm := env.Message
-	if wm == nil {
+	if e.message == nil || jsonscan.IsNull(e.message) {
 		return nil, fmt.Errorf("%w: no \"message\" object (is the subscription set to unwrapped push? use the default wrapped format)", ErrNotPush)
 	}
-	m := &Message{
-		ID:           first(wm.MessageID, wm.MessageIDAlt),
-		Attributes:   wm.Attributes,
-		OrderingKey:  first(wm.OrderingKey, wm.OrderingKey2),
-		Subscription: env.Subscription,
+	if err := jsonscan.EachMember(e.message, e.setMessage); err != nil {
+		return nil, fmt.Errorf("%w: message: %v", ErrNotPush, err)
+	}
+	m := &Message{}
+	var err error
+	for _, f := range []struct {
+		dst       *string
+		name, alt string
+		v, vAlt   []byte
+	}{
+		{&m.ID, "messageId", "message_id", e.id, e.idAlt},
+		{&m.OrderingKey, "orderingKey", "ordering_key", e.order, e.orderAlt},
+	} {
+		if *f.dst, err = optString(f.name, f.v); err == nil && *f.dst == "" {
+			*f.dst, err = optString(f.alt, f.vAlt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if m.Subscription, err = optString("subscription", e.subscription); err != nil {
+		return nil, err
 	}
 	if m.ID == "" {
 		return nil, fmt.Errorf("%w: message has no messageId", ErrNotPush)
 	}
-	if wm.Data != nil {
-		d, err := base64.StdEncoding.DecodeString(*wm.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%w: message %s: data is not standard base64: %v", ErrNotPush, m.ID, err)
+	if e.attributes != nil && !jsonscan.IsNull(e.attributes) {
+		if err := json.Unmarshal(e.attributes, &m.Attributes); err != nil {
+			return nil, fmt.Errorf("%w: message %s: attributes: %v", ErrNotPush, m.ID, err)
 		}
-		m.Data = d
 	}
-	if ts := first(wm.PublishTime, wm.PublishTime2); ts != "" {
-		t, err := time.Parse(time.RFC3339Nano, ts)
+	if e.data != nil && !jsonscan.IsNull(e.data) {
+		if m.Data, err = decodeData(e.data); err != nil {
+			return nil, fmt.Errorf("%w: message %s: %v", ErrNotPush, m.ID, err)
+		}
+	}
+	publish, err := optString("publishTime", e.publish)
+	if err == nil && publish == "" {
+		publish, err = optString("publish_time", e.publishAlt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if publish != "" {
+		t, err := time.Parse(time.RFC3339Nano, publish)
 		if err != nil {
-			return nil, fmt.Errorf("%w: message %s: publishTime %q: %v", ErrNotPush, m.ID, ts, err)
+			return nil, fmt.Errorf("%w: message %s: publishTime %q: %v", ErrNotPush, m.ID, publish, err)
 		}
 		m.PublishTime = t
 	}
-	if env.DeliveryAttempt != nil {
-		if *env.DeliveryAttempt < 0 {
-			return nil, fmt.Errorf("%w: message %s: negative deliveryAttempt %d", ErrNotPush, m.ID, *env.DeliveryAttempt)
+	if e.deliveryAttempt != nil && !jsonscan.IsNull(e.deliveryAttempt) {
+		n, err := jsonscan.Int64(e.deliveryAttempt)
+		if err != nil {
+			return nil, fmt.Errorf("%w: message %s: deliveryAttempt: %v", ErrNotPush, m.ID, err)
 		}
-		m.DeliveryAttempt = *env.DeliveryAttempt
+		if n < 0 {
+			return nil, fmt.Errorf("%w: message %s: negative deliveryAttempt %d", ErrNotPush, m.ID, n)
+		}
+		m.DeliveryAttempt = int(n)
 	}
 	return m, nil
+}
+
+// decodeData decodes the base64 "data" string, without an intermediate Go string unless it has
+// JSON escapes (which a standard encoder only writes for "/" as "\/").
+func decodeData(v []byte) ([]byte, error) {
+	src, ok := jsonscan.RawString(v)
+	if !ok {
+		s, err := jsonscan.String(v)
+		if err != nil {
+			return nil, fmt.Errorf("data: %v", err)
+		}
+		src = []byte(s)
+	}
+	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
+	n, err := base64.StdEncoding.Decode(dst, src)
+	if err != nil {
+		return nil, fmt.Errorf("data is not standard base64: %v", err)
+	}
+	return dst[:n], nil
 }
 
 // Encode builds the wrapped envelope Pub/Sub would POST for m, byte-compatible with what push
@@ -135,11 +278,4 @@ func Encode(m *Message) ([]byte, error) {
 		return nil, fmt.Errorf("push: encode message %s: %w", m.ID, err)
 	}
 	return b, nil
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

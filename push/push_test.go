@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan/jsonscantest"
 )
 
 // A body as a push subscription sends it (wrapped format, with a dead-letter policy so
@@ -75,8 +77,22 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(realBody))
 	f.Add([]byte(`{"message":{"messageId":"1"}}`))
 	f.Add([]byte(`{"message":{"data":null,"messageId":"1","attributes":null}}`))
+	f.Add([]byte(`{"message":{"data":"","messageId":"1","message_id":"2","orderingKey":null,"ordering_key":"k"},"deliveryAttempt":null}`))
+	f.Add([]byte(`{"message":{"data":"e3x\/fQ==","messageId":"1","publish_time":"2021-02-26T19:13:55Z"},"subscription":null}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := Decode(body)
+		want, wantErr := referenceDecode(body)
+		if !jsonscantest.Ambiguous(body, "message", "subscription", "deliveryAttempt", "data", "attributes",
+			"messageId", "message_id", "publishTime", "publish_time", "orderingKey", "ordering_key") {
+			switch {
+			case err == nil && wantErr == nil && !reflect.DeepEqual(m, want):
+				t.Fatalf("%q:\n got %+v\nwant %+v (the json.Unmarshal-based decoder)", body, m, want)
+			case err == nil && wantErr != nil:
+				t.Fatalf("%q: decoded %+v, the json.Unmarshal-based decoder failed: %v", body, m, wantErr)
+			case err != nil && wantErr == nil:
+				t.Fatalf("%q: %v, the json.Unmarshal-based decoder gave %+v", body, err, want)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrNotPush) {
 				t.Fatalf("error not wrapping ErrNotPush: %v", err)
