@@ -163,15 +163,10 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 			r.extend(ctx, sub)
 			lastExtend = time.Now()
 		}
-		resp, err := r.cfg.Client.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: sub, MaxMessages: 1000, ReturnImmediately: true})
+		msgs, err := r.pullAll(ctx, sub)
 		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Warn("pull", "subscription", sub, "error", err.Error())
-				sleep(ctx, time.Second)
-			}
-			continue
+			continue // stopping
 		}
-		msgs := resp.ReceivedMessages
 		if len(msgs) == 0 {
 			sleep(ctx, idle)
 			idle = min(idle*2, 5*time.Millisecond)
@@ -195,6 +190,34 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 			}
 		}
 		r.mu.Unlock()
+	}
+}
+
+// pullBatch is the most messages one pull asks for.
+const pullBatch = 1000
+
+// pullAll pulls until the subscription has nothing more to give. One pull hands out an arbitrary
+// subset of what is waiting (pstest walks a map), so a key's later message could come in this batch
+// and its earlier one in the next; once a pull comes back short, everything published before it is in
+// hand and sorting by message id restores the publish order.
+func (r *Relay) pullAll(ctx context.Context, sub string) ([]*pb.ReceivedMessage, error) {
+	var msgs []*pb.ReceivedMessage
+	for {
+		resp, err := r.cfg.Client.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: sub, MaxMessages: pullBatch, ReturnImmediately: true})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err // stopping: what was handed out comes back after its deadline
+			}
+			// Retry rather than deliver what is in hand: an older message of a key in hand may be
+			// among those not pulled yet.
+			r.log.Warn("pull", "subscription", sub, "error", err.Error())
+			sleep(ctx, time.Second)
+			continue
+		}
+		msgs = append(msgs, resp.ReceivedMessages...)
+		if len(resp.ReceivedMessages) < pullBatch {
+			return msgs, nil
+		}
 	}
 }
 

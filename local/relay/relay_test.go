@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
+
 	"github.com/cloudsql-cache/cloudsql-cache/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pubsubemu"
 	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
@@ -117,4 +119,88 @@ func TestPushSemantics(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestOrderAcrossPulls: with more messages waiting than one pull returns, each key's messages still
+// arrive in publish order. pstest hands out an arbitrary subset per pull, so a relay that dispatched
+// each pull's batch on its own would deliver some key's later message before its earlier one.
+func TestOrderAcrossPulls(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const keys, perKey = 3, 1200 // 3600 messages: several pulls of at most 1000
+	var mu sync.Mutex
+	got := map[string][]string{}
+	total := 0
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := push.ReadRequest(r, 1<<20)
+		if err != nil {
+			t.Errorf("bad push body: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		mu.Lock()
+		got[m.OrderingKey] = append(got[m.OrderingKey], string(m.Data))
+		total++
+		mu.Unlock()
+	}))
+	defer fn.Close()
+	var r *relay.Relay
+	emu, err := pubsubemu.Start(ctx, pubsubemu.Options{MaxDeliveryAttempts: 5, OnSubscription: func(s string) { r.AddSubscription(s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	r, err = relay.New(relay.Config{Client: emu.Client(), Endpoint: fn.URL, MaxDeliveryAttempts: 5,
+		DeadLetter: emu.Client().Publisher(emu.DeadLetterTopic()), MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first message creates the topic and its subscription; the rest are published, all of them
+	// before the relay starts, through an ordered publisher of the test's own.
+	emu.Publish(ctx, cdc.Message{Topic: "local.app.t", OrderingKey: "k0", Data: []byte("k0-0000")})
+	pub := emu.Client().Publisher("projects/" + emu.Project() + "/topics/local.app.t")
+	pub.EnableMessageOrdering = true
+	defer pub.Stop()
+	var results []*pubsub.PublishResult
+	for i := 0; i < perKey; i++ {
+		for k := 0; k < keys; k++ {
+			if k == 0 && i == 0 {
+				continue
+			}
+			key := fmt.Sprintf("k%d", k)
+			results = append(results, pub.Publish(ctx, &pubsub.Message{OrderingKey: key, Data: []byte(fmt.Sprintf("%s-%04d", key, i))}))
+		}
+	}
+	for _, res := range results {
+		if _, err := res.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := total
+		mu.Unlock()
+		if n >= keys*perKey {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages delivered after 60s", n, keys*perKey)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for k := 0; k < keys; k++ {
+		key := fmt.Sprintf("k%d", k)
+		for i, d := range got[key] {
+			if want := fmt.Sprintf("%s-%04d", key, i); d != want {
+				t.Fatalf("key %s: delivery %d was %s, want %s", key, i, d, want)
+			}
+		}
+	}
 }
