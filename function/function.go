@@ -44,8 +44,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	if err != nil {
 		return nil, nil, fmt.Errorf("function: %w", err)
 	}
-	rdb := redis.NewClient(opts)
-	closers := []func() error{rdb.Close}
+	var closers []func() error
 	closeAll := func() error {
 		var errs []error
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -55,8 +54,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	}
 	logger := deps.Logger
 	if logger == nil {
-		logger = NewProjectLogger(os.Stdout, slog.LevelInfo, cfg.Project)
+		// First, so that it is released last, after every client that may still log.
+		var closeLog func() error
+		if logger, closeLog, err = NewProjectLogger(os.Stdout, slog.LevelInfo, cfg.Project); err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, closeLog)
 	}
+	rdb := redis.NewClient(opts)
+	closers = append(closers, rdb.Close)
 	var dlq apply.DeadLetterer
 	if cfg.DeadLetterTopic != NackDeadLetters {
 		project := strings.Split(cfg.DeadLetterTopic, "/")[1]

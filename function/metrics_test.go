@@ -291,7 +291,7 @@ func TestRefusedExportIsLogged(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("still running 10s after SIGTERM")
 	}
-	if !regexp.MustCompile(`"severity":"WARNING","message":"[^"]*metrics not (exported|flushed)`).MatchString(logs.String()) {
+	if !regexp.MustCompile(`(?m)^\{"message":\{.*"message":"[^"]*metrics not (exported|flushed).*\},"severity":"WARNING"`).MatchString(logs.String()) {
 		t.Fatalf("no structured warning about the refused export:\n%s", logs.String())
 	}
 }

@@ -2,22 +2,15 @@ package function
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 )
 
-// Cloud Logging's special fields that tie a log entry to a trace.
-const (
-	logTraceKey   = "logging.googleapis.com/trace"
-	logSpanKey    = "logging.googleapis.com/spanId"
-	logSampledKey = "logging.googleapis.com/trace_sampled"
-)
-
 type traceKey struct{}
 
+// traceContext is the trace a request belongs to, as a logging.Entry takes it.
 type traceContext struct {
 	traceID, spanID string
 	sampled         bool
@@ -42,6 +35,12 @@ func traceFrom(h http.Header) (traceContext, bool) {
 	return traceContext{}, false
 }
 
+// traceOf is the trace Traced put in ctx, if any.
+func traceOf(ctx context.Context) (traceContext, bool) {
+	tc, ok := ctx.Value(traceKey{}).(traceContext)
+	return tc, ok
+}
+
 // Traced puts the trace of each request (from traceparent or X-Cloud-Trace-Context) in its context, so
 // every line logged with that context is correlated with the trace in Cloud Logging.
 func Traced(next http.HandlerFunc) http.HandlerFunc {
@@ -51,29 +50,4 @@ func Traced(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
-}
-
-// traceHandler adds Cloud Logging's trace fields to records logged with a traced context.
-type traceHandler struct {
-	slog.Handler
-	project string
-}
-
-func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
-	if tc, ok := ctx.Value(traceKey{}).(traceContext); ok && h.project != "" {
-		r.AddAttrs(slog.String(logTraceKey, "projects/"+h.project+"/traces/"+tc.traceID))
-		if tc.spanID != "" {
-			r.AddAttrs(slog.String(logSpanKey, tc.spanID))
-		}
-		r.AddAttrs(slog.Bool(logSampledKey, tc.sampled))
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return traceHandler{h.Handler.WithAttrs(as), h.project}
-}
-
-func (h traceHandler) WithGroup(name string) slog.Handler {
-	return traceHandler{h.Handler.WithGroup(name), h.project}
 }

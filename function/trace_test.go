@@ -2,7 +2,6 @@ package function_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,26 +11,40 @@ import (
 )
 
 func TestLogLinesCarryTheRequestsTrace(t *testing.T) {
+	const (
+		trace   = "logging.googleapis.com/trace"
+		span    = "logging.googleapis.com/spanId"
+		sampled = "logging.googleapis.com/trace_sampled"
+	)
 	for _, tc := range []struct {
 		name, header, value string
-		want                map[string]any
+		project             string
+		want                map[string]any // nil: the field is absent
 	}{
-		{"cloud trace context", "X-Cloud-Trace-Context", "105445AA7843BC8BF206B12000100000/1;o=1",
-			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/105445aa7843bc8bf206b12000100000", "logging.googleapis.com/spanId": "1", "logging.googleapis.com/trace_sampled": true}},
-		{"traceparent", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", "logging.googleapis.com/spanId": "00f067aa0ba902b7", "logging.googleapis.com/trace_sampled": true}},
-		{"traceparent not sampled", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0a",
-			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", "logging.googleapis.com/trace_sampled": false}},
-		{"traceparent sampled, other flags", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0b",
-			map[string]any{"logging.googleapis.com/trace_sampled": true}},
-		{"cloud trace context without options", "X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000",
-			map[string]any{"logging.googleapis.com/trace": "projects/my-project/traces/105445aa7843bc8bf206b12000100000", "logging.googleapis.com/spanId": nil, "logging.googleapis.com/trace_sampled": false}},
-		{"no header", "", "", map[string]any{"logging.googleapis.com/trace": nil}},
-		{"malformed", "traceparent", "00-zz-00f067aa0ba902b7-01", map[string]any{"logging.googleapis.com/trace": nil}},
+		{"cloud trace context", "X-Cloud-Trace-Context", "105445AA7843BC8BF206B12000100000/1;o=1", "my-project",
+			map[string]any{trace: "projects/my-project/traces/105445aa7843bc8bf206b12000100000", span: "1", sampled: true}},
+		{"traceparent", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "my-project",
+			map[string]any{trace: "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", span: "00f067aa0ba902b7", sampled: true}},
+		// The library leaves trace_sampled out when it is false, which Cloud Logging reads as false.
+		{"traceparent not sampled", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0a", "my-project",
+			map[string]any{trace: "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", span: "00f067aa0ba902b7", sampled: nil}},
+		{"traceparent sampled, other flags", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0b", "my-project",
+			map[string]any{sampled: true}},
+		{"cloud trace context without options", "X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000", "my-project",
+			map[string]any{trace: "projects/my-project/traces/105445aa7843bc8bf206b12000100000", span: nil, sampled: nil}},
+		{"no header", "", "", "my-project", map[string]any{trace: nil, span: nil, sampled: nil}},
+		{"malformed", "traceparent", "00-zz-00f067aa0ba902b7-01", "my-project", map[string]any{trace: nil, span: nil, sampled: nil}},
+		{"no project", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "",
+			map[string]any{trace: nil, span: nil, sampled: nil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			log := function.NewProjectLogger(&out, slog.LevelInfo, "my-project").With("component", "apply")
+			log, closeLog, err := function.NewProjectLogger(&out, slog.LevelInfo, tc.project)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeLog()
+			log = log.With("component", "apply")
 			h := function.Traced(func(w http.ResponseWriter, r *http.Request) {
 				log.ErrorContext(r.Context(), "change event not applied", "message_id", "m-1")
 			})
@@ -40,16 +53,14 @@ func TestLogLinesCarryTheRequestsTrace(t *testing.T) {
 				r.Header.Set(tc.header, tc.value)
 			}
 			h(httptest.NewRecorder(), r)
-			var line map[string]any
-			if err := json.Unmarshal(out.Bytes(), &line); err != nil {
-				t.Fatalf("%v: %s", err, out.String())
-			}
-			if line["severity"] != "ERROR" || line["message"] != "change event not applied" || line["message_id"] != "m-1" || line["component"] != "apply" {
+			line := onlyEntry(t, out.Bytes())
+			p := payload(t, line)
+			if line["severity"] != "ERROR" || p["message"] != "change event not applied" || p["message_id"] != "m-1" || p["component"] != "apply" {
 				t.Fatalf("line %s", out.String())
 			}
 			for k, v := range tc.want {
-				if line[k] != v {
-					t.Errorf("%s = %v, want %v (line %s)", k, line[k], v, out.String())
+				if got, ok := line[k]; v == nil && ok || v != nil && got != v {
+					t.Errorf("%s = %v, want %v (line %s)", k, got, v, out.String())
 				}
 			}
 		})

@@ -33,7 +33,11 @@ func main() {
 	if project == "" && os.Getenv("K_SERVICE") != "" {
 		project = telemetry.ProjectID(ctx) // on Cloud Run
 	}
-	logger := function.NewProjectLogger(os.Stdout, slog.LevelInfo, project)
+	logger, closeLog, err := function.NewProjectLogger(os.Stdout, slog.LevelInfo, project)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
+		os.Exit(2)
+	}
 	// Failed exports (the SDK retries them until the next interval) are logged like every other failure.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("OpenTelemetry: metrics not exported", "error", err.Error())
@@ -65,6 +69,8 @@ func main() {
 			logger.Warn("metrics not flushed at shutdown", "error", err.Error())
 		}
 		_ = closeFn()
+		// Last: what runs above may still log.
+		_ = closeLog()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- funcframework.StartHostPort(os.Getenv("HOST"), port) }()
