@@ -2,6 +2,7 @@ package function
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -30,7 +31,13 @@ func traceFrom(h http.Header) (traceContext, bool) {
 		return traceContext{traceID: m[1], spanID: m[2], sampled: flags&1 == 1}, true
 	}
 	if m := cloudTraceRE.FindStringSubmatch(strings.TrimSpace(h.Get("X-Cloud-Trace-Context"))); m != nil {
-		return traceContext{traceID: strings.ToLower(m[1]), spanID: m[2], sampled: m[3] == "1"}, true
+		// LogEntry.spanId is 16 hex digits, as Cloud Trace shows span ids; this header carries the span id
+		// in decimal. Zero or out of range names no span.
+		var span string
+		if id, err := strconv.ParseUint(m[2], 10, 64); err == nil && id != 0 {
+			span = fmt.Sprintf("%016x", id)
+		}
+		return traceContext{traceID: strings.ToLower(m[1]), spanID: span, sampled: m[3] == "1"}, true
 	}
 	return traceContext{}, false
 }

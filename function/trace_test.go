@@ -22,7 +22,11 @@ func TestLogLinesCarryTheRequestsTrace(t *testing.T) {
 		want                map[string]any // nil: the field is absent
 	}{
 		{"cloud trace context", "X-Cloud-Trace-Context", "105445AA7843BC8BF206B12000100000/1;o=1", "my-project",
-			map[string]any{trace: "projects/my-project/traces/105445aa7843bc8bf206b12000100000", span: "1", sampled: true}},
+			map[string]any{trace: "projects/my-project/traces/105445aa7843bc8bf206b12000100000", span: "0000000000000001", sampled: true}},
+		{"cloud trace context, large span id", "X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/18446744073709551615;o=0", "my-project",
+			map[string]any{span: "ffffffffffffffff", sampled: nil}},
+		{"cloud trace context, span id 0", "X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/0;o=1", "my-project",
+			map[string]any{trace: "projects/my-project/traces/105445aa7843bc8bf206b12000100000", span: nil, sampled: true}},
 		{"traceparent", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "my-project",
 			map[string]any{trace: "projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736", span: "00f067aa0ba902b7", sampled: true}},
 		// The library leaves trace_sampled out when it is false, which Cloud Logging reads as false.
