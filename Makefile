@@ -46,12 +46,12 @@ vet:
 
 ## fuzz: run every fuzz target for FUZZTIME (seed corpora also run in plain `go test`)
 fuzz:
-	$(GO) test ./push -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./function/push -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./function/debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./function/debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./function/debezium -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/jsonscan -run '^$$' -fuzz '^FuzzEachMember$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmarks of BENCHMARKS.md, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory
@@ -66,7 +66,7 @@ cost:
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON
 memory: deps
-	$(GO) test ./rowcache -run '^TestMemoryOverhead$$' -count=1 -v
+	$(GO) test ./function/rowcache -run '^TestMemoryOverhead$$' -count=1 -v
 
 build:
 	$(GO) build -o bin/cloudsql-cache-function ./function/cmd/cloudsql-cache-function

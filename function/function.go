@@ -18,9 +18,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/api/option"
 
-	"github.com/cloudsql-cache/cloudsql-cache/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/change"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )
 
 // Name is the function's name in the Functions Framework (FUNCTION_TARGET).

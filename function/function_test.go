@@ -26,9 +26,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -81,7 +81,7 @@ func TestConfigFromEnv(t *testing.T) {
 // the configuration code reads.
 func TestEnvListsEveryVariableRead(t *testing.T) {
 	var src []byte
-	for _, f := range []string{"config.go", filepath.Join("..", "internal", "redisenv", "redisenv.go"), filepath.Join("..", "change", "env.go")} {
+	for _, f := range []string{"config.go", filepath.Join("..", "internal", "redisenv", "redisenv.go"), filepath.Join("change", "env.go")} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

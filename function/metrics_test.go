@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
 )
 
 // startFunction runs the built binary with env (plus PATH, HOST and PORT) and waits for it to listen.

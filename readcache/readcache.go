@@ -45,10 +45,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/cloudsql-cache/cloudsql-cache/change"
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 )
 
 // ErrNotFound means the row does not exist (in the cache as a tombstone, or in the database).
@@ -95,11 +95,17 @@ func GetAs[T any](ctx context.Context, c *Client, table string, pk ...any) (T, e
 	return v, row.Decode(&v)
 }
 
+// CheckDSN validates a go-sql-driver/mysql DSN for the fallback database and returns it with the
+// settings the row encoding needs: parseTime off (DATETIME and TIMESTAMP are read as the server prints
+// them) and the session in UTC (Debezium sends TIMESTAMP values in UTC). Open Options.DB with its result,
+// or rows filled from the database would differ from those the apply function writes.
+func CheckDSN(dsn string) (string, error) { return mysqlrow.CheckDSN(dsn) }
+
 // Options configure a Client. Redis and Tables are required.
 type Options struct {
 	// Redis must be created with ContextTimeoutEnabled, so RedisTimeout bounds every call.
 	Redis *redis.Client
-	// DB is the database to fall back to (go-sql-driver/mysql, DSN as mysqlrow.CheckDSN requires);
+	// DB is the database to fall back to (go-sql-driver/mysql, opened with a DSN from CheckDSN);
 	// nil serves from the cache alone.
 	DB *sql.DB
 	// Tables is the same table policy the apply function runs with (change.ConfigFromEnv reads it from

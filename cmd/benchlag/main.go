@@ -54,12 +54,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
 )
 
 func main() {

@@ -182,7 +182,7 @@ func (in Input) FunctionInstances() int {
 // SamplesPerTableExport is how many samples one instance exports per table and interval, as
 // Managed Service for Prometheus counts them (a histogram: one per bucket incl. +Inf, _sum, _count —
 // the Prometheus exposition's count, an upper bound if distributions are billed as fewer). Series on
-// the success path (apply/metrics.go):
+// the success path (function/apply/metrics.go):
 //
 //	cloudsql_cache.events           counter   table×op×outcome×reason: ~4 (c/u/d applied, 1 other)
 //	cloudsql_cache.apply.duration   histogram table×op×outcome: 3 × (15 bounds + 3)

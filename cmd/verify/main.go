@@ -22,10 +22,10 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 )
 
 func main() {

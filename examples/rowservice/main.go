@@ -26,9 +26,8 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
 	"github.com/cloudsql-cache/cloudsql-cache/readcache"
 )
 
@@ -74,7 +73,7 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 	dsn := getenv("MYSQL_DSN")
 	if dsn == "" {
 		errs = append(errs, errors.New("MYSQL_DSN: required (e.g. user:password@tcp(host:3306)/)"))
-	} else if checked, err := mysqlrow.CheckDSN(dsn); err != nil {
+	} else if checked, err := readcache.CheckDSN(dsn); err != nil {
 		errs = append(errs, fmt.Errorf("MYSQL_DSN: %w", err))
 	} else {
 		dsn = checked

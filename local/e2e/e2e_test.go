@@ -23,15 +23,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/cdc"
-	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/verify"
 )
 
 var functionBin string

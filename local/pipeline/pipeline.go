@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/cdc"
+	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pubsubemu"
 	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
 )

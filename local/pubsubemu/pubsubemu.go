@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/cloudsql-cache/cloudsql-cache/cdc"
+	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 )
 
 // Options configure the emulator.

@@ -25,7 +25,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
-	"github.com/cloudsql-cache/cloudsql-cache/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 )
 
 // Config configures a Relay.

@@ -12,10 +12,10 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/cloudsql-cache/cloudsql-cache/cdc"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pubsubemu"
 	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
 )
 
 // TestPushSemantics: per-key order with one message outstanding per key, acknowledgement only on the

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function"
-	"github.com/cloudsql-cache/cloudsql-cache/telemetry"
+	"github.com/cloudsql-cache/cloudsql-cache/function/telemetry"
 )
 
 // flushTimeout bounds the metrics flush after SIGTERM: Cloud Run kills the instance about 10 s after it.

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )
 
 // MetaPrefix starts every key the cache keeps for itself (truncate floors); row keys may not use it.

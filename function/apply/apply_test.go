@@ -28,11 +28,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/cloudsql-cache/cloudsql-cache/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // env is one handler wired to a real redis-server, a metrics reader, and optionally a pstest
@@ -193,7 +193,7 @@ func event(db, table string, op byte, file uint64, pos, row uint64, before, afte
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "debezium", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/cloudsql-cache/cloudsql-cache/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 )
 
 // Attributes the dead-letter topic's messages carry besides the original ones. The data is the

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 )
 
 var fuzzColumns = []mysqlrow.Column{

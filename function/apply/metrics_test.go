@@ -13,10 +13,10 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/cloudsql-cache/cloudsql-cache/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/change"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )
 
 // eventAt builds a schemaless change event committed at tsMs.

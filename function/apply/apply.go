@@ -23,10 +23,10 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/cloudsql-cache/cloudsql-cache/change"
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )
 
 // Outcome is how a message was handled.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )
 
 func mustPolicy(t *testing.T, cfg Config) *Policy {
@@ -173,7 +173,7 @@ func TestColumnVersion(t *testing.T) {
 
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "debezium", name))
 	if err != nil {
 		t.Fatal(err)
 	}

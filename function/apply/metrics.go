@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/push"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 )
 
 // Metric names, as they appear in OpenTelemetry (Cloud Monitoring: workload.googleapis.com/<name>;
@@ -62,7 +62,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	m := mp.Meter("github.com/cloudsql-cache/cloudsql-cache/apply")
+	m := mp.Meter("github.com/cloudsql-cache/cloudsql-cache/function/apply")
 	ms := &metrics{positions: map[string]position{}}
 	var errs [9]error
 	ms.events, errs[0] = m.Int64Counter(MetricEvents,

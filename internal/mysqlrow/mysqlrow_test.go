@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
 )
 
 const typesTable = "CREATE TABLE types (" +

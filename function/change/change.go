@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )
 
 // Kind is what a change does to the cache.

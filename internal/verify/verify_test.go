@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 )
 
 func TestFindsMissingExtraAndDifferentRows(t *testing.T) {

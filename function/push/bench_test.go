@@ -9,7 +9,7 @@ import (
 // BenchmarkDecode compares Decode with the json.Unmarshal-based decoder it replaced, in the same run,
 // on the push body of a ~2.4 KB change event (an update of a ~1 KB row):
 //
-//	go test ./push -run '^$' -bench Decode -count 5
+//	go test ./function/push -run '^$' -bench Decode -count 5
 func BenchmarkDecode(b *testing.B) {
 	body, err := Encode(&Message{ID: "2070443601311540", Data: []byte(`{"before":{"bio":"` + strings.Repeat("x", 1100) +
 		`"},"after":{"bio":"` + strings.Repeat("y", 1100) + `"},"op":"u"}`),

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/cdc"
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 )
 
 // memSink keeps every message; Publish succeeds at once.
@@ -234,7 +234,7 @@ func TestContractAgainstDebeziumFixtures(t *testing.T) {
 		"t": "mysql-truncate-noschema-docs.json",
 	}
 	for i, op := range []string{"c", "u", "d", "t"} {
-		raw, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", fixtures[op]))
+		raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "debezium", fixtures[op]))
 		if err != nil {
 			t.Fatal(err)
 		}

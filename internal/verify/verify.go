@@ -19,10 +19,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/change"
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 )
 
 // Config configures a check.

@@ -3,8 +3,8 @@ package cdc
 import (
 	"strconv"
 
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 )
 
 // Version is what this stand-in reports as source.version: the Debezium release whose event format it
