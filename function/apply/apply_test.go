@@ -56,7 +56,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	cfg := change.Config{}
 	e.reader = sdkmetric.NewManualReader()
 	o := apply.Options{
-		Store:         rowcache.NewStore(redis.NewClient(&redis.Options{Addr: e.redis.Addr(), ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, DialTimeout: 300 * time.Millisecond, MaxRetries: -1}), time.Hour),
+		Store:         rowcache.NewStore(redis.NewClient(&redis.Options{Addr: e.redis.Addr(), ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, DialTimeout: 5 * time.Second, MaxRetries: -1}), time.Hour),
 		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(e.reader)),
 		Timeout:       2 * time.Second,
 	}

@@ -410,7 +410,7 @@ func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
 		t.Fatal("a fill read after the truncate was refused")
 	}
 	// A negative fill ("not found") is a tombstone an insert overrides.
-	if ok, _ := st.Fill(ctx, "n", floor, rdb.Get(ctx, floor).Val(), nil, time.Second); !ok {
+	if ok, _ := st.Fill(ctx, "n", floor, rdb.Get(ctx, floor).Val(), nil, time.Minute); !ok {
 		t.Fatal("negative fill")
 	}
 	if e, found, _ := rowcache.Get(ctx, rdb, "n"); !found || !e.Deleted() {
