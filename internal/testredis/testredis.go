@@ -6,6 +6,7 @@ package testredis
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,8 +39,9 @@ type Server struct {
 	// CAFile is the PEM of the CA that signed the server's certificate (Options.TLS).
 	CAFile string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
 }
 
 // Start launches a plain redis-server and waits until it answers PING.
@@ -51,13 +54,21 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("testredis: redis-server not found on PATH (install it: apt-get install redis-server): %v", err)
 	}
-	s := &Server{t: t, dir: t.TempDir(), port: freePort(t), opts: opts}
+	s := &Server{t: t, dir: t.TempDir(), opts: opts}
 	if opts.TLS {
 		s.CAFile = writeCerts(t, s.dir)
 	}
-	s.start()
 	t.Cleanup(s.Stop)
-	return s
+	// A free port can be taken by another test process between the probe and redis-server's bind: a
+	// server that could not bind is started again on another port.
+	for attempt := 0; attempt < 3; attempt++ {
+		s.port = freePort(t)
+		if err = s.start(); err == nil {
+			return s
+		}
+	}
+	t.Fatalf("testredis: %v", err)
+	return nil
 }
 
 // Addr is the server's host:port.
@@ -78,7 +89,9 @@ func (s *Server) options() *redis.Options {
 	return o
 }
 
-func (s *Server) start() {
+// start launches redis-server on s.port and waits until it answers PING. An error means it could not
+// serve on that port (it exited, or another server answers there); anything else fails the test.
+func (s *Server) start() error {
 	s.t.Helper()
 	args := []string{
 		"--bind", "127.0.0.1",
@@ -101,43 +114,68 @@ func (s *Server) start() {
 		args = append(args, "--requirepass", s.opts.Password)
 	}
 	cmd := exec.Command("redis-server", args...)
+	// Killed with the test binary, even when a timeout kills that: no server outlives its test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("testredis: start redis-server: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	s.mu.Lock()
-	s.cmd = cmd
+	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 	o := s.options()
 	o.MaxRetries = -1
 	c := redis.NewClient(o)
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr(), tail(log))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := c.Info(ctx, "server").Result()
 		cancel()
 		if err == nil {
-			return
+			// Another process's server on this port would answer too: make sure it is ours.
+			if pid := infoField(info, "process_id"); pid != strconv.Itoa(cmd.Process.Pid) {
+				s.Stop()
+				return fmt.Errorf("port %d is served by another redis-server (pid %s)", s.port, pid)
+			}
+			return nil
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.t.Fatalf("testredis: redis-server on %s did not answer PING: %v\n%s", s.Addr(), err, tail(log))
+			s.t.Fatalf("testredis: redis-server on %s did not answer: %v\n%s", s.Addr(), err, tail(log))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// infoField returns a field of an INFO reply.
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // Stop kills the server (as a crash would: no shutdown save) and waits for it to exit.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd := s.cmd
+	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	<-exited
 }
 
 // Restart starts the server again on the same port after Stop. Its data is gone, as after a crash of
@@ -145,7 +183,9 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("testredis: restart on the same port: %v", err)
+	}
 }
 
 func freePort(t testing.TB) int {
