@@ -54,6 +54,7 @@ func (s *memSink) waitFor(t *testing.T, n int) []cdc.Message {
 type running struct {
 	cancel context.CancelFunc
 	done   chan error
+	dir    string
 }
 
 func start(t *testing.T, srv *testmysql.Server, dir string, sink cdc.Sink) *running {
@@ -63,7 +64,7 @@ func start(t *testing.T, srv *testmysql.Server, dir string, sink cdc.Sink) *runn
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
+	r := &running{cancel: cancel, done: make(chan error, 1), dir: dir}
 	go func() { r.done <- src.Run(ctx); src.Close() }()
 	t.Cleanup(r.stop)
 	return r
@@ -73,6 +74,34 @@ func (r *running) stop() {
 	r.cancel()
 	<-r.done
 	r.done <- nil
+}
+
+// waitSnapshotted waits until the source has saved an offset with the initial snapshot completed:
+// from then on every change reaches it through the binlog, not the snapshot. A sleep instead lets a slow
+// machine snapshot after the test's changes, which then arrive as reads (op "r").
+func (r *running) waitSnapshotted(t *testing.T) {
+	t.Helper()
+	const limit = 60 * time.Second
+	deadline := time.Now().Add(limit)
+	for {
+		off, ok, err := cdc.LoadOffset(r.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && off.SnapshotCompleted {
+			return
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err // for stop
+			t.Fatalf("the source stopped before its snapshot completed: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no completed snapshot recorded in %s after %v (offset %+v, file present %v)", r.dir, limit, off, ok)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func decode(t *testing.T, m cdc.Message) *debezium.Event {
@@ -175,8 +204,8 @@ func TestBinlogMatchesQuery(t *testing.T) {
 		"d DECIMAL(10,2), d0 DECIMAL(5,0), dn DECIMAL(30,10), f FLOAT, db DOUBLE, dt0 DATETIME, dt3 DATETIME(3), dt6 DATETIME(6), ts0 TIMESTAMP NULL, ts3 TIMESTAMP(3) NULL, ts6 TIMESTAMP(6) NULL,"+
 		"dd DATE, tm TIME, tm6 TIME(6), y YEAR, c CHAR(4), vc VARCHAR(40), tx TEXT, bin BINARY(4), vb VARBINARY(8), bl BLOB, bt1 BIT(1), bt10 BIT(10), e ENUM('small','it''s big'), st SET('a','b','c'), js JSON)")
 	sink := &memSink{}
-	start(t, srv, t.TempDir(), sink)
-	time.Sleep(500 * time.Millisecond) // let the (empty) snapshot finish
+	dir := t.TempDir()
+	start(t, srv, dir, sink).waitSnapshotted(t) // the rows below must come through the binlog
 	srv.Exec(db,
 		"INSERT INTO types VALUES (1, -128, TRUE, 65535, 16777215, 4294967295, -9000000000, 18446744073709551615,"+
 			"'-12.3', 42, '-12345678901234567890.0123456789', 3.14159274, 0.30000000000000004, '2024-01-02 03:04:05', '1969-12-31 23:59:59.999', '2024-01-02 03:04:05.123456',"+
@@ -216,8 +245,8 @@ func TestContractAgainstDebeziumFixtures(t *testing.T) {
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE customers (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, first_name VARCHAR(255) NOT NULL, last_name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE)")
 	sink := &memSink{}
-	start(t, srv, t.TempDir(), sink)
-	time.Sleep(500 * time.Millisecond)
+	dir := t.TempDir()
+	start(t, srv, dir, sink).waitSnapshotted(t) // the changes below must be binlog events, not snapshot reads
 	srv.Exec(db,
 		"INSERT INTO customers VALUES (1004, 'Anne', 'Kretchmar', 'annek@noanswer.org')",
 		"UPDATE customers SET first_name = 'Anne Marie' WHERE id = 1004",
