@@ -73,13 +73,15 @@ func (p *Process) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
+	// A bounded probe: a function that accepts and then hangs must not hold us past the deadline.
+	probe := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			// A GET is answered 405 once the handler is registered.
-			if resp, err := http.Get(p.URL()); err == nil {
+			if resp, err := probe.Get(p.URL()); err == nil {
 				resp.Body.Close()
 				return nil
 			}
