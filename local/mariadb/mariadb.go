@@ -6,6 +6,7 @@ package mariadb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -56,19 +57,40 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	opts.Dir = dir
 	s := &Server{opts: opts, port: opts.Port, bin: bin}
-	if s.port == 0 {
-		if s.port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
 	if err := s.initialise(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.start(ctx); err != nil {
-		return nil, err
+	if opts.Port != 0 {
+		if err := s.start(ctx); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	return s, nil
+	// The port is picked only now, after the slow initialisation, to leave another process little time
+	// to take it; if one did (mariadbd exits, or another server answers there), try another.
+	for attempt := 1; ; attempt++ {
+		if s.port, err = FreePort(); err != nil {
+			return nil, err
+		}
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errPortLost) || attempt == startAttempts || ctx.Err() != nil {
+			return nil, err
+		}
+	}
 }
+
+// startAttempts bounds the tries with a fresh port when mariadbd could not have the one picked.
+const startAttempts = 3
+
+// installTimeout bounds mariadb-install-db, retries included; it takes seconds unless it hangs.
+const installTimeout = 2 * time.Minute
+
+// errPortLost marks a start that failed because the port was not ours: mariadbd exited during start-up
+// (the usual cause: another process took the port) or another server answered on it.
+var errPortLost = errors.New("the port may be another process's")
 
 func (s *Server) dataDir() string { return filepath.Join(s.opts.Dir, "data") }
 
@@ -88,15 +110,25 @@ func (s *Server) initialise(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeoutCause(ctx, installTimeout, fmt.Errorf("no result within %v: %w", installTimeout, context.DeadlineExceeded))
+	defer cancel()
 	// mariadb-install-db bootstraps a server of its own; on a loaded machine it occasionally fails for
 	// no reason it reports. A fresh data directory and another try is what a person would do.
-	var out []byte
 	for attempt := 1; ; attempt++ {
-		out, err = exec.CommandContext(ctx, install, args...).CombinedOutput()
+		cmd := exec.CommandContext(ctx, install, args...)
+		// It is a script that runs mariadbd --bootstrap: on timeout kill the whole process group, and
+		// stop waiting for output pipes a straggler might hold open.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
+		out, err := cmd.CombinedOutput()
 		if err == nil {
 			return nil
 		}
-		if attempt == 3 || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("mariadb: mariadb-install-db (attempt %d): %w\n%s", attempt, context.Cause(ctx), out)
+		}
+		if attempt == 3 {
 			return fmt.Errorf("mariadb: mariadb-install-db (%d attempts): %w\n%s", attempt, err, out)
 		}
 		if rerr := os.RemoveAll(s.dataDir()); rerr != nil {
@@ -153,22 +185,28 @@ func (s *Server) start(ctx context.Context) error {
 	s.mu.Unlock()
 	db, err := sql.Open("mysql", s.DSN(""))
 	if err != nil {
+		s.Stop()
 		return err
 	}
 	defer db.Close()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		select {
+		case <-done:
+			s.Stop() // forgets the exited process
+			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "error.log"))
+			return fmt.Errorf("mariadb: mariadbd exited during start-up (port %d): %w\n%s", s.port, errPortLost, tail(log))
+		default:
+		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := db.PingContext(pctx)
+		err := s.checkOurs(pctx, db)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "error.log"))
-			return fmt.Errorf("mariadb: mariadbd exited during start-up:\n%s", tail(log))
-		default:
+		if errors.Is(err, errPortLost) {
+			s.Stop()
+			return err
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			s.Stop()
@@ -177,6 +215,21 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// checkOurs pings the server on s.port and checks that it is the one serving s's data directory: a
+// server that answers there while ours is still starting (or failed to bind) is someone else's.
+func (s *Server) checkOurs(ctx context.Context, db *sql.DB) error {
+	var dataDir string
+	if err := db.QueryRowContext(ctx, "SELECT @@datadir").Scan(&dataDir); err != nil {
+		return err
+	}
+	theirs, err1 := os.Stat(dataDir)
+	ours, err2 := os.Stat(s.dataDir())
+	if err1 != nil || err2 != nil || !os.SameFile(theirs, ours) {
+		return fmt.Errorf("mariadb: the server on port %d serves %s, not %s: %w", s.port, dataDir, s.dataDir(), errPortLost)
+	}
+	return nil
 }
 
 // find looks a MariaDB program up on PATH, then in /usr/sbin and /usr/bin, where Debian installs them
