@@ -4,11 +4,14 @@ package redisproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +21,8 @@ import (
 
 // Options configure a server.
 type Options struct {
-	Dir  string
+	Dir string
+	// Port on 127.0.0.1; 0 picks a free one.
 	Port int
 	// Persistent turns on the append-only file, fsynced on every write, so a restart keeps every
 	// acknowledged write: the model of Memorystore's standard tier, whose failover keeps the data.
@@ -48,7 +52,36 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts}
-	return s, s.start(ctx)
+	if opts.Port != 0 {
+		return s, s.start(ctx)
+	}
+	// The port is picked just before the start; if another process takes it meanwhile (redis-server
+	// exits, or another server answers there), try another.
+	for attempt := 1; ; attempt++ {
+		if s.opts.Port, err = freePort(); err != nil {
+			return nil, err
+		}
+		err = s.start(ctx)
+		if err == nil || !errors.Is(err, errPortLost) || attempt == startAttempts || ctx.Err() != nil {
+			return s, err
+		}
+	}
+}
+
+// startAttempts bounds the tries with a fresh port when redis-server could not have the one picked.
+const startAttempts = 3
+
+// errPortLost marks a start that failed because the port was not ours: redis-server exited during
+// start-up (the usual cause: another process took the port) or another server answered on it.
+var errPortLost = errors.New("the port may be another process's")
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("redisproc: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Addr is host:port.
@@ -76,17 +109,22 @@ func (s *Server) start(ctx context.Context) error {
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
+		select {
+		case <-done:
+			s.Kill() // forgets the exited process
+			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "redis.log"))
+			return fmt.Errorf("redisproc: redis-server exited during start-up (port %d): %w: %s", s.opts.Port, errPortLost, log)
+		default:
+		}
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		err := c.Ping(pctx).Err()
+		err := checkOurs(pctx, c, cmd.Process.Pid)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "redis.log"))
-			return fmt.Errorf("redisproc: redis-server exited: %s", log)
-		default:
+		if errors.Is(err, errPortLost) {
+			s.Kill()
+			return fmt.Errorf("redisproc: port %d: %w", s.opts.Port, err)
 		}
 		if time.Now().After(deadline) {
 			s.Kill()
@@ -94,6 +132,28 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// checkOurs checks that the server answering on c is ready and is the process pid: one that answers
+// while ours is still starting (or failed to bind) is someone else's.
+func checkOurs(ctx context.Context, c *redis.Client, pid int) error {
+	// PING first: it is refused while the append-only file loads; INFO is not.
+	if err := c.Ping(ctx).Err(); err != nil {
+		return err
+	}
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if v != strconv.Itoa(pid) {
+				return fmt.Errorf("the redis-server answering is process %s, not ours (%d): %w", v, pid, errPortLost)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no process_id in INFO server: %w", errPortLost)
 }
 
 // Stop shuts redis-server down (SIGTERM) and waits.
