@@ -219,14 +219,14 @@ const heartbeatSchema = "io.debezium.connector.common.Heartbeat"
 
 // Decode decodes the data of one Debezium message (the Pub/Sub message's data).
 //
-// The data is validated once (json.Valid) and then walked with jsonscan: the row images stay slices
+// The data is validated once (jsonscan.Valid, json.Valid's answers faster) and then walked with jsonscan: the row images stay slices
 // of data, nothing is decoded that the cache does not use. data must not be modified while the Event
 // is in use.
 func Decode(data []byte) (*Event, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &Event{Kind: Tombstone}, nil
 	}
-	if !json.Valid(data) {
+	if !jsonscan.Valid(data) {
 		return nil, invalid("not valid JSON: %v", jsonError(data))
 	}
 	w, err := scanEvent(data)

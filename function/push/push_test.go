@@ -2,7 +2,6 @@ package push
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"reflect"
@@ -83,9 +82,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := Decode(body)
 		want, wantErr := referenceDecode(body)
-		// On valid JSON, the answers of json.Unmarshal; on invalid JSON, an error or a message whose
-		// every used field was valid (checked by the round trip below).
-		if json.Valid(body) && !jsonscantest.Ambiguous(body, "message", "subscription", "deliveryAttempt", "data", "attributes",
+		if !jsonscantest.Ambiguous(body, "message", "subscription", "deliveryAttempt", "data", "attributes",
 			"messageId", "message_id", "publishTime", "publish_time", "orderingKey", "ordering_key") {
 			switch {
 			case err == nil && wantErr == nil && !reflect.DeepEqual(m, want):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -135,5 +136,55 @@ func TestScalars(t *testing.T) {
 		if IsNull([]byte(tc.in)) != tc.isNull {
 			t.Errorf("IsNull(%s) wrong", tc.in)
 		}
+	}
+}
+
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, `{"a":[1,-0,0.5,1e5,1E-5,-1.5e+3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9"]}`,
+		` "s" `, `01`, `1.`, `.5`, `-`, `1e`, `{"a"}`, `{"a":}`, `{,}`, `[1,]`, `[1 2]`, `{"a":1,}`, "\"\x01\"",
+		`"\x"`, `"\u12"`, `"\u12G4"`, `nul`, `truex`, `{} {}`, `"unterminated`, "\xff", `{"a":{"b":[{}]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, json.Valid says %v", b, got, want)
+		}
+	})
+}
+
+func TestValidDepthLimit(t *testing.T) {
+	for _, n := range []int{9999, 10000, 10001} {
+		for _, open := range []string{"[", `{"a":`} {
+			close := "]"
+			if open != "[" {
+				close = "}"
+			}
+			b := []byte(strings.Repeat(open, n) + "1" + strings.Repeat(close, n))
+			if got, want := Valid(b), json.Valid(b); got != want {
+				t.Errorf("depth %d of %s: Valid %v, json.Valid %v", n, open, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkValid compares Valid with json.Valid on a ~2.4 KB change event:
+//
+//	go test ./internal/jsonscan -run '^$' -bench Valid -count 5
+func BenchmarkValid(b *testing.B) {
+	row := `{"id":42,"email":"user42@example.com","name":"User 42","balance":"1234.56","created_at":1700000000000000,"bio":"` +
+		strings.Repeat("lorem ipsum dolor sit amet ", 32) + `","score":-12.5e3,"flags":[true,false,null]}`
+	event := []byte(`{"before":` + row + `,"after":` + row + `,"source":{"db":"shop","table":"customers","file":"mysql-bin.000007","pos":1234567,"row":0},"op":"u","ts_ms":1700000000200}`)
+	for _, bc := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{{"jsonscan", Valid}, {"encoding_json", json.Valid}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(event)))
+			for b.Loop() {
+				if !bc.valid(event) {
+					b.Fatal("invalid")
+				}
+			}
+		})
 	}
 }
