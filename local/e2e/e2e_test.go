@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -92,11 +93,8 @@ func setup(t *testing.T, o options) *env {
 	for i := 1; i <= hotAccounts/2; i++ {
 		e.mysql.Exec(e.db, fmt.Sprintf("INSERT INTO accounts VALUES (%d, 'owner%d', %d.50, NOW(6), '')", i, i, i))
 	}
-	port, err := mariadb.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.redis, err = redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir(), Port: port, Persistent: o.persistentRedis})
+	var err error
+	e.redis, err = redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +285,8 @@ func (e *env) truncatedSince(ctx context.Context, key string, prev rowcache.Vers
 // delivered it, then runs the drift checker and fails on any difference.
 func (e *env) settle() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Generous: a slow CI machine may take long to work off a backlog; a healthy run settles in seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var file string
 	var pos uint64
@@ -377,6 +376,35 @@ func (e *env) checkMetrics(relayApplied int64) {
 	}
 }
 
+// waitUntil polls cond until it holds, failing the test after limit or as soon as the CDC source
+// stops by itself.
+func (e *env) waitUntil(what string, limit time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if err := e.p.CDCErr(); err != nil {
+			e.t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("waited %v for %s in vain (relay %v)", limit, what, e.p.Relay.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStreaming waits until the CDC source has saved an offset with the initial snapshot completed:
+// from then on changes reach the cache through the binlog.
+func (e *env) waitStreaming() {
+	e.t.Helper()
+	e.waitUntil("the CDC source to record its snapshot completed", time.Minute, func() bool {
+		off, ok, err := cdc.LoadOffset(e.state)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return ok && off.SnapshotCompleted
+	})
+}
+
 // run runs the workload for d with fault(s) injected by during at its middle, watching versions.
 func (e *env) run(d time.Duration, during func()) { e.runThen(d, during, nil) }
 
@@ -384,17 +412,29 @@ func (e *env) run(d time.Duration, during func()) { e.runThen(d, during, nil) }
 func (e *env) runThen(d time.Duration, during, after func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // also when the test fails half-way: the workload and the watcher stop
 	regressions := e.watch(ctx)
-	wctx, wcancel := context.WithTimeout(ctx, d)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	end := time.Now().Add(d)
 	var n int
 	done := make(chan struct{})
 	go func() { n = e.workload(wctx, 42); close(done) }()
 	if during != nil {
 		time.Sleep(d / 3)
+		// The faults are meant for a pipeline that is streaming; a slow machine may still be in the
+		// snapshot at d/3.
+		e.waitStreaming()
 		during()
+		// However long the fault took, the workload goes on a while after it: recovery happens under
+		// load, and a fault that waits for deliveries has some.
+		if later := time.Now().Add(d / 3); later.After(end) {
+			end = later
+		}
 	}
-	<-done
+	time.Sleep(time.Until(end))
 	wcancel()
+	<-done
 	if after != nil {
 		after()
 	}
@@ -442,6 +482,10 @@ func TestFunctionKilledAndRestarted(t *testing.T) {
 	e.run(8*time.Second, func() {
 		e.fn.Kill()
 		time.Sleep(time.Second)
+		// Restart only once a delivery has found the function down: then the fault surely happened.
+		e.waitUntil("a delivery to the killed function", 30*time.Second, func() bool {
+			return e.p.Relay.Stats().Outcomes["unreachable"] > 0
+		})
 		if err := e.fn.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -453,18 +497,27 @@ func TestFunctionKilledAndRestarted(t *testing.T) {
 
 func TestCDCRestartedFromAnOlderOffset(t *testing.T) {
 	e := setup(t, options{})
-	var old []byte
 	e.run(9*time.Second, func() {
-		var err error
-		if old, err = os.ReadFile(filepath.Join(e.state, cdc.OffsetFile)); err != nil {
+		path := filepath.Join(e.state, cdc.OffsetFile)
+		old, err := os.ReadFile(path) // there is one: run waits for the snapshot's
+		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Second)
+		// The replay must cover something: wait until the source has saved a newer offset.
+		e.waitUntil("the CDC offset to move on", time.Minute, func() bool {
+			cur, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !bytes.Equal(cur, old)
+		})
 		if err := e.p.StopCDC(); err != nil {
 			t.Fatal(err)
 		}
-		// Put back the offset of two seconds ago: that much of the binlog is published again.
-		if err := os.WriteFile(filepath.Join(e.state, cdc.OffsetFile), old, 0o644); err != nil {
+		// Put back the older offset (of two seconds ago, or more): that much of the binlog is published
+		// again.
+		if err := os.WriteFile(path, old, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.p.StartCDC(); err != nil {
