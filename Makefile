@@ -58,6 +58,7 @@ fuzz:
 
 ## bench: the benchmarks of BENCHMARKS.md, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory
+	$(GO) test ./function/push ./function/debezium ./internal/jsonscan -run '^$$' -bench 'Decode|Valid' -count 3
 	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
 	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
