@@ -322,7 +322,11 @@ func TestRedisDownFallsBackAndBreaks(t *testing.T) {
 // database within RedisTimeout, and after BreakerFailures timeouts the client stops asking Redis.
 func TestRedisSlowFallsBackAndBreaks(t *testing.T) {
 	f := newFixture(t)
-	c := f.client(func(o *Options) { o.RedisTimeout = 50 * time.Millisecond; o.BreakerFailures = 2; o.BreakerCooldown = time.Hour })
+	c := f.client(func(o *Options) {
+		o.RedisTimeout = 50 * time.Millisecond
+		o.BreakerFailures = 2
+		o.BreakerCooldown = time.Hour
+	})
 	ctx := context.Background()
 	// Cached, so that a read that waited for Redis would come back from Redis, not the database.
 	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 10}, []byte(`{"id":1}`)); err != nil {
