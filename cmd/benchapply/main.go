@@ -56,6 +56,7 @@ func run() error {
 	events := flag.Int("events", 20000, "events per run")
 	conc := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
 	keys := flag.Int("keys", 10000, "distinct rows")
+	procs := flag.Int("function-cpus", 1, "GOMAXPROCS of the function process: Cloud Run's CPU limit sets it (Terraform function_cpu, default 1); 0 leaves Go's default (this machine's cores)")
 	flag.Parse()
 	var levels []int
 	for _, s := range strings.Split(*conc, ",") {
@@ -89,7 +90,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fn, err := functionproc.Start(ctx, bin, fport, []string{"REDIS_ADDR=" + rs.Addr(), "DEAD_LETTER_TOPIC=nack"}, io.Discard)
+	env := []string{"REDIS_ADDR=" + rs.Addr(), "DEAD_LETTER_TOPIC=nack"}
+	if *procs > 0 {
+		// Go sizes GOMAXPROCS from the container's CPU limit, as Cloud Run sets it; here the process
+		// would otherwise run one scheduler thread per core of the machine.
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(*procs))
+	}
+	fn, err := functionproc.Start(ctx, bin, fport, env, io.Discard)
 	if err != nil {
 		return err
 	}
