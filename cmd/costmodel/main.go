@@ -59,7 +59,7 @@ func defaultInput() Input {
 		Tables:         10,
 		RowImages:      2,
 		EnvelopeBytes:  400,
-		CPUMicros:      140, // go run ./cmd/benchapply
+		CPUMicros:      105, // go run ./cmd/benchapply: 100.5–105 µs at concurrency 8–32, GOMAXPROCS 1
 		TargetUtil:     0.6, // Cloud Run's autoscaler aims at ~60% CPU
 		LatencyMs:      5,
 		Concurrency:    80,                 // function_concurrency = 80

@@ -23,7 +23,7 @@ func lineUSD(t *testing.T, e Estimate, prefix string) float64 {
 // A hand-computed case: 3.6M events/hour = 1000/s, 1 KB rows.
 func TestHandComputed(t *testing.T) {
 	in := defaultInput()
-	in.EventsPerHour = 3.6e6
+	in.EventsPerHour, in.CPUMicros = 3.6e6, 140
 	if err := in.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestSmallMessagesBilledAtRequestMinimum(t *testing.T) {
 
 func TestInstancesNeeded(t *testing.T) {
 	in := defaultInput()
-	in.EventsPerHour = 100e6 // 27,777.8/s × 140 µs = 3.889 vCPU; / 0.6 = 6.48 → 7
+	in.EventsPerHour, in.CPUMicros = 100e6, 140 // 27,777.8/s × 140 µs = 3.889 vCPU; / 0.6 = 6.48 → 7
 	if got := in.FunctionInstances(); got != 7 {
 		t.Errorf("instances = %d, want 7", got)
 	}
