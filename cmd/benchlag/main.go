@@ -46,6 +46,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,8 +102,20 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.rowBytes, "row-bytes", 1000, "payload bytes per row")
 	fs.IntVar(&c.maxAttempts, "max-delivery-attempts", 50, "push attempts before the dead-letter topic")
 	keepDir := fs.Bool("keep", false, "keep the temp dir (logs) instead of deleting it")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the CDC source, the emulator and the relay) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, s := range strings.Split(*rates, ",") {
 		r, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
