@@ -9,7 +9,6 @@ package relay
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 )
 
 // Config configures a Relay.
@@ -385,19 +385,11 @@ func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string)
 func (r *Relay) record(outcome string, data []byte) {
 	var lagCommit, lagCDC float64 = -1, -1
 	if outcome == "applied" && data != nil {
-		var ev struct {
-			TsMs   int64 `json:"ts_ms"`
-			TsUs   int64 `json:"ts_us"`
-			Source struct {
-				TsMs int64 `json:"ts_ms"`
-			} `json:"source"`
-			Op string `json:"op"`
-		}
-		if json.Unmarshal(data, &ev) == nil && ev.Op != "r" && ev.Source.TsMs > 0 {
+		if op, commitMs, tsUs := timestamps(data); op != "r" && commitMs > 0 {
 			now := time.Now()
-			lagCommit = float64(now.UnixMilli() - ev.Source.TsMs)
-			if ev.TsUs > 0 {
-				lagCDC = float64(now.UnixMicro()-ev.TsUs) / 1000
+			lagCommit = float64(now.UnixMilli() - commitMs)
+			if tsUs > 0 {
+				lagCDC = float64(now.UnixMicro()-tsUs) / 1000
 			}
 		}
 	}
@@ -418,6 +410,28 @@ func (r *Relay) record(outcome string, data []byte) {
 			r.stats.lagNext = (r.stats.lagNext + 1) % lagWindow
 		}
 	}
+}
+
+// timestamps picks the op, source.ts_ms and ts_us out of a change event for the lag statistics, with
+// the hot path's walker: decoding the whole event cost the relay as much as delivering it.
+func timestamps(data []byte) (op string, commitMs, tsUs int64) {
+	_ = jsonscan.EachMember(data, func(name string, v []byte) error {
+		switch name {
+		case "op":
+			op, _ = jsonscan.String(v)
+		case "ts_us":
+			tsUs, _ = jsonscan.Int64(v)
+		case "source":
+			_ = jsonscan.EachMember(v, func(name string, v []byte) error {
+				if name == "ts_ms" {
+					commitMs, _ = jsonscan.Int64(v)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	return op, commitMs, tsUs
 }
 
 func (r *Relay) duplicate() bool {
