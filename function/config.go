@@ -39,7 +39,7 @@ type Config struct {
 	MaxBodyBytes int64
 
 	// Project is the Google Cloud project, for trace correlation in logs; "" on Cloud Run means: ask
-	// the metadata server (ProjectFromMetadata).
+	// the metadata server (telemetry.ProjectID).
 	Project string
 
 	// Metrics says where the OpenTelemetry metrics go.
