@@ -32,7 +32,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,7 +54,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
@@ -363,24 +364,33 @@ func parseSample(body []byte) (sample, bool) {
 	if err != nil {
 		return sample{}, false
 	}
-	var ev struct {
-		After *struct {
-			Seq json.Number `json:"seq"`
-		} `json:"after"`
-		Op     string `json:"op"`
-		TsUs   int64  `json:"ts_us"`
-		Source struct {
-			TsMs int64 `json:"ts_ms"`
-		} `json:"source"`
-	}
-	if json.Unmarshal(m.Data, &ev) != nil || ev.Op == "r" || ev.After == nil {
+	// The proxy reads every change on the measured path, so it uses the function's own decoder rather
+	// than json.Unmarshal, which cost more than the rest of the proxy.
+	ev, err := debezium.Decode(m.Data)
+	if err != nil || ev.Kind != debezium.Change || ev.Op == debezium.Read || ev.After == nil {
 		return sample{}, false
 	}
-	seq, err := strconv.ParseInt(ev.After.Seq.String(), 10, 64)
+	raw, ok := ev.After.Get("seq")
+	if !ok {
+		return sample{}, false
+	}
+	seq, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
 		return sample{}, false
 	}
-	return sample{seq: seq, tsUs: ev.TsUs, sourceMs: ev.Source.TsMs}, true
+	return sample{seq: seq, tsUs: tsUs(m.Data), sourceMs: ev.Source.TsMs}, true
+}
+
+// tsUs is the event's ts_us (when the CDC source emitted it), which debezium.Event does not keep.
+func tsUs(data []byte) int64 {
+	var us int64
+	_ = jsonscan.EachMember(data, func(name string, v []byte) error {
+		if name == "ts_us" {
+			us, _ = jsonscan.Int64(v)
+		}
+		return nil
+	})
+	return us
 }
 
 // The load.
