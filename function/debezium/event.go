@@ -219,9 +219,9 @@ const heartbeatSchema = "io.debezium.connector.common.Heartbeat"
 
 // Decode decodes the data of one Debezium message (the Pub/Sub message's data).
 //
-// The data is validated once (jsonscan.Valid, json.Valid's answers faster) and then walked with jsonscan: the row images stay slices
-// of data, nothing is decoded that the cache does not use. data must not be modified while the Event
-// is in use.
+// The data is validated once (jsonscan.Valid: json.Valid's answers, faster) and then walked with
+// jsonscan: the row images stay slices of data, and nothing is decoded that the cache does not use.
+// data must not be modified while the Event is in use.
 func Decode(data []byte) (*Event, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &Event{Kind: Tombstone}, nil
@@ -445,7 +445,7 @@ func decodeRow(raw json.RawMessage, types map[string]logicalType) (Row, error) {
 }
 
 // splitObject splits a JSON object into its members in order, without copying: each value is a slice
-// of raw. Its callers have validated raw (json.Valid); it still reports, rather than panics on,
+// of raw. Its callers have validated raw (jsonscan.Valid); it still reports, rather than panics on,
 // anything malformed.
 func splitObject(raw []byte) (Row, error) {
 	row := make(Row, 0, 16)

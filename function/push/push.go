@@ -75,6 +75,8 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if size < 0 || size > limit {
 		size = 512 // unknown, or about to be refused: let the reads below find out
 	}
+	// A declared length is trusted up to 1 MiB: a client claiming more grows the buffer by sending it.
+	size = min(size, 1<<20)
 	body := make([]byte, 0, size+1) // +1: the read that sees EOF must not have to grow it
 	lr := io.LimitReader(r.Body, limit+1)
 	for {

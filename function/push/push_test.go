@@ -73,6 +73,18 @@ func TestReadRequestCapsBody(t *testing.T) {
 	}
 }
 
+// The body is read whole whatever Content-Length claims: the length only sizes the first buffer.
+func TestReadRequestDoesNotTrustContentLength(t *testing.T) {
+	for _, declared := range []int64{-1, 0, 10, int64(len(realBody)), 10 << 20} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(realBody))
+		r.ContentLength = declared
+		m, err := ReadRequest(r, 16<<20)
+		if err != nil || m.ID != "2070443601311540" {
+			t.Fatalf("Content-Length %d: %+v %v", declared, m, err)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(realBody))
 	f.Add([]byte(`{"message":{"messageId":"1"}}`))
