@@ -192,27 +192,22 @@ func scanEvent(raw []byte) (wireEvent, error) {
 	return w, err
 }
 
-// optString is a member that must be a string when present and not null (what json.Unmarshal into a
-// *string accepts); present reports whether it is a string.
-func optString(name string, v []byte) (s string, present bool, err error) {
-	if v == nil || jsonscan.IsNull(v) {
-		return "", false, nil
-	}
-	if s, err = jsonscan.String(v); err != nil {
+// optString is jsonscan.OptString with the member's name in the error.
+func optString(name string, v []byte) (string, bool, error) {
+	s, ok, err := jsonscan.OptString(v)
+	if err != nil {
 		return "", false, invalid("%s: %v", name, err)
 	}
-	return s, true, nil
+	return s, ok, nil
 }
 
-// optInt64 is optString for an integer member.
-func optInt64(name string, v []byte) (n int64, present bool, err error) {
-	if v == nil || jsonscan.IsNull(v) {
-		return 0, false, nil
-	}
-	if n, err = jsonscan.Int64(v); err != nil {
+// optInt64 is jsonscan.OptInt64 with the member's name in the error.
+func optInt64(name string, v []byte) (int64, bool, error) {
+	n, ok, err := jsonscan.OptInt64(v)
+	if err != nil {
 		return 0, false, invalid("%s: %v", name, err)
 	}
-	return n, true, nil
+	return n, ok, nil
 }
 
 const heartbeatSchema = "io.debezium.connector.common.Heartbeat"

@@ -147,12 +147,9 @@ func (e *envelope) setMessage(name string, v []byte) error {
 	return nil
 }
 
-// optString reads a member that must be a string or null when present.
+// optString is jsonscan.OptString with the member's name in the error; absent and null read as "".
 func optString(name string, v []byte) (string, error) {
-	if v == nil || jsonscan.IsNull(v) {
-		return "", nil
-	}
-	s, err := jsonscan.String(v)
+	s, _, err := jsonscan.OptString(v)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %v", ErrNotPush, name, err)
 	}
@@ -225,11 +222,11 @@ func Decode(body []byte) (*Message, error) {
 		}
 		m.PublishTime = t
 	}
-	if e.deliveryAttempt != nil && !jsonscan.IsNull(e.deliveryAttempt) {
-		n, err := jsonscan.Int64(e.deliveryAttempt)
-		if err != nil {
-			return nil, fmt.Errorf("%w: message %s: deliveryAttempt: %v", ErrNotPush, m.ID, err)
-		}
+	n, ok, err := jsonscan.OptInt64(e.deliveryAttempt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: message %s: deliveryAttempt: %v", ErrNotPush, m.ID, err)
+	}
+	if ok {
 		if n < 0 {
 			return nil, fmt.Errorf("%w: message %s: negative deliveryAttempt %d", ErrNotPush, m.ID, n)
 		}

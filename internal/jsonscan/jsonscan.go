@@ -82,6 +82,29 @@ func String(v []byte) (string, error) {
 	return unquote(v)
 }
 
+// OptString reads a member that may be absent (v nil) or null, or else must be a string: what
+// json.Unmarshal into a *string accepts. present is false for absent and null.
+func OptString(v []byte) (s string, present bool, err error) {
+	if v == nil || IsNull(v) {
+		return "", false, nil
+	}
+	if s, err = String(v); err != nil {
+		return "", false, err
+	}
+	return s, true, nil
+}
+
+// OptInt64 is OptString for an integer member (json.Unmarshal into an *int64).
+func OptInt64(v []byte) (n int64, present bool, err error) {
+	if v == nil || IsNull(v) {
+		return 0, false, nil
+	}
+	if n, err = Int64(v); err != nil {
+		return 0, false, err
+	}
+	return n, true, nil
+}
+
 // RawString returns the content of the JSON string in v when it has no escapes (ok true), without
 // copying: the common case for base64 and identifiers. ok is false when v needs String.
 func RawString(v []byte) (s []byte, ok bool) {

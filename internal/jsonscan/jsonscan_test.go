@@ -188,3 +188,27 @@ func BenchmarkValid(b *testing.B) {
 		})
 	}
 }
+
+func TestOptional(t *testing.T) {
+	for _, tc := range []struct {
+		in            []byte
+		str           string
+		strOK, strErr bool
+		num           int64
+		numOK, numErr bool
+	}{
+		{in: nil},
+		{in: []byte(` null `)},
+		{in: []byte(`"x"`), str: "x", strOK: true, numErr: true},
+		{in: []byte(`7`), strErr: true, num: 7, numOK: true},
+	} {
+		s, ok, err := OptString(tc.in)
+		if s != tc.str || ok != tc.strOK || (err != nil) != tc.strErr {
+			t.Errorf("OptString(%q) = %q, %v, %v", tc.in, s, ok, err)
+		}
+		n, ok, err := OptInt64(tc.in)
+		if n != tc.num || ok != tc.numOK || (err != nil) != tc.numErr {
+			t.Errorf("OptInt64(%q) = %d, %v, %v", tc.in, n, ok, err)
+		}
+	}
+}

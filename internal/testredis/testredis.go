@@ -6,6 +6,7 @@ package testredis
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 )
 
 // Options configure a test server.
@@ -136,16 +139,16 @@ func (s *Server) start() error {
 			return fmt.Errorf("redis-server on %s exited: %s", s.Addr(), tail(log))
 		default:
 		}
+		// Another process's server on this port would answer too: make sure it is ours.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		info, err := c.Info(ctx, "server").Result()
+		err := redisproc.CheckOurs(ctx, c, cmd.Process.Pid)
 		cancel()
 		if err == nil {
-			// Another process's server on this port would answer too: make sure it is ours.
-			if pid := infoField(info, "process_id"); pid != strconv.Itoa(cmd.Process.Pid) {
-				s.Stop()
-				return fmt.Errorf("port %d is served by another redis-server (pid %s)", s.port, pid)
-			}
 			return nil
+		}
+		if errors.Is(err, redisproc.ErrPortLost) {
+			s.Stop()
+			return fmt.Errorf("port %d: %w", s.port, err)
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
@@ -153,16 +156,6 @@ func (s *Server) start() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// infoField returns a field of an INFO reply.
-func infoField(info, name string) string {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // Stop kills the server (as a crash would: no shutdown save) and waits for it to exit.

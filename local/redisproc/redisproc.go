@@ -62,7 +62,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 		err = s.start(ctx)
-		if err == nil || !errors.Is(err, errPortLost) || attempt == startAttempts || ctx.Err() != nil {
+		if err == nil || !errors.Is(err, ErrPortLost) || attempt == startAttempts || ctx.Err() != nil {
 			return s, err
 		}
 	}
@@ -71,9 +71,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // startAttempts bounds the tries with a fresh port when redis-server could not have the one picked.
 const startAttempts = 3
 
-// errPortLost marks a start that failed because the port was not ours: redis-server exited during
+// ErrPortLost marks a start that failed because the port was not ours: redis-server exited during
 // start-up (the usual cause: another process took the port) or another server answered on it.
-var errPortLost = errors.New("the port may be another process's")
+var ErrPortLost = errors.New("the port may be another process's")
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,16 +113,16 @@ func (s *Server) start(ctx context.Context) error {
 		case <-done:
 			s.Kill() // forgets the exited process
 			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "redis.log"))
-			return fmt.Errorf("redisproc: redis-server exited during start-up (port %d): %w: %s", s.opts.Port, errPortLost, log)
+			return fmt.Errorf("redisproc: redis-server exited during start-up (port %d): %w: %s", s.opts.Port, ErrPortLost, log)
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		err := checkOurs(pctx, c, cmd.Process.Pid)
+		err := CheckOurs(pctx, c, cmd.Process.Pid)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, errPortLost) {
+		if errors.Is(err, ErrPortLost) {
 			s.Kill()
 			return fmt.Errorf("redisproc: port %d: %w", s.opts.Port, err)
 		}
@@ -134,9 +134,10 @@ func (s *Server) start(ctx context.Context) error {
 	}
 }
 
-// checkOurs checks that the server answering on c is ready and is the process pid: one that answers
-// while ours is still starting (or failed to bind) is someone else's.
-func checkOurs(ctx context.Context, c *redis.Client, pid int) error {
+// CheckOurs checks that the server answering on c is ready and is the process pid: one that answers
+// while ours is still starting (or failed to bind) is someone else's, and the error wraps ErrPortLost.
+// Any other error means not ready yet.
+func CheckOurs(ctx context.Context, c *redis.Client, pid int) error {
 	// PING first: it is refused while the append-only file loads; INFO is not.
 	if err := c.Ping(ctx).Err(); err != nil {
 		return err
@@ -148,12 +149,12 @@ func checkOurs(ctx context.Context, c *redis.Client, pid int) error {
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
 			if v != strconv.Itoa(pid) {
-				return fmt.Errorf("the redis-server answering is process %s, not ours (%d): %w", v, pid, errPortLost)
+				return fmt.Errorf("the redis-server answering is process %s, not ours (%d): %w", v, pid, ErrPortLost)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("no process_id in INFO server: %w", errPortLost)
+	return fmt.Errorf("no process_id in INFO server: %w", ErrPortLost)
 }
 
 // Stop shuts redis-server down (SIGTERM) and waits.
