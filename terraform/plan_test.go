@@ -25,6 +25,10 @@ var (
 // moduleWideViolations checks every planned managed resource of p.
 func moduleWideViolations(p *tfPlan) []string {
 	var v []string
+	pushMember := ""
+	if sa := p.resource("google_service_account.push"); sa != nil {
+		pushMember, _ = sa.Change.After["member"].(string)
+	}
 	for _, rc := range p.Changes {
 		if rc.Mode != "managed" {
 			continue
@@ -35,7 +39,8 @@ func moduleWideViolations(p *tfPlan) []string {
 			v = append(v, rc.Address+": no google provider schema for "+rc.Type)
 			continue
 		}
-		// IAM: additive grants of predefined, non-basic roles only; project-level ones from the list.
+		// IAM: additive grants of predefined, non-basic roles only; project-level ones from the list; the
+		// invoker role for the push identity alone.
 		switch {
 		case strings.HasSuffix(rc.Type, "_iam_binding"), strings.HasSuffix(rc.Type, "_iam_policy"):
 			v = append(v, rc.Address+": authoritative IAM ("+rc.Type+") would remove grants this module does not own; use _iam_member")
@@ -45,6 +50,9 @@ func moduleWideViolations(p *tfPlan) []string {
 				v = append(v, fmt.Sprintf("%s: basic role %s", rc.Address, role))
 			} else if !strings.HasPrefix(role, "roles/") {
 				v = append(v, fmt.Sprintf("%s: role %q is not a predefined role", rc.Address, role))
+			}
+			if member, _ := after["member"].(string); role == "roles/run.invoker" && (pushMember == "" || member != pushMember) {
+				v = append(v, fmt.Sprintf("%s: roles/run.invoker for %s: only the push identity may invoke the function", rc.Address, member))
 			}
 			if rc.Type == "google_project_iam_member" && !projectRoles[role] {
 				v = append(v, fmt.Sprintf("%s: project-level role %s is not one of the module's (%v): grant it on the resource instead", rc.Address, role, keys(projectRoles)))
@@ -194,6 +202,7 @@ func TestEveryCheckFailsOnABrokenModule(t *testing.T) {
 		"google_project_iam_member.function_metric_writer: basic role roles/editor",
 		"google_project_iam_member.function_metric_writer: project-level role roles/editor",
 		"google_cloud_run_v2_service_iam_member.push_invoker: member = allUsers",
+		"google_cloud_run_v2_service_iam_member.build_deployer: roles/run.invoker for serviceAccount:cloudsql-cache-build@",
 		"google_secret_manager_secret.redis_ca: project is",
 		"google_pubsub_topic.heartbeat: labels",
 	} {
