@@ -97,6 +97,9 @@ var (
 // export to a local receiver, applies a few changes (applied, duplicate, undecodable, and one while Redis
 // is down), scrapes /metrics, then stops the function with SIGTERM, which exports everything over OTLP.
 // It returns the OTLP metrics after checking that /metrics serves the same metrics and labels.
+//
+// An instrument that records nothing is exported by neither, so a query on a metric (or a label) that
+// only some event produces needs that event here: the check then proves the function really exports it.
 func functionMetrics(t *testing.T) []otlpMetric {
 	t.Helper()
 	exportedOnce.Do(func() { exported, exportedErr = runFunction(t) })

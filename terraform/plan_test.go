@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // The plans of tests/properties.tftest.hcl and tests/shapes.tftest.hcl, held to what must be true of
@@ -211,4 +214,29 @@ func TestEveryCheckFailsOnABrokenModule(t *testing.T) {
 		}
 	}
 	monitoringViolationsOnBrokenModule(t, p)
+}
+
+// Every google resource and data source type of the module has a mock_resource or mock_data block in
+// tests/mocks: without one, its computed attributes stay unknown at plan and any assertion that reads
+// them fails with "Unknown condition value" instead of checking anything.
+func TestMocksCoverEveryResourceType(t *testing.T) {
+	f, diags := hclparse.NewParser().ParseHCLFile("tests/mocks/google.tfmock.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	mocked := map[string]bool{}
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		if (b.Type == "mock_resource" || b.Type == "mock_data") && len(b.Labels) == 1 {
+			mocked[b.Type+" "+b.Labels[0]] = true
+		}
+	}
+	for _, b := range load(t).blocks {
+		if (b.Type != "resource" && b.Type != "data") || len(b.Labels) != 2 || !strings.HasPrefix(b.Labels[0], "google_") {
+			continue
+		}
+		kind := map[string]string{"resource": "mock_resource", "data": "mock_data"}[b.Type]
+		if !mocked[kind+" "+b.Labels[0]] {
+			t.Errorf("%s %s.%s: add a %s %q block to tests/mocks/google.tfmock.hcl", b.Type, b.Labels[0], b.Labels[1], kind, b.Labels[0])
+		}
+	}
 }
