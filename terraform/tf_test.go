@@ -230,7 +230,11 @@ func terraformTest(dir string, args ...string) (*tfResult, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer cmd.Wait()
+	// Read to the end or stopped: terraform must not be left blocked on a pipe nobody reads.
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
 	res := &tfResult{Status: map[string]string{}}
 	sc := bufio.NewScanner(stdout)
 	// With -verbose each plan carries the provider schemas: lines of several MB.
