@@ -16,6 +16,7 @@ resource "google_sql_database_instance" "source" {
     availability_type           = var.cloudsql_availability_type
     disk_autoresize             = true
     deletion_protection_enabled = var.cloudsql_deletion_protection
+    user_labels                 = local.labels
 
     ip_configuration {
       # Private IP only: no public address, no authorized networks.
@@ -108,6 +109,7 @@ resource "google_sql_user" "debezium" {
 
 resource "google_secret_manager_secret" "debezium_db_password" {
   project   = var.project_id
+  labels    = local.labels
   secret_id = "${var.name_prefix}-debezium-db-password"
 
   replication {
@@ -118,6 +120,7 @@ resource "google_secret_manager_secret" "debezium_db_password" {
 }
 
 resource "google_secret_manager_secret_version" "debezium_db_password" {
+  project                = var.project_id
   secret                 = google_secret_manager_secret.debezium_db_password.id
   secret_data_wo         = ephemeral.random_password.debezium.result
   secret_data_wo_version = var.debezium_password_version

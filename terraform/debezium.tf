@@ -29,6 +29,7 @@ locals {
 
 resource "google_cloud_run_v2_worker_pool" "debezium" {
   project             = var.project_id
+  labels              = local.labels
   name                = "${var.name_prefix}-debezium"
   location            = var.region
   deletion_protection = var.deletion_protection

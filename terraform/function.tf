@@ -5,6 +5,7 @@
 
 resource "google_cloud_run_v2_service" "function" {
   project  = var.project_id
+  labels   = local.labels
   name     = "${var.name_prefix}-apply"
   location = var.region
 

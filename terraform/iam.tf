@@ -118,6 +118,7 @@ resource "google_service_account_iam_member" "build_acts_as_function" {
 
 resource "google_storage_bucket" "build_source" {
   project                     = var.project_id
+  labels                      = local.labels
   name                        = "${var.project_id}-${var.name_prefix}-build-src"
   location                    = var.region
   uniform_bucket_level_access = true

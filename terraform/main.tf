@@ -5,6 +5,10 @@ data "google_project" "this" {
 locals {
   project_number = data.google_project.this.number
 
+  # On every resource that takes labels (the module sets no provider default_labels: it configures no
+  # provider).
+  labels = merge(var.labels, { app = "cloudsql-cache" })
+
   # The Pub/Sub service agent: forwards dead letters and signs the push OIDC tokens.
   pubsub_service_agent = "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
@@ -68,6 +72,7 @@ resource "google_project_service" "apis" {
 
 resource "google_artifact_registry_repository" "images" {
   project       = var.project_id
+  labels        = local.labels
   location      = var.region
   repository_id = var.name_prefix
   format        = "DOCKER"

@@ -1,13 +1,15 @@
-// Package terraform_test checks the Terraform root module without Terraform: providers cannot be
-// downloaded on the machines that run `make test`, so `terraform validate` is not available. The tests
-// parse the HCL with hashicorp/hcl and hold the configuration to the properties that matter (ordered,
-// authenticated delivery; dead letters; private networking; Redis AUTH and TLS; no public invocation;
-// no basic roles; the function's environment). Each check is also run against a mutated copy of the
-// module to prove it fails when its property is violated.
+// Package terraform_test checks the Terraform module with what terraform test cannot do by itself:
+// plan_test.go holds every planned resource to the module-wide properties and breaks the module to prove
+// that the terraform test assertions fail; monitoring_test.go decodes the dashboard and the alert
+// policies with Google's API types and checks every query against the metrics the function exports;
+// config_test.go evaluates the function's and Debezium's environment against their own configuration;
+// docs_test.go keeps README.md's inputs and outputs tables generated from the code. The property
+// assertions themselves are in tests/*.tftest.hcl (terraform test, run by make terraform-check).
+//
+// This file reads the module's HCL for config_test.go.
 package terraform_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,7 +25,6 @@ import (
 // module is the parsed root module: the top-level blocks of every *.tf file in the directory.
 type module struct {
 	blocks []*hclsyntax.Block
-	bodies []*hclsyntax.Body
 }
 
 // readModule returns the *.tf files of the root module (this directory), by file name.
@@ -59,7 +60,6 @@ func parseModule(t *testing.T, srcs map[string]string) *module {
 			t.Fatalf("%s: %s", n, diags.Error())
 		}
 		body := f.Body.(*hclsyntax.Body)
-		m.bodies = append(m.bodies, body)
 		m.blocks = append(m.blocks, body.Blocks...)
 	}
 	return m
@@ -99,17 +99,6 @@ func (m *module) resources(typ string) []*hclsyntax.Block {
 	return out
 }
 
-// allResources returns every resource block.
-func (m *module) allResources() []*hclsyntax.Block {
-	var out []*hclsyntax.Block
-	for _, b := range m.blocks {
-		if b.Type == "resource" && len(b.Labels) == 2 {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 func (m *module) resource(typ, name string) *hclsyntax.Block {
 	for _, b := range m.resources(typ) {
 		if b.Labels[1] == name {
@@ -130,20 +119,6 @@ func (m *module) local(name string) hclsyntax.Expression {
 	}
 	return nil
 }
-
-// variableDefault returns the literal default of variable name.
-func (m *module) variableDefault(name string) (cty.Value, bool) {
-	for _, b := range m.blocks {
-		if b.Type == "variable" && len(b.Labels) == 1 && b.Labels[0] == name {
-			if a, ok := b.Body.Attributes["default"]; ok {
-				return literal(a.Expr)
-			}
-		}
-	}
-	return cty.NilVal, false
-}
-
-func addr(b *hclsyntax.Block) string { return strings.Join(b.Labels, ".") }
 
 // children returns the nested blocks of type typ.
 func children(b *hclsyntax.Block, typ string) []*hclsyntax.Block {
@@ -201,14 +176,6 @@ func literalString(expr hclsyntax.Expression) (string, bool) {
 	return v.AsString(), true
 }
 
-func literalBool(expr hclsyntax.Expression) (bool, bool) {
-	v, ok := literal(expr)
-	if !ok || v.Type() != cty.Bool {
-		return false, false
-	}
-	return v.True(), true
-}
-
 // refs renders the references of expr as dotted paths: "google_service_account.push.email",
 // "var.region", "local.function_env".
 func refs(expr hclsyntax.Expression) []string {
@@ -248,38 +215,4 @@ func refTo(expr hclsyntax.Expression, typ string) string {
 		}
 	}
 	return ""
-}
-
-// stringLiterals returns every literal string in the module (attribute values, list elements, template
-// parts), with where it is.
-func (m *module) stringLiterals() map[string][]string {
-	out := map[string][]string{}
-	for _, body := range m.bodies {
-		hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
-			if lit, ok := n.(*hclsyntax.LiteralValueExpr); ok && lit.Val.Type() == cty.String && lit.Val.IsKnown() && !lit.Val.IsNull() {
-				r := lit.Range()
-				out[lit.Val.AsString()] = append(out[lit.Val.AsString()], fmt.Sprintf("%s:%d", r.Filename, r.Start.Line))
-			}
-			return nil
-		})
-	}
-	return out
-}
-
-// check is one property of the module; it returns the violations it finds.
-type check func(m *module) []string
-
-func expectNone(t *testing.T, name string, c check) {
-	t.Helper()
-	if v := c(load(t)); len(v) > 0 {
-		t.Errorf("%s:\n  %s", name, strings.Join(v, "\n  "))
-	}
-}
-
-// expectViolation runs c on a mutated module and requires it to fail.
-func expectViolation(t *testing.T, c check, file, old, new string) {
-	t.Helper()
-	if v := c(mutate(t, file, old, new)); len(v) == 0 {
-		t.Errorf("mutating %s (%q -> %q) was not detected", file, old, new)
-	}
 }

@@ -8,6 +8,7 @@ resource "google_monitoring_notification_channel" "email" {
   for_each = toset(var.notification_emails)
 
   project      = var.project_id
+  user_labels  = local.labels
   display_name = "cloudsql-cache: ${each.value}"
   type         = "email"
   labels = {
@@ -36,6 +37,7 @@ locals {
 
 resource "google_monitoring_alert_policy" "backlog_age" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: change backlog too old"
   combiner              = "OR"
   severity              = "ERROR"
@@ -66,6 +68,7 @@ resource "google_monitoring_alert_policy" "backlog_age" {
 
 resource "google_monitoring_alert_policy" "dead_letters" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: changes dead-lettered"
   combiner              = "OR"
   severity              = "ERROR"
@@ -115,6 +118,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 
 resource "google_monitoring_alert_policy" "apply_errors" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: apply errors (5xx)"
   combiner              = "OR"
   severity              = "ERROR"
@@ -146,6 +150,7 @@ resource "google_monitoring_alert_policy" "apply_errors" {
 
 resource "google_monitoring_alert_policy" "apply_outcomes" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: retried or rejected changes (function metrics)"
   combiner              = "OR"
   severity              = "WARNING"
@@ -169,6 +174,7 @@ resource "google_monitoring_alert_policy" "apply_outcomes" {
 
 resource "google_monitoring_alert_policy" "replication_lag" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: replication lag"
   combiner              = "OR"
   severity              = "ERROR"
@@ -192,6 +198,7 @@ resource "google_monitoring_alert_policy" "replication_lag" {
 
 resource "google_monitoring_alert_policy" "debezium_down" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: Debezium down"
   combiner              = "OR"
   severity              = "CRITICAL"
@@ -223,6 +230,7 @@ resource "google_monitoring_alert_policy" "debezium_down" {
 
 resource "google_monitoring_alert_policy" "redis_memory" {
   project               = var.project_id
+  user_labels           = local.labels
   display_name          = "cloudsql-cache: Redis memory nearly full"
   combiner              = "OR"
   severity              = "WARNING"

@@ -55,6 +55,7 @@ resource "google_compute_global_address" "private_services" {
   count = var.create_private_service_access ? 1 : 0
 
   project       = var.project_id
+  labels        = local.labels
   name          = "${var.name_prefix}-private-services"
   purpose       = "VPC_PEERING"
   address_type  = "INTERNAL"

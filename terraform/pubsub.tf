@@ -7,6 +7,7 @@ resource "google_pubsub_topic" "table" {
   for_each = local.table_topics
 
   project                    = var.project_id
+  labels                     = local.labels
   name                       = each.value
   message_retention_duration = var.message_retention_duration
 
@@ -21,6 +22,7 @@ resource "google_pubsub_topic" "table" {
 
 resource "google_pubsub_topic" "heartbeat" {
   project = var.project_id
+  labels  = local.labels
   name    = local.heartbeat_topic
 
   message_storage_policy {
@@ -34,6 +36,7 @@ resource "google_pubsub_topic" "heartbeat" {
 # acknowledging them, and every push subscription forwards here what keeps failing (dead_letter_policy).
 resource "google_pubsub_topic" "dead_letter" {
   project                    = var.project_id
+  labels                     = local.labels
   name                       = "${var.name_prefix}-dead-letter"
   message_retention_duration = var.message_retention_duration
 
@@ -48,6 +51,7 @@ resource "google_pubsub_topic" "dead_letter" {
 # inspection and replay (pull it with `gcloud pubsub subscriptions pull`).
 resource "google_pubsub_subscription" "dead_letter" {
   project                    = var.project_id
+  labels                     = local.labels
   name                       = "${var.name_prefix}-dead-letter"
   topic                      = google_pubsub_topic.dead_letter.id
   ack_deadline_seconds       = 60
@@ -63,6 +67,7 @@ resource "google_pubsub_subscription" "push" {
   for_each = google_pubsub_topic.table
 
   project = var.project_id
+  labels  = local.labels
   name    = "${each.value.name}.apply"
   topic   = each.value.id
 

@@ -3,6 +3,7 @@
 
 resource "google_redis_instance" "cache" {
   project        = var.project_id
+  labels         = local.labels
   name           = "${var.name_prefix}-redis"
   region         = var.region
   tier           = var.redis_tier
@@ -43,6 +44,7 @@ resource "google_redis_instance" "cache" {
 # The AUTH string, for the function's REDIS_PASSWORD (secret_key_ref).
 resource "google_secret_manager_secret" "redis_auth" {
   project   = var.project_id
+  labels    = local.labels
   secret_id = "${var.name_prefix}-redis-auth"
 
   replication {
@@ -53,6 +55,7 @@ resource "google_secret_manager_secret" "redis_auth" {
 }
 
 resource "google_secret_manager_secret_version" "redis_auth" {
+  project     = var.project_id
   secret      = google_secret_manager_secret.redis_auth.id
   secret_data = google_redis_instance.cache.auth_string
 }
@@ -61,6 +64,7 @@ resource "google_secret_manager_secret_version" "redis_auth" {
 # mounted into the function as REDIS_CA_FILE.
 resource "google_secret_manager_secret" "redis_ca" {
   project   = var.project_id
+  labels    = local.labels
   secret_id = "${var.name_prefix}-redis-server-ca"
 
   replication {
@@ -71,6 +75,7 @@ resource "google_secret_manager_secret" "redis_ca" {
 }
 
 resource "google_secret_manager_secret_version" "redis_ca" {
+  project     = var.project_id
   secret      = google_secret_manager_secret.redis_ca.id
   secret_data = join("\n", [for c in google_redis_instance.cache.server_ca_certs : trimspace(c.cert)])
 }

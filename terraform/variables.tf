@@ -1,3 +1,7 @@
+# Every input of the module. Each validation's message names the input, says what it accepts and shows
+# the value given, so a plan refused by one says what to fix. terraform/tests/validation.tftest.hcl
+# holds each validation to a bad value; README.md's Inputs table is generated from this file.
+
 # ---------------------------------------------------------------------------------------------------
 # Project
 # ---------------------------------------------------------------------------------------------------
@@ -5,12 +9,22 @@
 variable "project_id" {
   description = "Google Cloud project that holds the whole stack."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 lowercase letters, digits or hyphens, starting with a letter), not a project name or number: got \"${var.project_id}\"."
+  }
 }
 
 variable "region" {
   description = "Region of every regional resource (Cloud Run, Cloud SQL, Memorystore, Artifact Registry, the subnet)."
   type        = string
   default     = "europe-west1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1 (not a zone such as europe-west1-b): got \"${var.region}\"."
+  }
 }
 
 variable "name_prefix" {
@@ -20,7 +34,18 @@ variable "name_prefix" {
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{2,19}$", var.name_prefix))
-    error_message = "name_prefix must be 3-20 lowercase letters, digits or dashes and start with a letter (service account IDs derive from it)."
+    error_message = "name_prefix must be 3-20 lowercase letters, digits or dashes and start with a letter (service account IDs derive from it): got \"${var.name_prefix}\"."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels, besides app = \"cloudsql-cache\"."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))])
+    error_message = "labels keys must be 1-63 lowercase letters, digits, '_' or '-' starting with a letter, and values at most 63 of the same: got ${jsonencode(var.labels)}."
   }
 }
 
@@ -44,18 +69,33 @@ variable "network_name" {
   description = "VPC name (created, or existing when create_network = false). An existing Cloud SQL instance must have its private IP on this VPC."
   type        = string
   default     = "cloudsql-cache"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.network_name))
+    error_message = "network_name must be a VPC name: 1-63 lowercase letters, digits or dashes, starting with a letter: got \"${var.network_name}\"."
+  }
 }
 
 variable "subnet_name" {
   description = "Subnet Cloud Run Direct VPC egress takes its addresses from (created, or existing when create_network = false)."
   type        = string
   default     = "cloudsql-cache-run"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.subnet_name))
+    error_message = "subnet_name must be a subnet name: 1-63 lowercase letters, digits or dashes, starting with a letter: got \"${var.subnet_name}\"."
+  }
 }
 
 variable "subnet_cidr" {
   description = "CIDR of the created subnet. Direct VPC egress uses up to 2 addresses per instance: size it for twice function_max_instances plus Debezium, /26 at least."
   type        = string
   default     = "10.10.0.0/24"
+
+  validation {
+    condition     = can(cidrnetmask(var.subnet_cidr)) && try(tonumber(split("/", var.subnet_cidr)[1]) <= 26, false)
+    error_message = "subnet_cidr must be an IPv4 CIDR range of /26 or larger (Direct VPC egress takes up to 2 addresses per instance): got \"${var.subnet_cidr}\"."
+  }
 }
 
 variable "create_private_service_access" {
@@ -68,12 +108,28 @@ variable "private_service_range_address" {
   description = "First address of the range allocated to private services access (kept in RFC 1918 space so Cloud Run's PRIVATE_RANGES_ONLY egress routes it into the VPC)."
   type        = string
   default     = "10.100.0.0"
+
+  validation {
+    condition = try(
+      cidrhost("${var.private_service_range_address}/32", 0) == var.private_service_range_address &&
+      (cidrsubnet("${var.private_service_range_address}/8", 0, 0) == "10.0.0.0/8" ||
+        cidrsubnet("${var.private_service_range_address}/12", 0, 0) == "172.16.0.0/12" ||
+      cidrsubnet("${var.private_service_range_address}/16", 0, 0) == "192.168.0.0/16"),
+      false
+    )
+    error_message = "private_service_range_address must be an IPv4 address in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (PRIVATE_RANGES_ONLY egress routes only those into the VPC): got \"${var.private_service_range_address}\"."
+  }
 }
 
 variable "private_service_range_prefix_length" {
   description = "Prefix length of the private services access range."
   type        = number
   default     = 16
+
+  validation {
+    condition     = var.private_service_range_prefix_length >= 8 && var.private_service_range_prefix_length <= 24 && floor(var.private_service_range_prefix_length) == var.private_service_range_prefix_length
+    error_message = "private_service_range_prefix_length must be a whole number from 8 to 24 (private services access needs at least a /24): got ${var.private_service_range_prefix_length}."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -90,6 +146,16 @@ variable "existing_cloudsql_instance" {
   description = "Name of an existing Cloud SQL for MySQL instance in project_id, used when create_cloudsql_instance = false."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.create_cloudsql_instance || can(regex("^[a-z][a-z0-9-]{0,96}$", var.existing_cloudsql_instance))
+    error_message = "existing_cloudsql_instance must name the Cloud SQL instance to capture (lowercase letters, digits, dashes) when create_cloudsql_instance = false: got \"${var.existing_cloudsql_instance}\"."
+  }
+
+  validation {
+    condition     = !var.create_cloudsql_instance || var.existing_cloudsql_instance == ""
+    error_message = "existing_cloudsql_instance is only read when create_cloudsql_instance = false: set that too, or remove existing_cloudsql_instance (got \"${var.existing_cloudsql_instance}\")."
+  }
 }
 
 variable "cloudsql_database_version" {
@@ -99,7 +165,7 @@ variable "cloudsql_database_version" {
 
   validation {
     condition     = startswith(var.cloudsql_database_version, "MYSQL_8")
-    error_message = "Only MySQL 8.x is supported (Debezium 3.x MySQL connector, GTIDs, binlog_row_image)."
+    error_message = "cloudsql_database_version must be a MySQL 8.x version such as MYSQL_8_4 or MYSQL_8_0 (Debezium 3.x MySQL connector, GTIDs, binlog_row_image): got \"${var.cloudsql_database_version}\"."
   }
 }
 
@@ -107,18 +173,33 @@ variable "cloudsql_tier" {
   description = "Machine type of a created instance."
   type        = string
   default     = "db-custom-2-8192"
+
+  validation {
+    condition     = startswith(var.cloudsql_tier, "db-")
+    error_message = "cloudsql_tier must be a Cloud SQL machine type such as db-custom-2-8192 or db-perf-optimized-N-4: got \"${var.cloudsql_tier}\"."
+  }
 }
 
 variable "cloudsql_edition" {
   description = "Edition of a created instance: ENTERPRISE or ENTERPRISE_PLUS (the latter needs a db-perf-optimized-N-* tier)."
   type        = string
   default     = "ENTERPRISE"
+
+  validation {
+    condition     = contains(["ENTERPRISE", "ENTERPRISE_PLUS"], var.cloudsql_edition)
+    error_message = "cloudsql_edition must be ENTERPRISE or ENTERPRISE_PLUS: got \"${var.cloudsql_edition}\"."
+  }
 }
 
 variable "cloudsql_availability_type" {
   description = "REGIONAL (HA, failover keeps GTIDs so Debezium resumes) or ZONAL."
   type        = string
   default     = "REGIONAL"
+
+  validation {
+    condition     = contains(["REGIONAL", "ZONAL"], var.cloudsql_availability_type)
+    error_message = "cloudsql_availability_type must be REGIONAL (high availability) or ZONAL: got \"${var.cloudsql_availability_type}\"."
+  }
 }
 
 variable "binlog_retention_days" {
@@ -128,7 +209,7 @@ variable "binlog_retention_days" {
 
   validation {
     condition     = var.binlog_retention_days >= 1 && var.binlog_retention_days <= 7
-    error_message = "Cloud SQL for MySQL keeps 1 to 7 days of transaction logs."
+    error_message = "binlog_retention_days must be 1 to 7 (the transaction log retention Cloud SQL for MySQL offers): got ${var.binlog_retention_days}."
   }
 }
 
@@ -148,7 +229,12 @@ variable "tables" {
 
   validation {
     condition     = length(var.tables) > 0 && alltrue([for t in var.tables : can(regex("^[A-Za-z0-9_]+\\.[A-Za-z0-9_]+$", t))])
-    error_message = "tables must be a non-empty list of db.table names made of letters, digits and underscores (they become Pub/Sub topic names)."
+    error_message = "tables must be a non-empty list of db.table names made of letters, digits and underscores (they become Pub/Sub topic names): got ${jsonencode(var.tables)}."
+  }
+
+  validation {
+    condition     = length(distinct(var.tables)) == length(var.tables)
+    error_message = "tables lists a table twice: ${jsonencode(var.tables)}."
   }
 }
 
@@ -159,7 +245,12 @@ variable "exclude_columns" {
 
   validation {
     condition     = alltrue([for c in var.exclude_columns : can(regex("^[A-Za-z0-9_]+\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+$", c))])
-    error_message = "exclude_columns entries must be db.table.column."
+    error_message = "exclude_columns entries must be db.table.column: got ${jsonencode(var.exclude_columns)}."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.exclude_columns : contains(var.tables, join(".", slice(split(".", c), 0, 2))) if length(split(".", c)) == 3])
+    error_message = "exclude_columns names a column of a table that is not in tables (add the table, or remove the column): ${jsonencode([for c in var.exclude_columns : c if length(split(".", c)) == 3 && !contains(var.tables, join(".", slice(split(".", c), 0, 2)))])}."
   }
 }
 
@@ -175,8 +266,13 @@ variable "key_templates" {
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.key_templates : !strcontains(k, ",") && !strcontains(v, ",") && !strcontains(k, "=")])
-    error_message = "key_templates keys and templates must not contain commas (the variable is a comma-separated list) and keys must not contain '='."
+    condition     = alltrue([for k, v in var.key_templates : !strcontains(k, ",") && !strcontains(v, ",") && !strcontains(k, "=") && v != ""])
+    error_message = "key_templates keys and templates must not contain commas (the variable is a comma-separated list), keys must not contain '=', and no template may be empty: got ${jsonencode(var.key_templates)}."
+  }
+
+  validation {
+    condition     = alltrue([for k in keys(var.key_templates) : contains(var.tables, k)])
+    error_message = "key_templates has a template for a table that is not in tables (add the table, or remove the template): ${jsonencode([for k in keys(var.key_templates) : k if !contains(var.tables, k)])}."
   }
 }
 
@@ -184,6 +280,11 @@ variable "version_columns" {
   description = "CACHE_VERSION_COLUMNS: { \"db.table\" = \"column\" } to order that table's changes by the column first."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.version_columns : contains(var.tables, k) && can(regex("^[A-Za-z0-9_]+$", v))])
+    error_message = "version_columns must map tables listed in tables to a column name (letters, digits, underscores): got ${jsonencode(var.version_columns)}."
+  }
 }
 
 variable "version_epoch" {
@@ -193,7 +294,7 @@ variable "version_epoch" {
 
   validation {
     condition     = var.version_epoch >= 0 && floor(var.version_epoch) == var.version_epoch
-    error_message = "version_epoch must be a non-negative integer."
+    error_message = "version_epoch must be a non-negative integer: got ${var.version_epoch}."
   }
 }
 
@@ -201,24 +302,44 @@ variable "tombstone_ttl" {
   description = "CACHE_TOMBSTONE_TTL: how long a deleted row's tombstone is kept. Must outlast subscription retention and any replay."
   type        = string
   default     = "168h"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.tombstone_ttl))
+    error_message = "tombstone_ttl must be a Go duration such as 168h or 30m: got \"${var.tombstone_ttl}\"."
+  }
 }
 
 variable "apply_timeout" {
   description = "APPLY_TIMEOUT of one delivery. Keep it well under ack_deadline_seconds."
   type        = string
   default     = "10s"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.apply_timeout))
+    error_message = "apply_timeout must be a Go duration such as 10s or 1500ms: got \"${var.apply_timeout}\"."
+  }
 }
 
 variable "redis_timeout" {
   description = "REDIS_TIMEOUT of one Redis command."
   type        = string
   default     = "1s"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.redis_timeout))
+    error_message = "redis_timeout must be a Go duration such as 1s or 500ms: got \"${var.redis_timeout}\"."
+  }
 }
 
 variable "max_body_bytes" {
   description = "MAX_BODY_BYTES of one push request; 0 keeps the function's default."
   type        = number
   default     = 0
+
+  validation {
+    condition     = var.max_body_bytes >= 0 && floor(var.max_body_bytes) == var.max_body_bytes
+    error_message = "max_body_bytes must be a non-negative whole number of bytes (0: the function's default): got ${var.max_body_bytes}."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -228,11 +349,21 @@ variable "max_body_bytes" {
 variable "function_image" {
   description = "Image of the apply function, e.g. <region>-docker.pkg.dev/<project>/cloudsql-cache/function:<build id>. Later revisions are deployed by Cloud Build; Terraform ignores image changes after creation."
   type        = string
+
+  validation {
+    condition     = can(regex("^[^\\s:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", var.function_image))
+    error_message = "function_image must be an image reference with a tag or digest, such as europe-west1-docker.pkg.dev/my-project/cloudsql-cache/function:<build id>: got \"${var.function_image}\"."
+  }
 }
 
 variable "debezium_image" {
   description = "Image of Debezium Server built from debezium-server/, e.g. <region>-docker.pkg.dev/<project>/cloudsql-cache/debezium-server:<build id>."
   type        = string
+
+  validation {
+    condition     = can(regex("^[^\\s:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", var.debezium_image))
+    error_message = "debezium_image must be an image reference with a tag or digest, such as europe-west1-docker.pkg.dev/my-project/cloudsql-cache/debezium-server:<build id>: got \"${var.debezium_image}\"."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -243,30 +374,55 @@ variable "function_min_instances" {
   description = "Minimum instances of the function. 1 keeps the metrics exporter running and avoids cold starts on the first change after a quiet period."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.function_min_instances >= 0 && floor(var.function_min_instances) == var.function_min_instances
+    error_message = "function_min_instances must be a non-negative whole number: got ${var.function_min_instances}."
+  }
 }
 
 variable "function_max_instances" {
   description = "Maximum instances of the function. Redis connections = instances x pool size; keep it under Memorystore's client limit."
   type        = number
   default     = 20
+
+  validation {
+    condition     = var.function_max_instances >= 1 && floor(var.function_max_instances) == var.function_max_instances && var.function_max_instances >= var.function_min_instances
+    error_message = "function_max_instances must be a whole number, at least 1 and at least function_min_instances (${var.function_min_instances}): got ${var.function_max_instances}."
+  }
 }
 
 variable "function_concurrency" {
   description = "Concurrent push requests per instance."
   type        = number
   default     = 80
+
+  validation {
+    condition     = var.function_concurrency >= 1 && var.function_concurrency <= 1000 && floor(var.function_concurrency) == var.function_concurrency
+    error_message = "function_concurrency must be a whole number from 1 to 1000 (Cloud Run's limit per instance): got ${var.function_concurrency}."
+  }
 }
 
 variable "function_cpu" {
   description = "vCPUs per function instance (1, 2, 4, 6 or 8)."
   type        = string
   default     = "1"
+
+  validation {
+    condition     = contains(["1", "2", "4", "6", "8"], var.function_cpu)
+    error_message = "function_cpu must be \"1\", \"2\", \"4\", \"6\" or \"8\" (whole vCPUs: CPU is always allocated): got \"${var.function_cpu}\"."
+  }
 }
 
 variable "function_memory" {
   description = "Memory per function instance."
   type        = string
   default     = "512Mi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.function_memory))
+    error_message = "function_memory must be a Cloud Run memory limit such as 512Mi or 2Gi: got \"${var.function_memory}\"."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -280,7 +436,7 @@ variable "topic_prefix" {
 
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{2,99}$", var.topic_prefix)) && !startswith(lower(var.topic_prefix), "goog")
-    error_message = "topic_prefix must start with a letter, hold only letters, digits, '-' or '_', and not start with 'goog'."
+    error_message = "topic_prefix must be 3-100 letters, digits, '-' or '_', start with a letter and not with 'goog': got \"${var.topic_prefix}\"."
   }
 }
 
@@ -290,8 +446,8 @@ variable "debezium_server_id" {
   default     = 184054
 
   validation {
-    condition     = var.debezium_server_id >= 1 && var.debezium_server_id <= 4294967295
-    error_message = "debezium_server_id must be in 1..4294967295."
+    condition     = var.debezium_server_id >= 1 && var.debezium_server_id <= 4294967295 && floor(var.debezium_server_id) == var.debezium_server_id
+    error_message = "debezium_server_id must be a whole number in 1..4294967295: got ${var.debezium_server_id}."
   }
 }
 
@@ -299,18 +455,33 @@ variable "debezium_db_user" {
   description = "MySQL user Debezium connects as (created by this module)."
   type        = string
   default     = "debezium"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,32}$", var.debezium_db_user))
+    error_message = "debezium_db_user must be a MySQL user name of 1-32 letters, digits or underscores: got \"${var.debezium_db_user}\"."
+  }
 }
 
 variable "debezium_state_database" {
   description = "Database on the source instance that holds Debezium's offsets and schema history (created by this module; never captured)."
   type        = string
   default     = "debezium_state"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,64}$", var.debezium_state_database)) && !contains([for t in var.tables : split(".", t)[0]], var.debezium_state_database)
+    error_message = "debezium_state_database must be a database name of 1-64 letters, digits or underscores that holds no captured table (Debezium writes its offsets there): got \"${var.debezium_state_database}\"."
+  }
 }
 
 variable "debezium_password_version" {
   description = "Increment to generate and store a new password for the Debezium MySQL user (write-only: it never enters the Terraform state)."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.debezium_password_version >= 1 && floor(var.debezium_password_version) == var.debezium_password_version
+    error_message = "debezium_password_version must be a whole number, at least 1; increment it to rotate the password: got ${var.debezium_password_version}."
+  }
 }
 
 variable "snapshot_mode" {
@@ -320,7 +491,7 @@ variable "snapshot_mode" {
 
   validation {
     condition     = contains(["when_needed", "initial", "no_data", "recovery"], var.snapshot_mode)
-    error_message = "snapshot_mode must be when_needed (recommended), initial, no_data or recovery."
+    error_message = "snapshot_mode must be when_needed (recommended), initial, no_data or recovery: got \"${var.snapshot_mode}\"."
   }
 }
 
@@ -331,7 +502,7 @@ variable "snapshot_locking_mode" {
 
   validation {
     condition     = contains(["none", "minimal", "extended"], var.snapshot_locking_mode)
-    error_message = "snapshot_locking_mode must be none, minimal or extended."
+    error_message = "snapshot_locking_mode must be none, minimal or extended: got \"${var.snapshot_locking_mode}\"."
   }
 }
 
@@ -339,18 +510,33 @@ variable "heartbeat_interval_ms" {
   description = "Debezium heartbeat.interval.ms: keeps the stored binlog position moving while the captured tables are quiet, and feeds the 'Debezium down' alert."
   type        = number
   default     = 10000
+
+  validation {
+    condition     = var.heartbeat_interval_ms >= 1000 && var.heartbeat_interval_ms <= 60000 && floor(var.heartbeat_interval_ms) == var.heartbeat_interval_ms
+    error_message = "heartbeat_interval_ms must be a whole number from 1000 to 60000 (the 'Debezium down' alert fires after 5 minutes without one): got ${var.heartbeat_interval_ms}."
+  }
 }
 
 variable "debezium_cpu" {
   description = "vCPUs of the Debezium worker pool instance."
   type        = string
   default     = "1"
+
+  validation {
+    condition     = contains(["1", "2", "4", "6", "8"], var.debezium_cpu)
+    error_message = "debezium_cpu must be \"1\", \"2\", \"4\", \"6\" or \"8\": got \"${var.debezium_cpu}\"."
+  }
 }
 
 variable "debezium_memory" {
   description = "Memory of the Debezium worker pool instance."
   type        = string
   default     = "2Gi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.debezium_memory))
+    error_message = "debezium_memory must be a Cloud Run memory limit such as 2Gi or 4096Mi: got \"${var.debezium_memory}\"."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -364,7 +550,7 @@ variable "redis_tier" {
 
   validation {
     condition     = contains(["STANDARD_HA", "BASIC"], var.redis_tier)
-    error_message = "redis_tier must be STANDARD_HA or BASIC."
+    error_message = "redis_tier must be STANDARD_HA or BASIC: got \"${var.redis_tier}\"."
   }
 }
 
@@ -372,12 +558,22 @@ variable "redis_memory_size_gb" {
   description = "Memorystore capacity in GiB. Size it for every cached row plus tombstones (`make memory` measures bytes per row)."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.redis_memory_size_gb >= 1 && var.redis_memory_size_gb <= 300 && floor(var.redis_memory_size_gb) == var.redis_memory_size_gb
+    error_message = "redis_memory_size_gb must be a whole number of GiB from 1 to 300 (Memorystore for Redis): got ${var.redis_memory_size_gb}."
+  }
 }
 
 variable "redis_version" {
   description = "Memorystore Redis version."
   type        = string
   default     = "REDIS_7_2"
+
+  validation {
+    condition     = can(regex("^REDIS_(6_X|7_0|7_2)$", var.redis_version))
+    error_message = "redis_version must be REDIS_7_2, REDIS_7_0 or REDIS_6_X (the function's script needs Redis 6 or later): got \"${var.redis_version}\"."
+  }
 }
 
 variable "redis_maxmemory_policy" {
@@ -387,7 +583,7 @@ variable "redis_maxmemory_policy" {
 
   validation {
     condition     = contains(["noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-random", "volatile-random"], var.redis_maxmemory_policy)
-    error_message = "redis_maxmemory_policy must be a Redis maxmemory-policy."
+    error_message = "redis_maxmemory_policy must be a Redis maxmemory-policy (noeviction is the one that keeps the version guard): got \"${var.redis_maxmemory_policy}\"."
   }
 }
 
@@ -399,6 +595,11 @@ variable "ack_deadline_seconds" {
   description = "Push request timeout (and ack deadline) of the subscriptions."
   type        = number
   default     = 60
+
+  validation {
+    condition     = var.ack_deadline_seconds >= 10 && var.ack_deadline_seconds <= 600 && floor(var.ack_deadline_seconds) == var.ack_deadline_seconds
+    error_message = "ack_deadline_seconds must be a whole number from 10 to 600 (Pub/Sub's limits): got ${var.ack_deadline_seconds}."
+  }
 }
 
 variable "max_delivery_attempts" {
@@ -407,8 +608,8 @@ variable "max_delivery_attempts" {
   default     = 50
 
   validation {
-    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
-    error_message = "max_delivery_attempts must be between 5 and 100."
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "max_delivery_attempts must be a whole number from 5 to 100 (Pub/Sub's limits for a dead-letter policy): got ${var.max_delivery_attempts}."
   }
 }
 
@@ -416,18 +617,33 @@ variable "retry_minimum_backoff" {
   description = "Minimum delay between redeliveries of a failed message."
   type        = string
   default     = "5s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]{1,9})?s$", var.retry_minimum_backoff)) && try(tonumber(trimsuffix(var.retry_minimum_backoff, "s")) <= 600, false)
+    error_message = "retry_minimum_backoff must be seconds with an \"s\" suffix, 0s to 600s, such as 5s: got \"${var.retry_minimum_backoff}\"."
+  }
 }
 
 variable "retry_maximum_backoff" {
   description = "Maximum delay between redeliveries of a failed message."
   type        = string
   default     = "300s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]{1,9})?s$", var.retry_maximum_backoff)) && try(tonumber(trimsuffix(var.retry_maximum_backoff, "s")) <= 600 && tonumber(trimsuffix(var.retry_maximum_backoff, "s")) >= tonumber(trimsuffix(var.retry_minimum_backoff, "s")), false)
+    error_message = "retry_maximum_backoff must be seconds with an \"s\" suffix, at most 600s and at least retry_minimum_backoff (${var.retry_minimum_backoff}): got \"${var.retry_maximum_backoff}\"."
+  }
 }
 
 variable "message_retention_duration" {
   description = "How long the subscriptions (and table topics, for seek/replay) keep messages."
   type        = string
   default     = "604800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.message_retention_duration)) && try(tonumber(trimsuffix(var.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.message_retention_duration, "s")) <= 604800, false)
+    error_message = "message_retention_duration must be whole seconds with an \"s\" suffix from 600s (10 minutes) to 604800s (7 days, a subscription's maximum): got \"${var.message_retention_duration}\"."
+  }
 }
 
 variable "grant_pubsub_token_creator" {
@@ -444,22 +660,42 @@ variable "notification_emails" {
   description = "E-mail addresses the alert policies notify."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for e in var.notification_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "notification_emails must be e-mail addresses: got ${jsonencode(var.notification_emails)}."
+  }
 }
 
 variable "backlog_age_alert_seconds" {
   description = "Alert when the oldest unacknowledged change of a subscription is older than this."
   type        = number
   default     = 300
+
+  validation {
+    condition     = var.backlog_age_alert_seconds > 0
+    error_message = "backlog_age_alert_seconds must be positive: got ${var.backlog_age_alert_seconds}."
+  }
 }
 
 variable "replication_lag_alert_ms" {
   description = "Alert when the p99 of cloudsql_cache.replication_lag (commit to cache write) exceeds this."
   type        = number
   default     = 60000
+
+  validation {
+    condition     = var.replication_lag_alert_ms > 0
+    error_message = "replication_lag_alert_ms must be positive: got ${var.replication_lag_alert_ms}."
+  }
 }
 
 variable "apply_error_alert_per_second" {
   description = "Alert when the function answers more than this many 5xx per second (apply errors that Pub/Sub retries)."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.apply_error_alert_per_second >= 0
+    error_message = "apply_error_alert_per_second must not be negative: got ${var.apply_error_alert_per_second}."
+  }
 }
