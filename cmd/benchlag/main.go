@@ -54,7 +54,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"

@@ -23,8 +23,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 )

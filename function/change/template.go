@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 )
 
 // DefaultKeyTemplate is the key of a row unless configured otherwise: the database, the table and the

@@ -14,7 +14,7 @@ import (
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "debezium", name))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestAppendJSONEscapesNames(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	entries, _ := os.ReadDir(filepath.Join("..", "..", "testdata", "debezium"))
+	entries, _ := os.ReadDir(filepath.Join("..", "testdata", "debezium"))
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".json") {
 			f.Add(fixture(f, e.Name()))
@@ -264,7 +264,7 @@ func FuzzDecodeKey(f *testing.F) {
 // because json.Unmarshal resolves those silently (last one wins, case-insensitive match) where
 // Decode refuses or ignores them.
 func FuzzDecodeMatchesReference(f *testing.F) {
-	entries, _ := os.ReadDir(filepath.Join("..", "..", "testdata", "debezium"))
+	entries, _ := os.ReadDir(filepath.Join("..", "testdata", "debezium"))
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".json") {
 			f.Add(fixture(f, e.Name()))
