@@ -16,7 +16,7 @@ func benchEvent() []byte {
 
 // BenchmarkDecode compares Decode with the json.Unmarshal-based decoder it replaced, in the same run:
 //
-//	go test ./function/debezium -run '^$' -bench Decode -count 5
+//	go test ./debezium -run '^$' -bench Decode -count 5
 func BenchmarkDecode(b *testing.B) {
 	data := benchEvent()
 	for _, bc := range []struct {

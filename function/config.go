@@ -13,9 +13,9 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/function/telemetry"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // NackDeadLetters is the DEAD_LETTER_TOPIC value that answers bad messages with 400 instead of

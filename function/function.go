@@ -20,7 +20,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // Name is the function's name in the Functions Framework (FUNCTION_TARGET).

@@ -27,8 +27,8 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

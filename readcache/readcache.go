@@ -47,8 +47,8 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // ErrNotFound means the row does not exist (in the cache as a tombstone, or in the database).

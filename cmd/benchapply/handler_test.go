@@ -8,8 +8,8 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // BenchmarkHandler runs the apply handler in-process on the same workload as the command, against a

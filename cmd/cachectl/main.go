@@ -18,8 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 const usage = `usage:

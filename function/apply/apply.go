@@ -26,7 +26,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // Outcome is how a message was handled.

@@ -31,8 +31,8 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // env is one handler wired to a real redis-server, a metrics reader, and optionally a pstest

@@ -16,7 +16,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // eventAt builds a schemaless change event committed at tsMs.

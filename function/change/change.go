@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // Kind is what a change does to the cache.

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func mustPolicy(t *testing.T, cfg Config) *Policy {

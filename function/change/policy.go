@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // MetaPrefix starts every key the cache keeps for itself (truncate floors); row keys may not use it.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // Config configures a check.

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func TestFindsMissingExtraAndDifferentRows(t *testing.T) {

@@ -25,7 +25,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
@@ -33,6 +32,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 var functionBin string
