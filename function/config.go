@@ -3,7 +3,7 @@ package function
 import (
 	"errors"
 	"fmt"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
+	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 	"net"
 	"net/url"
 	"os"

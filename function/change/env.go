@@ -2,7 +2,7 @@ package change
 
 import (
 	"fmt"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
+	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 	"strconv"
 	"strings"
 )

@@ -7,7 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
+	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 	"os"
 	"strconv"
 	"strings"
