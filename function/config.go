@@ -14,7 +14,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/function/telemetry"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 

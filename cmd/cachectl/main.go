@@ -18,7 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 

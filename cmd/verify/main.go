@@ -24,8 +24,8 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 )
 
 func main() {

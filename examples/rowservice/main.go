@@ -27,8 +27,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/readcache"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 )
 
 func main() {
