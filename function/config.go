@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/function/telemetry"
 	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // NackDeadLetters is the DEAD_LETTER_TOPIC value that answers bad messages with 400 instead of
@@ -29,7 +29,7 @@ type Config struct {
 	// DeadLetterTopic is "projects/<project>/topics/<topic>", or NackDeadLetters.
 	DeadLetterTopic string
 
-	Policy       change.Config
+	Policy       tablepolicy.Config
 	TombstoneTTL time.Duration
 	// InvalidationChannel is where every changed key is published for the read path's in-process
 	// caches; "" publishes nothing.
@@ -48,7 +48,7 @@ type Config struct {
 
 // Env lists every variable ConfigFromEnv reads, with its default; the README's configuration
 // reference and the Terraform module's tests are held to it.
-var Env = append(append(append([]envvar.Var{}, redisenv.Vars...), change.EnvVars...), []envvar.Var{
+var Env = append(append(append([]envvar.Var{}, redisenv.Vars...), tablepolicy.EnvVars...), []envvar.Var{
 	{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
 	{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
 	{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
@@ -81,7 +81,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	rc, rerrs := redisenv.FromEnv(getenv)
 	errs = append(errs, rerrs...)
-	policy, perrs := change.ConfigFromEnv(getenv)
+	policy, perrs := tablepolicy.FromEnv(getenv)
 	errs = append(errs, perrs...)
 	c := Config{
 		Redis:               rc,

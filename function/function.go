@@ -19,8 +19,8 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // Name is the function's name in the Functions Framework (FUNCTION_TARGET).
@@ -36,7 +36,7 @@ type Deps struct {
 
 // New builds the handler for cfg. Close releases its Redis and Pub/Sub clients.
 func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn func() error, err error) {
-	policy, err := change.NewPolicy(cfg.Policy)
+	policy, err := tablepolicy.New(cfg.Policy)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -81,7 +81,7 @@ func TestConfigFromEnv(t *testing.T) {
 // the configuration code reads.
 func TestEnvListsEveryVariableRead(t *testing.T) {
 	var src []byte
-	for _, f := range []string{"config.go", filepath.Join("..", "redisenv", "redisenv.go"), filepath.Join("change", "env.go")} {
+	for _, f := range []string{"config.go", filepath.Join("..", "redisenv", "redisenv.go"), filepath.Join("..", "tablepolicy", "env.go")} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -21,9 +21,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 type benchEnv struct {
@@ -46,7 +46,7 @@ func newBenchEnv(b *testing.B) benchEnv {
 }
 
 func (e benchEnv) client(b *testing.B, l1 int) *Client {
-	c, err := New(context.Background(), Options{Redis: e.rdb, DB: e.db, Tables: change.Config{}, L1Size: l1})
+	c, err := New(context.Background(), Options{Redis: e.rdb, DB: e.db, Tables: tablepolicy.Config{}, L1Size: l1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,10 +15,10 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // fixture: a real MariaDB with a shop schema and a real redis-server.
@@ -65,7 +65,7 @@ func (f *fixture) client(mod func(*Options)) *Client {
 	o := Options{
 		Redis:         f.newRedisClient(),
 		DB:            f.db,
-		Tables:        change.Config{ExcludeColumns: []string{"shop.customers.secret"}},
+		Tables:        tablepolicy.Config{ExcludeColumns: []string{"shop.customers.secret"}},
 		MeterProvider: f.meters,
 		// The production default (50 ms) would let a loaded test machine turn a slow reply into a
 		// fallback the assertions do not expect; tests of slowness set their own.

@@ -22,10 +22,10 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func main() {
@@ -56,12 +56,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rc, rerrs := redisenv.FromEnv(getenv)
 	errs = append(errs, rerrs...)
-	pc, perrs := change.ConfigFromEnv(getenv)
+	pc, perrs := tablepolicy.FromEnv(getenv)
 	errs = append(errs, perrs...)
-	var policy *change.Policy
+	var policy *tablepolicy.Policy
 	if len(perrs) == 0 {
 		var err error
-		if policy, err = change.NewPolicy(pc); err != nil {
+		if policy, err = tablepolicy.New(pc); err != nil {
 			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
 		}
 	}

@@ -26,9 +26,9 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/readcache"
 	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func main() {
@@ -68,7 +68,7 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 	var errs []error
 	rc, rerrs := redisenv.FromEnv(getenv)
 	errs = append(errs, rerrs...)
-	tables, terrs := change.ConfigFromEnv(getenv)
+	tables, terrs := tablepolicy.FromEnv(getenv)
 	errs = append(errs, terrs...)
 	dsn := getenv("MYSQL_DSN")
 	if dsn == "" {

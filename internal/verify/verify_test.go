@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
@@ -23,7 +23,7 @@ func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
 	srv.Exec(db, "INSERT INTO t VALUES ('B', 1, NULL)", "INSERT INTO t VALUES ('b', 2, NULL)")
 	rdb := testredis.Start(t).Client()
 	ctx := context.Background()
-	policy, err := change.NewPolicy(change.Config{})
+	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

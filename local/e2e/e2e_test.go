@@ -24,7 +24,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
@@ -33,6 +32,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 var functionBin string
@@ -269,7 +269,7 @@ func (e *env) watch(ctx context.Context) (regressions func() []string) {
 // table's older rows from the cache, so the key may vanish then.
 func (e *env) truncatedSince(ctx context.Context, key string, prev rowcache.Version) bool {
 	table, _, _ := strings.Cut(key, ":")
-	v, err := e.rdb.Get(ctx, change.MetaPrefix+"truncated:"+table).Result()
+	v, err := e.rdb.Get(ctx, tablepolicy.MetaPrefix+"truncated:"+table).Result()
 	if err != nil {
 		return false
 	}
@@ -313,7 +313,7 @@ func (e *env) settle() {
 	if err := e.p.Quiesce(ctx, 500*time.Millisecond); err != nil {
 		e.t.Fatal(err)
 	}
-	policy, err := change.NewPolicy(change.Config{})
+	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -545,7 +545,7 @@ func TestTruncateAndSchemaChange(t *testing.T) {
 	if err == nil && !strings.Contains(v, `"note":"rewritten"`) && strings.Contains(v, "{") {
 		t.Errorf("the new column is not in the cache: %s", v)
 	}
-	if n, err := e.rdb.Exists(context.Background(), change.MetaPrefix+"truncated:shop.order_lines").Result(); err != nil || n != 1 {
+	if n, err := e.rdb.Exists(context.Background(), tablepolicy.MetaPrefix+"truncated:shop.order_lines").Result(); err != nil || n != 1 {
 		t.Errorf("no truncate floor for shop.order_lines (%v)", err)
 	}
 }

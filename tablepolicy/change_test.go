@@ -1,4 +1,4 @@
-package change
+package tablepolicy
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ import (
 
 func mustPolicy(t *testing.T, cfg Config) *Policy {
 	t.Helper()
-	p, err := NewPolicy(cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +123,11 @@ func TestPolicyValidation(t *testing.T) {
 		"version column bad table": {VersionColumns: map[string]string{"ab": "v"}},
 	}
 	for name, cfg := range bad {
-		if _, err := NewPolicy(cfg); err == nil {
+		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: want an error", name)
 		}
 	}
-	if _, err := NewPolicy(Config{KeyTemplate: "cache:{db}:{table}:{pk}"}); err != nil {
+	if _, err := New(Config{KeyTemplate: "cache:{db}:{table}:{pk}"}); err != nil {
 		t.Errorf("valid shared template: %v", err)
 	}
 }
@@ -173,7 +173,7 @@ func TestColumnVersion(t *testing.T) {
 
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "debezium", name))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-// Package change turns a decoded Debezium event into a cache change: which Redis key, which version,
-// which row JSON (after dropping excluded columns), following a per-table policy. The read path uses the
-// same Policy to build keys, so services and the apply function always agree on where a row lives.
-package change
+// Package tablepolicy is the per-table policy of the cache: which tables are cached, under which Redis
+// key, without which columns, ordered by which version. It turns a decoded Debezium event into a cache
+// Change (key, version, row JSON). The read path uses the same Policy to build keys, so services and the
+// apply function always agree on where a row lives.
+package tablepolicy
 
 import (
 	"encoding/json"
@@ -51,8 +52,8 @@ type Policy struct {
 	tables  sync.Map // "db.table" → *Table
 }
 
-// NewPolicy validates cfg. Its errors name the setting to fix.
-func NewPolicy(cfg Config) (*Policy, error) {
+// New validates cfg. Its errors name the setting to fix.
+func New(cfg Config) (*Policy, error) {
 	p := &Policy{
 		exclude: map[string]map[string]bool{},
 		custom:  map[string]*keyTemplate{},

@@ -1,4 +1,4 @@
-package change
+package tablepolicy
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// EnvVars are the variables ConfigFromEnv reads, with their defaults and help. The apply function, the
+// EnvVars are the variables FromEnv reads, with their defaults and help. The apply function, the
 // read path and the drift checker all read the table policy from them, so they agree on keys.
 var EnvVars = []envvar.Var{
 	{Name: "CACHE_TABLES", Default: "", Help: "Comma-separated db.table include-list; empty caches every table Debezium sends."},
@@ -18,9 +18,9 @@ var EnvVars = []envvar.Var{
 	{Name: "CACHE_VERSION_EPOCH", Default: "0", Help: "First component of every version; raise it when the database is restored or replaced."},
 }
 
-// ConfigFromEnv reads the table policy from the environment and validates it. Each error names the
+// FromEnv reads the table policy from the environment and validates it. Each error names the
 // variable to fix.
-func ConfigFromEnv(getenv func(string) string) (Config, []error) {
+func FromEnv(getenv func(string) string) (Config, []error) {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
@@ -63,7 +63,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, []error) {
 		bad("CACHE_VERSION_EPOCH", "%q is not a non-negative integer", get("CACHE_VERSION_EPOCH"))
 	}
 	if len(errs) == 0 {
-		if _, err := NewPolicy(c); err != nil {
+		if _, err := New(c); err != nil {
 			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
 		}
 	}

@@ -1,4 +1,4 @@
-package change
+package tablepolicy
 
 import (
 	"bytes"
