@@ -1,6 +1,9 @@
 package envvar
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestLookup(t *testing.T) {
 	vars := []Var{{Name: "A", Default: "1s"}, {Name: "B"}}
@@ -10,5 +13,23 @@ func TestLookup(t *testing.T) {
 		if got := get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
+	}
+}
+
+func TestProblems(t *testing.T) {
+	var p Problems
+	if p.Err() != nil {
+		t.Fatal("no problem recorded, but an error")
+	}
+	inner := errors.New("REDIS_ADDR: required")
+	p.Add("A", "%q is not a number", "x")
+	p.AddErr(nil)
+	p.AddErr(inner)
+	err := p.Err()
+	if err == nil || err.Error() != "A: \"x\" is not a number\nREDIS_ADDR: required" {
+		t.Fatalf("got %q", err)
+	}
+	if !errors.Is(err, inner) {
+		t.Fatal("a problem added as an error is not in the joined error")
 	}
 }

@@ -93,7 +93,7 @@ func TestEnvListsEveryVariableRead(t *testing.T) {
 		read[m[1]] = true
 	}
 	listed := map[string]bool{}
-	for _, e := range function.Env {
+	for _, e := range function.Vars() {
 		listed[e.Name] = true
 	}
 	var missing, extra []string

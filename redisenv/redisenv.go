@@ -7,13 +7,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 )
 
 // Config is a Redis connection.
@@ -27,24 +28,24 @@ type Config struct {
 	Timeout  time.Duration
 }
 
-// Vars are the variables FromEnv reads, with their defaults and help.
-var Vars = []envvar.Var{
-	{Name: "REDIS_ADDR", Default: "", Help: "host:port of Redis (Memorystore: the instance's host and port 6378 with TLS). Required."},
-	{Name: "REDIS_USERNAME", Default: "", Help: "ACL user name, if any."},
-	{Name: "REDIS_PASSWORD", Default: "", Help: "AUTH string (Memorystore: the instance's auth string, from Secret Manager)."},
-	{Name: "REDIS_DB", Default: "0", Help: "Database number."},
-	{Name: "REDIS_TLS", Default: "false", Help: "true to connect with TLS (Memorystore in-transit encryption)."},
-	{Name: "REDIS_CA_FILE", Default: "", Help: "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
-	{Name: "REDIS_TIMEOUT", Default: "1s", Help: "Dial, read and write timeout of one Redis command."},
+// Vars returns the variables FromEnv reads, with their defaults and help.
+func Vars() []envvar.Var {
+	return []envvar.Var{
+		{Name: "REDIS_ADDR", Default: "", Help: "host:port of Redis (Memorystore: the instance's host and port 6378 with TLS). Required."},
+		{Name: "REDIS_USERNAME", Default: "", Help: "ACL user name, if any."},
+		{Name: "REDIS_PASSWORD", Default: "", Help: "AUTH string (Memorystore: the instance's auth string, from Secret Manager)."},
+		{Name: "REDIS_DB", Default: "0", Help: "Database number."},
+		{Name: "REDIS_TLS", Default: "false", Help: "true to connect with TLS (Memorystore in-transit encryption)."},
+		{Name: "REDIS_CA_FILE", Default: "", Help: "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
+		{Name: "REDIS_TIMEOUT", Default: "1s", Help: "Dial, read and write timeout of one Redis command."},
+	}
 }
 
-// FromEnv reads the connection. Each error names the variable to fix.
-func FromEnv(getenv func(string) string) (Config, []error) {
-	get := envvar.Lookup(Vars, getenv)
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
+// FromEnv reads the connection. Its error holds every problem found, each naming the variable to fix.
+func FromEnv(getenv func(string) string) (Config, error) {
+	get := envvar.Lookup(Vars(), getenv)
+	var problems envvar.Problems
+	bad := problems.Add
 	c := Config{Addr: get("REDIS_ADDR"), Username: getenv("REDIS_USERNAME"), Password: getenv("REDIS_PASSWORD"), CAFile: get("REDIS_CA_FILE")}
 	if c.Addr == "" {
 		bad("REDIS_ADDR", "required: set it to the Redis host:port (for Memorystore with in-transit encryption, <host>:6378 and REDIS_TLS=true)")
@@ -68,7 +69,7 @@ func FromEnv(getenv func(string) string) (Config, []error) {
 	if c.Timeout, err = time.ParseDuration(get("REDIS_TIMEOUT")); err != nil || c.Timeout <= 0 {
 		bad("REDIS_TIMEOUT", "%q is not a positive duration such as 500ms or 1s; a dead Redis would otherwise hang every call", get("REDIS_TIMEOUT"))
 	}
-	return c, errs
+	return c, problems.Err()
 }
 
 // Options returns go-redis options for c: every timeout bounded by c.Timeout, TLS with the given CA.

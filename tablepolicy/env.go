@@ -2,30 +2,31 @@ package tablepolicy
 
 import (
 	"fmt"
-	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 	"strconv"
 	"strings"
+
+	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 )
 
-// EnvVars are the variables FromEnv reads, with their defaults and help. The apply function, the
+// Vars returns the variables FromEnv reads, with their defaults and help. The apply function, the
 // read path and the drift checker all read the table policy from them, so they agree on keys.
-var EnvVars = []envvar.Var{
-	{Name: "CACHE_TABLES", Default: "", Help: "Comma-separated db.table include-list; empty caches every table Debezium sends."},
-	{Name: "CACHE_EXCLUDE_COLUMNS", Default: "", Help: "Comma-separated db.table.column list never written to the cache."},
-	{Name: "CACHE_KEY_TEMPLATE", Default: DefaultKeyTemplate, Help: "Key of every table without its own template."},
-	{Name: "CACHE_KEY_TEMPLATES", Default: "", Help: "Comma-separated db.table=template overrides."},
-	{Name: "CACHE_VERSION_COLUMNS", Default: "", Help: "Comma-separated db.table=column: order that table's changes by the column first."},
-	{Name: "CACHE_VERSION_EPOCH", Default: "0", Help: "First component of every version; raise it when the database is restored or replaced."},
+func Vars() []envvar.Var {
+	return []envvar.Var{
+		{Name: "CACHE_TABLES", Default: "", Help: "Comma-separated db.table include-list; empty caches every table Debezium sends."},
+		{Name: "CACHE_EXCLUDE_COLUMNS", Default: "", Help: "Comma-separated db.table.column list never written to the cache."},
+		{Name: "CACHE_KEY_TEMPLATE", Default: DefaultKeyTemplate, Help: "Key of every table without its own template."},
+		{Name: "CACHE_KEY_TEMPLATES", Default: "", Help: "Comma-separated db.table=template overrides."},
+		{Name: "CACHE_VERSION_COLUMNS", Default: "", Help: "Comma-separated db.table=column: order that table's changes by the column first."},
+		{Name: "CACHE_VERSION_EPOCH", Default: "0", Help: "First component of every version; raise it when the database is restored or replaced."},
+	}
 }
 
-// FromEnv reads the table policy from the environment and validates it. Each error names the
-// variable to fix.
-func FromEnv(getenv func(string) string) (Config, []error) {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	get := envvar.Lookup(EnvVars, getenv)
+// FromEnv reads the table policy from the environment and validates it (New). Its error holds every
+// problem found, each naming the variable to fix.
+func FromEnv(getenv func(string) string) (Config, error) {
+	var problems envvar.Problems
+	bad := problems.Add
+	get := envvar.Lookup(Vars(), getenv)
 	list := func(name string) []string {
 		var out []string
 		for _, s := range strings.Split(get(name), ",") {
@@ -62,10 +63,10 @@ func FromEnv(getenv func(string) string) (Config, []error) {
 	if c.Epoch, err = strconv.ParseUint(get("CACHE_VERSION_EPOCH"), 10, 64); err != nil {
 		bad("CACHE_VERSION_EPOCH", "%q is not a non-negative integer", get("CACHE_VERSION_EPOCH"))
 	}
-	if len(errs) == 0 {
+	if problems.Err() == nil {
 		if _, err := New(c); err != nil {
-			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
+			problems.AddErr(fmt.Errorf("CACHE_* table settings: %w", err))
 		}
 	}
-	return c, errs
+	return c, problems.Err()
 }

@@ -54,13 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *chunk < 1 || *chunk > 100000 {
 		errs = append(errs, fmt.Errorf("-chunk %d: must be 1..100000", *chunk))
 	}
-	rc, rerrs := redisenv.FromEnv(getenv)
-	errs = append(errs, rerrs...)
-	pc, perrs := tablepolicy.FromEnv(getenv)
-	errs = append(errs, perrs...)
+	rc, err := redisenv.FromEnv(getenv)
+	errs = append(errs, err)
+	pc, perr := tablepolicy.FromEnv(getenv)
+	errs = append(errs, perr)
 	var policy *tablepolicy.Policy
-	if len(perrs) == 0 {
-		var err error
+	if perr == nil {
 		if policy, err = tablepolicy.New(pc); err != nil {
 			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
 		}
@@ -69,8 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *dsn != "" && err != nil {
 		errs = append(errs, fmt.Errorf("-dsn: %w", err))
 	}
-	if len(errs) > 0 {
-		fmt.Fprintf(stderr, "verify: invalid configuration:\n%v\n", errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(stderr, "verify: invalid configuration:\n%v\n", err)
 		return 2
 	}
 	db, err := sql.Open("mysql", checked)
