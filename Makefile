@@ -73,7 +73,7 @@ memory: deps
 	$(GO) test ./rowcache -run '^TestMemoryOverhead$$' -count=1 -v
 
 build:
-	$(GO) build -o bin/cloudsql-cache-function ./function/cmd/cloudsql-cache-function
+	$(GO) build -o bin/cloudsql-cache-function ./cmd/cloudsql-cache-function
 
 ## deps: what the tests and `make run` need on a Debian machine
 deps:

@@ -1,6 +1,6 @@
 // Package function wires the apply handler from the environment and registers it with the Functions
 // Framework for Go, as the HTTP function Name. Cloud Run runs it from the image built from
-// function/cmd/cloudsql-cache-function; a push subscription POSTs every change event to it.
+// cmd/cloudsql-cache-function; a push subscription POSTs every change event to it.
 package function
 
 import (

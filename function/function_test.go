@@ -132,7 +132,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "cloudsql-cache-function")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/cloudsql-cache-function")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/cloudsql-cache-function")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
