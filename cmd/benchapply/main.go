@@ -33,8 +33,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
@@ -73,7 +73,7 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	rport, err := mariadb.FreePort()
+	rport, err := freeport.Get()
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func run() error {
 	if err := functionproc.Build(ctx, ".", bin); err != nil {
 		return err
 	}
-	fport, err := mariadb.FreePort()
+	fport, err := freeport.Get()
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
@@ -213,7 +214,7 @@ func start(ctx context.Context, dir string, c *config) (*bench, error) {
 	if err := createTable(ctx, b.sqldb, c.keys, c.rowBytes); err != nil {
 		return b, err
 	}
-	rport, err := mariadb.FreePort()
+	rport, err := freeport.Get()
 	if err != nil {
 		return b, err
 	}
@@ -232,11 +233,11 @@ func start(ctx context.Context, dir string, c *config) (*bench, error) {
 	if err := functionproc.Build(ctx, strings.TrimSpace(string(root)), bin); err != nil {
 		return b, err
 	}
-	fport, err := mariadb.FreePort()
+	fport, err := freeport.Get()
 	if err != nil {
 		return b, err
 	}
-	mport, err := mariadb.FreePort()
+	mport, err := freeport.Get()
 	if err != nil {
 		return b, err
 	}

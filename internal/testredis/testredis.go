@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 )
 
@@ -65,7 +65,9 @@ func StartWith(t testing.TB, opts Options) *Server {
 	// A free port can be taken by another test process between the probe and redis-server's bind: a
 	// server that could not bind is started again on another port.
 	for attempt := 0; attempt < 3; attempt++ {
-		s.port = freePort(t)
+		if s.port, err = freeport.Get(); err != nil {
+			t.Fatalf("testredis: %v", err)
+		}
 		if err = s.start(); err == nil {
 			return s
 		}
@@ -179,16 +181,6 @@ func (s *Server) Restart() {
 	if err := s.start(); err != nil {
 		s.t.Fatalf("testredis: restart on the same port: %v", err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testredis: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tail(b []byte) string {

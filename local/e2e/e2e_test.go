@@ -24,11 +24,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
@@ -108,7 +108,7 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.p.Close)
-	fport, err := mariadb.FreePort()
+	fport, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fnLog.Close() })
-	mport, err := mariadb.FreePort()
+	mport, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the database/sql driver for DSNs this package hands out
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 )
 
 // Options configure a server.
@@ -69,7 +71,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// The port is picked only now, after the slow initialisation, to leave another process little time
 	// to take it; if one did (mariadbd exits, or another server answers there), try another.
 	for attempt := 1; ; attempt++ {
-		if s.port, err = FreePort(); err != nil {
+		if s.port, err = freeport.Get(); err != nil {
 			return nil, err
 		}
 		err = s.start(ctx)
@@ -285,16 +287,6 @@ func (s *Server) signal(sig syscall.Signal, wait time.Duration) {
 func (s *Server) Restart(ctx context.Context) error {
 	s.Stop()
 	return s.start(ctx)
-}
-
-// FreePort asks the kernel for a free loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func tail(b []byte) string {

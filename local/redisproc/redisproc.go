@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 )
 
 // Options configure a server.
@@ -58,7 +59,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// The port is picked just before the start; if another process takes it meanwhile (redis-server
 	// exits, or another server answers there), try another.
 	for attempt := 1; ; attempt++ {
-		if s.opts.Port, err = freePort(); err != nil {
+		if s.opts.Port, err = freeport.Get(); err != nil {
 			return nil, err
 		}
 		err = s.start(ctx)
@@ -74,15 +75,6 @@ const startAttempts = 3
 // ErrPortLost marks a start that failed because the port was not ours: redis-server exited during
 // start-up (the usual cause: another process took the port) or another server answered on it.
 var ErrPortLost = errors.New("the port may be another process's")
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("redisproc: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.Port) }
