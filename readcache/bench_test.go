@@ -21,8 +21,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
@@ -39,7 +39,7 @@ func newBenchEnv(b *testing.B) benchEnv {
 	for i := 0; i < 1000; i++ {
 		my.Exec(db, fmt.Sprintf("INSERT INTO customers VALUES (%d, 'customer %d', 'c%d@example.com', %d.25, REPEAT('x', 700))", i, i, i, i))
 	}
-	rs := testredis.Start(b)
+	rs := redisserver.StartForTest(b, redisserver.Options{})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
 	b.Cleanup(func() { rdb.Close() })
 	return benchEnv{rdb: rdb, db: db}

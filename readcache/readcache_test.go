@@ -15,8 +15,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
@@ -24,7 +24,7 @@ import (
 // fixture: a real MariaDB with a shop schema and a real redis-server.
 type fixture struct {
 	t      *testing.T
-	redis  *testredis.Server
+	redis  *redisserver.TestServer
 	rdb    *redis.Client
 	db     *sql.DB
 	store  *rowcache.Store // the apply function's writer
@@ -39,7 +39,7 @@ const floorKey = "cloudsql-cache:truncated:shop.customers"
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	my := testmysql.Start(t)
-	f := &fixture{t: t, redis: testredis.Start(t), reader: sdkmetric.NewManualReader()}
+	f := &fixture{t: t, redis: redisserver.StartForTest(t, redisserver.Options{}), reader: sdkmetric.NewManualReader()}
 	f.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	f.db = my.DB("shop")
 	my.Exec(f.db,
@@ -292,7 +292,7 @@ func TestRedisDownFallsBackAndBreaks(t *testing.T) {
 	f := newFixture(t)
 	c := f.client(func(o *Options) { o.BreakerFailures = 3; o.BreakerCooldown = time.Hour })
 	ctx := context.Background()
-	f.redis.Stop()
+	f.redis.Kill()
 	before := runtime.NumGoroutine()
 	for i := 0; i < 50; i++ {
 		row, err := c.Get(ctx, "shop.customers", 1)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
@@ -63,7 +63,7 @@ func rowOfSize(size, i int) string {
 // the JSON as two fields), and what a tombstone costs. It fails if the chosen format's overhead grows
 // past 40 bytes a row (for a typical version of 19 characters plus the separator).
 func TestMemoryOverhead(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	const n = 20000
 	ver := rowcache.Version{File: 1234, Pos: 987654321, Row: 3} // "0.0.1234.987654321.3"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
@@ -23,7 +23,7 @@ func v(file, pos, row uint64) rowcache.Version {
 }
 
 func TestApplyRules(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	st := rowcache.NewStore(rdb, time.Hour)
 	ctx := context.Background()
@@ -73,7 +73,7 @@ func TestApplyRules(t *testing.T) {
 }
 
 func TestTombstoneTTLAndResurrectionClearsIt(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 90*time.Second)
@@ -102,7 +102,7 @@ func TestTombstoneTTLAndResurrectionClearsIt(t *testing.T) {
 // The script compares versions component by component on decimal strings; this holds it to
 // Version.Compare on random versions, including components beyond 2^53 where doubles lose precision.
 func TestScriptOrderMatchesCompare(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 0)
@@ -148,7 +148,7 @@ func TestScriptOrderMatchesCompare(t *testing.T) {
 }
 
 func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, time.Hour)
@@ -222,7 +222,7 @@ func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
 }
 
 func TestForeignValueIsReportedNotOverwritten(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 0)
@@ -240,7 +240,7 @@ func TestForeignValueIsReportedNotOverwritten(t *testing.T) {
 }
 
 func TestScriptCacheFlushFallsBackToEval(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 0)
@@ -261,7 +261,7 @@ func TestScriptCacheFlushFallsBackToEval(t *testing.T) {
 // The script's atomicity must leave exactly the newest version, and never let the stored version go
 // backwards while they run.
 func TestConcurrentDeliveriesOfOneKey(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, time.Hour)
@@ -337,7 +337,7 @@ func TestConcurrentDeliveriesOfOneKey(t *testing.T) {
 }
 
 func TestSweepEpoch(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 0)
@@ -369,7 +369,7 @@ func TestSweepEpoch(t *testing.T) {
 }
 
 func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, time.Hour)
@@ -422,7 +422,7 @@ func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
 }
 
 func TestChangedKeysArePublished(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	sub := rdb.Subscribe(ctx, rowcache.DefaultInvalidationChannel)
@@ -465,7 +465,7 @@ func TestChangedKeysArePublished(t *testing.T) {
 
 // A truncate retried after a timeout resumes its sweep from the saved cursor rather than from the start.
 func TestTruncateSweepResumes(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 0)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
@@ -17,7 +17,7 @@ import (
 //
 //	go test ./cmd/benchapply -run '^$' -bench Handler -cpuprofile cpu.out && go tool pprof -top cpu.out
 func BenchmarkHandler(b *testing.B) {
-	rs := testredis.Start(b)
+	rs := redisserver.StartForTest(b, redisserver.Options{})
 	p, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		b.Fatal(err)

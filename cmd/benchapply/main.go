@@ -34,8 +34,8 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
@@ -77,7 +77,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: rport})
+	rs, err := redisserver.Start(ctx, redisserver.Options{Dir: filepath.Join(dir, "redis"), Port: rport})
 	if err != nil {
 		return err
 	}

@@ -58,11 +58,11 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 )
 
 func main() {
@@ -159,7 +159,7 @@ func run(ctx context.Context, args []string) error {
 // bench is the running pipeline and the load's bookkeeping.
 type bench struct {
 	db    *mariadb.Server
-	rs    *redisproc.Server
+	rs    *redisserver.Server
 	p     *pipeline.Pipeline
 	fn    *functionproc.Process
 	proxy *http.Server
@@ -218,7 +218,7 @@ func start(ctx context.Context, dir string, c *config) (*bench, error) {
 	if err != nil {
 		return b, err
 	}
-	if b.rs, err = redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: rport}); err != nil {
+	if b.rs, err = redisserver.Start(ctx, redisserver.Options{Dir: filepath.Join(dir, "redis"), Port: rport}); err != nil {
 		return b, err
 	}
 	if b.p, err = pipeline.Start(ctx, pipeline.Config{DSN: b.db.DSN(""), Flavor: "mariadb", Databases: []string{"bench"},

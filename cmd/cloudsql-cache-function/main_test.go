@@ -29,7 +29,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
@@ -73,7 +73,7 @@ func TestBinaryRefusesBadConfiguration(t *testing.T) {
 // The built function, on the Functions Framework, against Redis with AUTH and TLS (as Memorystore with
 // in-transit encryption) and a Pub/Sub emulator for dead letters; then SIGTERM.
 func TestBinaryServesPushRequests(t *testing.T) {
-	rs := testredis.StartWith(t, testredis.Options{Password: "s3cret", TLS: true})
+	rs := redisserver.StartForTest(t, redisserver.Options{Password: "s3cret", TLS: true})
 	ps := pstest.NewServer()
 	defer ps.Close()
 	conn, err := grpc.NewClient(ps.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -253,7 +253,7 @@ func deliverFixture(t *testing.T, url string, want string) {
 
 // The /metrics endpoint serves the numbers operators see, in the Prometheus text format.
 func TestBinaryServesPrometheusMetrics(t *testing.T) {
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	metricsAddr := "127.0.0.1:" + freePort(t)
 	url, _, _, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack", "METRICS_ADDR="+metricsAddr, "METRICS_EXPORTER=none", "GOOGLE_CLOUD_PROJECT=my-project")
 	deliverFixture(t, url, "applied")
@@ -385,7 +385,7 @@ func fakeMetadata(t *testing.T) *httptest.Server {
 // Metrics not yet exported when SIGTERM arrives (the export interval is an hour) are flushed before
 // the process exits, within Cloud Run's 10 s; they carry the Cloud Run resource.
 func TestSIGTERMFlushesPendingMetrics(t *testing.T) {
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	recv := &otlpReceiver{}
 	otlp := httptest.NewServer(recv)
 	defer otlp.Close()
@@ -437,7 +437,7 @@ func TestSIGTERMFlushesPendingMetrics(t *testing.T) {
 // An export the receiver refuses is logged as a structured warning, and SIGTERM still ends the process
 // in time.
 func TestRefusedExportIsLogged(t *testing.T) {
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	otlp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusBadRequest)
 	}))

@@ -22,11 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 )
 
 type extraList []string
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	say("starting Redis on 127.0.0.1:%d (append-only file in %s/redis)", *redisPort, *state)
-	rs, err := redisproc.Start(bg, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: *redisPort, Persistent: true})
+	rs, err := redisserver.Start(bg, redisserver.Options{Dir: filepath.Join(dir, "redis"), Port: *redisPort, Persistent: true})
 	if err != nil {
 		return err
 	}

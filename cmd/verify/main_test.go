@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
@@ -16,7 +16,7 @@ func TestExitCodes(t *testing.T) {
 	srv := testmysql.Start(t)
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'x')")
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	env := map[string]string{"REDIS_ADDR": rs.Addr()}
 	getenv := func(k string) string { return env[k] }
 	ctx := context.Background()

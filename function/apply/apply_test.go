@@ -30,7 +30,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
@@ -39,7 +39,7 @@ import (
 // dead-letter topic.
 type env struct {
 	t      *testing.T
-	redis  *testredis.Server
+	redis  *redisserver.TestServer
 	rdb    *redis.Client
 	h      *apply.Handler
 	reader *sdkmetric.ManualReader
@@ -51,7 +51,7 @@ type envOpt func(*tablepolicy.Config, *apply.Options)
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, redis: testredis.Start(t)}
+	e := &env{t: t, redis: redisserver.StartForTest(t, redisserver.Options{})}
 	e.rdb = e.redis.Client()
 	cfg := tablepolicy.Config{}
 	e.reader = sdkmetric.NewManualReader()
@@ -348,7 +348,7 @@ func TestEpochChange(t *testing.T) {
 func TestRedisDownGivesQuickRetryThenRecovers(t *testing.T) {
 	e := newEnv(t)
 	e.mustDeliver(event("app", "t", 'c', 1, 10, 0, "", `{"id":1}`), `{"id":1}`, "applied")
-	e.redis.Stop()
+	e.redis.Kill()
 	start := time.Now()
 	code, body := e.deliver(event("app", "t", 'u', 1, 20, 0, `{"id":1}`, `{"id":1,"v":2}`), `{"id":1}`)
 	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "retry: ") {

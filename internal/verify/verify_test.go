@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
@@ -21,7 +21,7 @@ func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
 		srv.Exec(db, "INSERT INTO t VALUES ('a', "+itoa(i)+", 1.5)")
 	}
 	srv.Exec(db, "INSERT INTO t VALUES ('B', 1, NULL)", "INSERT INTO t VALUES ('b', 2, NULL)")
-	rdb := testredis.Start(t).Client()
+	rdb := redisserver.StartForTest(t, redisserver.Options{}).Client()
 	ctx := context.Background()
 	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {

@@ -25,12 +25,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
@@ -69,7 +69,7 @@ type env struct {
 	t     *testing.T
 	db    *sql.DB
 	mysql *testmysql.Server
-	redis *redisproc.Server
+	redis *redisserver.Server
 	rdb   *redis.Client
 	fn    *functionproc.Process
 	p     *pipeline.Pipeline
@@ -94,7 +94,7 @@ func setup(t *testing.T, o options) *env {
 		e.mysql.Exec(e.db, fmt.Sprintf("INSERT INTO accounts VALUES (%d, 'owner%d', %d.50, NOW(6), '')", i, i, i))
 	}
 	var err error
-	e.redis, err = redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
+	e.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package testredis
+package redisserver
 
 import (
 	"crypto/ecdsa"
@@ -8,21 +8,20 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
-// writeCerts creates a CA and a server certificate for 127.0.0.1 and localhost in dir, and returns the
-// CA's PEM file.
-func writeCerts(t testing.TB, dir string) string {
-	t.Helper()
+// writeCerts creates a CA and a server certificate for 127.0.0.1 and localhost in dir (server.pem,
+// server.key), and returns the CA's PEM file.
+func writeCerts(dir string) (string, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	now := time.Now()
 	ca := &x509.Certificate{
@@ -36,11 +35,11 @@ func writeCerts(t testing.TB, dir string) string {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	srv := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -54,31 +53,37 @@ func writeCerts(t testing.TB, dir string) string {
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srv, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(srvKey)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
+	caFile := filepath.Join(dir, "ca.pem")
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+	}{
+		{filepath.Join(dir, "server.pem"), "CERTIFICATE", srvDER},
+		{filepath.Join(dir, "server.key"), "EC PRIVATE KEY", keyDER},
+		{caFile, "CERTIFICATE", caDER},
+	} {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			return "", err
 		}
-		return p
 	}
-	write("server.pem", "CERTIFICATE", srvDER)
-	write("server.key", "EC PRIVATE KEY", keyDER)
-	return write("ca.pem", "CERTIFICATE", caDER)
+	return caFile, nil
 }
 
-func clientTLS(t testing.TB, caFile string) *tls.Config {
-	t.Helper()
+// clientTLS is a client configuration trusting the CA in caFile, for the server's 127.0.0.1.
+func clientTLS(caFile string) (*tls.Config, error) {
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("no certificate in " + caFile)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, nil
 }
