@@ -21,8 +21,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
@@ -33,7 +33,7 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) benchEnv {
 	b.Helper()
-	my := testmysql.Start(b)
+	my := mariadbserver.StartForTest(b, mariadbserver.Options{})
 	db := my.DB("shop")
 	my.Exec(db, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, email VARCHAR(128), balance DECIMAL(10,2) NOT NULL, bio TEXT)")
 	for i := 0; i < 1000; i++ {

@@ -15,8 +15,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
@@ -38,7 +38,7 @@ const floorKey = "cloudsql-cache:truncated:shop.customers"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	my := testmysql.Start(t)
+	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	f := &fixture{t: t, redis: redisserver.StartForTest(t, redisserver.Options{}), reader: sdkmetric.NewManualReader()}
 	f.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	f.db = my.DB("shop")

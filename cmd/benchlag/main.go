@@ -58,10 +58,10 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 )
 
@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string) error {
 
 // bench is the running pipeline and the load's bookkeeping.
 type bench struct {
-	db    *mariadb.Server
+	db    *mariadbserver.Server
 	rs    *redisserver.Server
 	p     *pipeline.Pipeline
 	fn    *functionproc.Process
@@ -203,7 +203,7 @@ func start(ctx context.Context, dir string, c *config) (*bench, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(b.logf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fmt.Fprintln(os.Stderr, "benchlag: starting MariaDB, Redis, the pipeline and the function …")
-	if b.db, err = mariadb.Start(ctx, mariadb.Options{Dir: filepath.Join(dir, "mariadb")}); err != nil {
+	if b.db, err = mariadbserver.Start(ctx, mariadbserver.Options{Dir: filepath.Join(dir, "mariadb")}); err != nil {
 		return b, err
 	}
 	if b.sqldb, err = sql.Open("mysql", b.db.DSN("")); err != nil {

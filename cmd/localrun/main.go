@@ -22,10 +22,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
 )
 
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string) error {
 	bg := context.Background() // for starting and stopping: Ctrl-C must not abort a clean stop
 
 	say("starting MariaDB on 127.0.0.1:%d (data in %s/mariadb)", *mysqlPort, *state)
-	db0, err := mariadb.Start(bg, mariadb.Options{Dir: filepath.Join(dir, "mariadb"), Port: *mysqlPort})
+	db0, err := mariadbserver.Start(bg, mariadbserver.Options{Dir: filepath.Join(dir, "mariadb"), Port: *mysqlPort})
 	if err != nil {
 		return err
 	}

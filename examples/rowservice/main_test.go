@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func TestServesRowsThroughTheCache(t *testing.T) {
-	my := testmysql.Start(t)
+	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := my.DB("shop")
 	my.Exec(db, "CREATE TABLE products (sku VARCHAR(16) PRIMARY KEY, price DECIMAL(8,2) NOT NULL)",
 		"INSERT INTO products VALUES ('tea', 4.5)")

@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE t (k VARCHAR(10) NOT NULL, n INT NOT NULL, v DECIMAL(5,2), PRIMARY KEY (k, n))")
 	for i := 0; i < 25; i++ {

@@ -25,8 +25,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
@@ -68,7 +68,7 @@ const hotOrders, hotLines = 5, 4
 type env struct {
 	t     *testing.T
 	db    *sql.DB
-	mysql *testmysql.Server
+	mysql *mariadbserver.TestServer
 	redis *redisserver.Server
 	rdb   *redis.Client
 	fn    *functionproc.Process
@@ -87,7 +87,7 @@ type options struct {
 func setup(t *testing.T, o options) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, mysql: testmysql.Start(t), state: t.TempDir()}
+	e := &env{t: t, mysql: mariadbserver.StartForTest(t, mariadbserver.Options{}), state: t.TempDir()}
 	e.db = e.mysql.DB("shop")
 	e.mysql.Exec(e.db, strings.Split(strings.TrimSpace(schema), ";\n")...)
 	for i := 1; i <= hotAccounts/2; i++ {

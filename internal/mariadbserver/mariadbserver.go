@@ -1,7 +1,14 @@
-// Package mariadb runs a private mariadbd on loopback with the binlog settings Debezium requires on Cloud
-// SQL (ROW format, FULL row image, GTIDs, a server id), in a directory of its own, not as a system
-// service. `make run` and the end-to-end tests use it.
-package mariadb
+// Package mariadbserver runs a private mariadbd on loopback with the binlog settings Debezium requires on
+// Cloud SQL (ROW format, FULL row image, GTIDs, a server id), in a directory of its own, not as a system
+// service: the one way this repository starts one, for `make run`, the benchmarks and the end-to-end
+// tests (Start) and for tests (StartForTest, which fails the test rather than skip when it cannot have a
+// server).
+//
+// A server is started on a free port (internal/freeport) unless one is given; because another process
+// can take that port before mariadbd binds it, the start checks that the server answering serves this
+// server's data directory and, if not, tries again on another port. A server is shut down with its
+// parent (Pdeathsig), so none outlives a killed test binary or `make run`.
+package mariadbserver
 
 import (
 	"context"
@@ -128,13 +135,13 @@ func (s *Server) initialise(ctx context.Context) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("mariadb: mariadb-install-db (attempt %d): %w\n%s", attempt, context.Cause(ctx), out)
+			return fmt.Errorf("mariadbserver: mariadb-install-db (attempt %d): %w\n%s", attempt, context.Cause(ctx), out)
 		}
 		if attempt == 3 {
-			return fmt.Errorf("mariadb: mariadb-install-db (%d attempts): %w\n%s", attempt, err, out)
+			return fmt.Errorf("mariadbserver: mariadb-install-db (%d attempts): %w\n%s", attempt, err, out)
 		}
 		if rerr := os.RemoveAll(s.dataDir()); rerr != nil {
-			return fmt.Errorf("mariadb: mariadb-install-db: %w (and cleaning up: %v)", err, rerr)
+			return fmt.Errorf("mariadbserver: mariadb-install-db: %w (and cleaning up: %v)", err, rerr)
 		}
 		if merr := os.MkdirAll(s.dataDir(), 0o755); merr != nil {
 			return merr
@@ -178,7 +185,7 @@ func (s *Server) start(ctx context.Context) error {
 	// SIGTERM (a clean shutdown) if we die without stopping it, e.g. a test binary killed by its timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("mariadb: start mariadbd: %w", err)
+		return fmt.Errorf("mariadbserver: start mariadbd: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -197,7 +204,7 @@ func (s *Server) start(ctx context.Context) error {
 		case <-done:
 			s.Stop() // forgets the exited process
 			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "error.log"))
-			return fmt.Errorf("mariadb: mariadbd exited during start-up (port %d): %w\n%s", s.port, errPortLost, tail(log))
+			return fmt.Errorf("mariadbserver: mariadbd exited during start-up (port %d): %w\n%s", s.port, errPortLost, tail(log))
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -213,7 +220,7 @@ func (s *Server) start(ctx context.Context) error {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			s.Stop()
 			log, _ := os.ReadFile(filepath.Join(s.opts.Dir, "error.log"))
-			return fmt.Errorf("mariadb: not ready after 60s: %v\n%s", err, tail(log))
+			return fmt.Errorf("mariadbserver: not ready after 60s: %v\n%s", err, tail(log))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -229,7 +236,7 @@ func (s *Server) checkOurs(ctx context.Context, db *sql.DB) error {
 	theirs, err1 := os.Stat(dataDir)
 	ours, err2 := os.Stat(s.dataDir())
 	if err1 != nil || err2 != nil || !os.SameFile(theirs, ours) {
-		return fmt.Errorf("mariadb: the server on port %d serves %s, not %s: %w", s.port, dataDir, s.dataDir(), errPortLost)
+		return fmt.Errorf("mariadbserver: the server on port %d serves %s, not %s: %w", s.port, dataDir, s.dataDir(), errPortLost)
 	}
 	return nil
 }
@@ -246,7 +253,7 @@ func find(name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("mariadb: %s not found on PATH or in /usr/sbin (apt-get install mariadb-server)", name)
+	return "", fmt.Errorf("mariadbserver: %s not found on PATH or in /usr/sbin (apt-get install mariadb-server)", name)
 }
 
 // Port is the TCP port on 127.0.0.1.
