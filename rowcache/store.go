@@ -140,29 +140,24 @@ func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Versio
 	} else if !errors.Is(err, redis.Nil) {
 		return 0, 0, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
 	}
-	deleted := 0
-	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
-		if err != nil {
-			return 0, deleted, fmt.Errorf("rowcache: truncate sweep scan %q: %w", pattern, err)
-		}
+	deleted, err := s.scan(ctx, pattern, cursor, func(keys []string, next uint64) (int, error) {
 		n, err := s.sweep(ctx, keys, "x", floorKey, ver)
-		deleted += n
 		if err != nil {
-			return 0, deleted, fmt.Errorf("rowcache: truncate sweep: %w", err)
+			return n, fmt.Errorf("rowcache: truncate sweep: %w", err)
 		}
 		mark := strconv.FormatUint(next, 10)
 		if next == 0 {
 			mark = "done"
 		}
 		if err := s.rdb.Set(ctx, progressKey, ver+" "+mark, 0).Err(); err != nil {
-			return 0, deleted, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
+			return n, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
 		}
-		if next == 0 {
-			return res, deleted, nil
-		}
-		cursor = next
+		return n, nil
+	})
+	if err != nil {
+		return 0, deleted, err
 	}
+	return res, deleted, nil
 }
 
 // SweepEpoch deletes every cached row and tombstone matching pattern whose version is from an epoch
@@ -173,20 +168,22 @@ func (s *Store) SweepEpoch(ctx context.Context, pattern string, epoch uint64) (i
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, fmt.Errorf("rowcache: load script: %w", err)
 	}
-	return s.scan(ctx, pattern, func(keys []string) (int, error) {
+	return s.scan(ctx, pattern, 0, func(keys []string, _ uint64) (int, error) {
 		return s.sweep(ctx, keys, "e", "", strconv.FormatUint(epoch, 10))
 	})
 }
 
-func (s *Store) scan(ctx context.Context, pattern string, batch func([]string) (int, error)) (int, error) {
+// scan walks the keys matching pattern from cursor, a SCAN batch at a time, handing each batch and
+// the cursor after it (0 after the last) to batch, and returns the sum of batch's counts. batch's
+// error stops the walk.
+func (s *Store) scan(ctx context.Context, pattern string, cursor uint64, batch func(keys []string, next uint64) (int, error)) (int, error) {
 	deleted := 0
-	var cursor uint64
 	for {
 		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
 		if err != nil {
 			return deleted, fmt.Errorf("rowcache: scan %q: %w", pattern, err)
 		}
-		n, err := batch(keys)
+		n, err := batch(keys, next)
 		deleted += n
 		if err != nil || next == 0 {
 			return deleted, err
