@@ -10,9 +10,9 @@
 -- ARGV[3]  modes "u", "f": the whole value to store ("<version> <row JSON>", or "<version>" for a
 --          fill that caches "not found")
 -- ARGV[4]  modes "d", "f": TTL in milliseconds (0 = keep forever)
--- ARGV[6]  mode "f": the table's truncate floor as the caller read it before its database read ("" if none)
 -- ARGV[5]  pub/sub channel on which every key this script changes or deletes is published, so that
 --          in-process caches of the read path drop it; "" publishes nothing
+-- ARGV[6]  mode "f": the table's truncate floor as the caller read it before its database read ("" if none)
 --
 -- The truncate floor and the version of a truncate ("T", "x") have a zero column component.
 --
