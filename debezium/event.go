@@ -8,10 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
-
-	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 )
 
 // Kind is the kind of message Debezium published.
@@ -142,103 +141,66 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// wireEvent holds the members of an event (or of its payload) that decoding looks at, as raw values;
-// nil means absent. A JSON null is kept as the raw "null", as json.RawMessage would keep it.
+// wireEvent holds the members of an event (or of its payload) that decoding looks at; nil means absent.
+// A JSON null stays the raw "null" in the RawMessage fields.
 type wireEvent struct {
-	schema, payload                 []byte
-	op, before, after, source, tsMs []byte
-	ddl, tableChanges, databaseName []byte
-	status                          []byte
+	Schema  json.RawMessage `json:"schema"`
+	Payload json.RawMessage `json:"payload"`
+
+	Op     *string         `json:"op"`
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
+	Source json.RawMessage `json:"source"`
+	TsMs   *int64          `json:"ts_ms"`
+
+	DDL          *string         `json:"ddl"`
+	TableChanges json.RawMessage `json:"tableChanges"`
+	DatabaseName *string         `json:"databaseName"`
+
+	Status *string `json:"status"`
 }
 
-func (w *wireEvent) set(name string, v []byte) error {
-	var field *[]byte
-	switch name {
-	case "schema":
-		field = &w.schema
-	case "payload":
-		field = &w.payload
-	case "op":
-		field = &w.op
-	case "before":
-		field = &w.before
-	case "after":
-		field = &w.after
-	case "source":
-		field = &w.source
-	case "ts_ms":
-		field = &w.tsMs
-	case "ddl":
-		field = &w.ddl
-	case "tableChanges":
-		field = &w.tableChanges
-	case "databaseName":
-		field = &w.databaseName
-	case "status":
-		field = &w.status
-	default:
-		return nil
-	}
-	if *field != nil {
-		return fmt.Errorf("member %q appears twice", name)
-	}
-	*field = v
-	return nil
-}
-
-func scanEvent(raw []byte) (wireEvent, error) {
-	var w wireEvent
-	err := jsonscan.EachMember(raw, w.set)
-	return w, err
-}
-
-// optString is jsonscan.OptString with the member's name in the error.
-func optString(name string, v []byte) (string, bool, error) {
-	s, ok, err := jsonscan.OptString(v)
-	if err != nil {
-		return "", false, invalid("%s: %v", name, err)
-	}
-	return s, ok, nil
-}
-
-// optInt64 is jsonscan.OptInt64 with the member's name in the error.
-func optInt64(name string, v []byte) (int64, bool, error) {
-	n, ok, err := jsonscan.OptInt64(v)
-	if err != nil {
-		return 0, false, invalid("%s: %v", name, err)
-	}
-	return n, ok, nil
+// wireSource is the part of the source block decoding looks at.
+type wireSource struct {
+	Connector string          `json:"connector"`
+	Name      string          `json:"name"`
+	DB        string          `json:"db"`
+	Table     *string         `json:"table"`
+	File      string          `json:"file"`
+	Pos       *int64          `json:"pos"`
+	Row       *int64          `json:"row"`
+	GTID      *string         `json:"gtid"`
+	Snapshot  json.RawMessage `json:"snapshot"`
+	TsMs      int64           `json:"ts_ms"`
 }
 
 const heartbeatSchema = "io.debezium.connector.common.Heartbeat"
 
-// Decode decodes the data of one Debezium message (the Pub/Sub message's data).
-//
-// The data is validated once (jsonscan.Valid: json.Valid's answers, faster) and then walked with
-// jsonscan: the row images stay slices of data, and nothing is decoded that the cache does not use.
-// data must not be modified while the Event is in use.
+// Decode decodes the data of one Debezium message (the Pub/Sub message's data) with encoding/json.
+// Members are matched as json.Unmarshal matches struct fields (case-insensitively, the last of a
+// repeated member winning); the columns of a row image keep Debezium's order, and a repeated column
+// is refused.
 func Decode(data []byte) (*Event, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &Event{Kind: Tombstone}, nil
 	}
-	if !jsonscan.Valid(data) {
-		return nil, invalid("not valid JSON: %v", jsonError(data))
-	}
-	w, err := scanEvent(data)
-	if err != nil {
+	var w wireEvent
+	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, invalid("not a JSON object: %v", err)
 	}
 	var types logicalTypes
-	if w.schema != nil && w.payload != nil {
+	if w.Schema != nil && w.Payload != nil {
 		// The schema envelope: {"schema": {...}, "payload": {...}}.
 		var s connectSchema
-		if err := json.Unmarshal(w.schema, &s); err != nil {
+		if err := json.Unmarshal(w.Schema, &s); err != nil {
 			return nil, invalid("schema: %v", err)
 		}
-		if jsonscan.IsNull(w.payload) {
+		if isNull(w.Payload) {
 			return &Event{Kind: Tombstone}, nil
 		}
-		if w, err = scanEvent(w.payload); err != nil {
+		payload := w.Payload
+		w = wireEvent{}
+		if err := json.Unmarshal(payload, &w); err != nil {
 			return nil, invalid("payload is not a JSON object: %v", err)
 		}
 		if s.Name == heartbeatSchema {
@@ -246,77 +208,44 @@ func Decode(data []byte) (*Event, error) {
 		}
 		types = s.rowTypes()
 	}
-	op, hasOp, err := optString("op", w.op)
-	if err != nil {
-		return nil, err
-	}
-	tsMs, hasTs, err := optInt64("ts_ms", w.tsMs)
-	if err != nil {
-		return nil, err
-	}
-	_, hasDDL, err := optString("ddl", w.ddl)
-	if err != nil {
-		return nil, err
-	}
-	_, hasDB, err := optString("databaseName", w.databaseName)
-	if err != nil {
-		return nil, err
-	}
-	status, hasStatus, err := optString("status", w.status)
-	if err != nil {
-		return nil, err
-	}
 	switch {
-	case hasOp:
-		return decodeChange(w, op, tsMs, types)
-	case hasDDL || w.tableChanges != nil || hasDB:
-		return &Event{Kind: SchemaChange, TsMs: tsMs}, nil
-	case hasStatus:
-		if status != "BEGIN" && status != "END" {
-			return nil, invalid("transaction metadata with status %q (want BEGIN or END)", status)
+	case w.Op != nil:
+		return decodeChange(w, types)
+	case w.DDL != nil || w.TableChanges != nil || w.DatabaseName != nil:
+		return &Event{Kind: SchemaChange, TsMs: deref(w.TsMs)}, nil
+	case w.Status != nil:
+		if *w.Status != "BEGIN" && *w.Status != "END" {
+			return nil, invalid("transaction metadata with status %q (want BEGIN or END)", *w.Status)
 		}
-		return &Event{Kind: Transaction, TsMs: tsMs}, nil
-	case hasTs && w.source == nil && w.before == nil && w.after == nil:
-		return &Event{Kind: Heartbeat, TsMs: tsMs}, nil
+		return &Event{Kind: Transaction, TsMs: deref(w.TsMs)}, nil
+	case w.TsMs != nil && w.Source == nil && w.Before == nil && w.After == nil:
+		return heartbeat(w)
 	}
 	return nil, invalid("unrecognized message: no op, ddl, transaction status or heartbeat ts_ms")
 }
 
-// jsonError says where data stops being JSON, in encoding/json's words.
-func jsonError(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	return errors.New("invalid JSON")
-}
-
 func heartbeat(w wireEvent) (*Event, error) {
-	ts, ok, err := optInt64("ts_ms", w.tsMs)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	if w.TsMs == nil {
 		return nil, invalid("heartbeat without ts_ms")
 	}
-	return &Event{Kind: Heartbeat, TsMs: ts}, nil
+	return &Event{Kind: Heartbeat, TsMs: *w.TsMs}, nil
 }
 
-func decodeChange(w wireEvent, op string, tsMs int64, types logicalTypes) (*Event, error) {
-	ev := &Event{Kind: Change, TsMs: tsMs}
-	if len(op) != 1 || !strings.Contains("cudrt", op) {
-		return nil, invalid("unknown op %q", op)
+func decodeChange(w wireEvent, types logicalTypes) (*Event, error) {
+	ev := &Event{Kind: Change, TsMs: deref(w.TsMs)}
+	if len(*w.Op) != 1 || !strings.Contains("cudrt", *w.Op) {
+		return nil, invalid("unknown op %q", *w.Op)
 	}
-	ev.Op = Op(op[0])
-	src, err := decodeSource(w.source)
+	ev.Op = Op((*w.Op)[0])
+	src, err := decodeSource(w.Source)
 	if err != nil {
 		return nil, err
 	}
 	ev.Source = src
-	if ev.Before, err = decodeRow(w.before, types.before); err != nil {
+	if ev.Before, err = decodeRow(w.Before, types.before); err != nil {
 		return nil, invalid("before: %v", err)
 	}
-	if ev.After, err = decodeRow(w.after, types.after); err != nil {
+	if ev.After, err = decodeRow(w.After, types.after); err != nil {
 		return nil, invalid("after: %v", err)
 	}
 	switch ev.Op {
@@ -332,76 +261,53 @@ func decodeChange(w wireEvent, op string, tsMs int64, types logicalTypes) (*Even
 	return ev, nil
 }
 
-func decodeSource(raw []byte) (Source, error) {
-	if raw == nil || jsonscan.IsNull(raw) {
+func decodeSource(raw json.RawMessage) (Source, error) {
+	if raw == nil || isNull(raw) {
 		return Source{}, invalid("change event without a source block")
 	}
-	var s Source
-	var pos, row []byte
-	var hasTable bool
-	err := jsonscan.EachMember(raw, func(name string, v []byte) error {
-		var err error
-		switch name {
-		case "connector":
-			s.Connector, _, err = optString("source.connector", v)
-		case "name":
-			s.Name, _, err = optString("source.name", v)
-		case "db":
-			s.DB, _, err = optString("source.db", v)
-		case "table":
-			s.Table, hasTable, err = optString("source.table", v)
-		case "file":
-			s.File, _, err = optString("source.file", v)
-		case "gtid":
-			s.GTID, _, err = optString("source.gtid", v)
-		case "ts_ms":
-			s.TsMs, _, err = optInt64("source.ts_ms", v)
-		case "pos":
-			pos = v
-		case "row":
-			row = v
-		case "snapshot":
-			// Old events carry snapshot as a boolean, current ones as a string enum.
-			switch snap := strings.Trim(string(bytes.TrimSpace(v)), `"`); snap {
-			case "", "null":
-			default:
-				s.Snapshot = snap
-			}
-		}
-		return err
-	})
-	if err != nil {
-		var inv error
-		if errors.Is(err, ErrInvalid) {
-			inv = err
-		} else {
-			inv = invalid("source: %v", err)
-		}
-		return Source{}, inv
+	var ws wireSource
+	if err := json.Unmarshal(raw, &ws); err != nil {
+		return Source{}, invalid("source: %v", err)
 	}
-	if s.DB == "" || !hasTable || s.Table == "" {
+	s := Source{Connector: ws.Connector, Name: ws.Name, DB: ws.DB, File: ws.File, TsMs: ws.TsMs}
+	if ws.Table != nil {
+		s.Table = *ws.Table
+	}
+	if ws.GTID != nil {
+		s.GTID = *ws.GTID
+	}
+	if s.DB == "" || s.Table == "" {
 		return Source{}, invalid("source has no db or table")
 	}
-	p, hasPos, err := optInt64("source.pos", pos)
-	if err != nil {
-		return Source{}, err
-	}
-	if !hasPos || p < 0 {
+	if ws.Pos == nil || *ws.Pos < 0 {
 		return Source{}, invalid("source.pos missing or negative")
 	}
-	s.Pos = uint64(p)
-	r, _, err := optInt64("source.row", row)
+	s.Pos = uint64(*ws.Pos)
+	if ws.Row != nil {
+		if *ws.Row < 0 {
+			return Source{}, invalid("source.row negative")
+		}
+		s.Row = uint64(*ws.Row)
+	}
+	seq, err := FileSequence(s.File)
 	if err != nil {
 		return Source{}, err
 	}
-	if r < 0 {
-		return Source{}, invalid("source.row negative")
-	}
-	s.Row = uint64(r)
-	if s.FileSeq, err = FileSequence(s.File); err != nil {
-		return Source{}, err
+	s.FileSeq = seq
+	// Old events carry snapshot as a boolean, current ones as a string enum.
+	switch snap := strings.Trim(string(bytes.TrimSpace(ws.Snapshot)), `"`); snap {
+	case "", "null":
+	default:
+		s.Snapshot = snap
 	}
 	return s, nil
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // FileSequence returns the sequence number of a binlog file name ("mysql-bin.000003" → 3).
@@ -439,17 +345,33 @@ func decodeRow(raw json.RawMessage, types map[string]logicalType) (Row, error) {
 	return row, nil
 }
 
-// splitObject splits a JSON object into its members in order, without copying: each value is a slice
-// of raw. Its callers have validated raw (jsonscan.Valid); it still reports, rather than panics on,
-// anything malformed.
+// splitObject splits a JSON object into its members in Debezium's order, with encoding/json's token
+// reader: the order of a row's columns is the cached JSON's, which json.Unmarshal into a map would lose.
 func splitObject(raw []byte) (Row, error) {
-	row := make(Row, 0, 16)
-	err := jsonscan.EachMember(raw, func(name string, v []byte) error {
-		row = append(row, Column{Name: name, Value: json.RawMessage(v)})
-		return nil
-	})
-	if err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil {
 		return nil, err
+	} else if tok != json.Delim('{') {
+		return nil, fmt.Errorf("want a JSON object, got %s", truncate(string(raw), 40))
+	}
+	row := make(Row, 0, 16)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := tok.(string) // a member name: the decoder refuses anything else here
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("column %q: %w", name, err)
+		}
+		row = append(row, Column{Name: name, Value: v})
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the object")
 	}
 	if err := noDuplicates(row); err != nil {
 		return nil, err
@@ -513,7 +435,7 @@ func DecodeKey(key string) (Row, error) {
 	return row, nil
 }
 
-func isNull(raw []byte) bool { return jsonscan.IsNull(raw) }
+func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

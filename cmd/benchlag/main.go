@@ -32,6 +32,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,7 +58,6 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
@@ -384,14 +384,11 @@ func parseSample(body []byte) (sample, bool) {
 
 // tsUs is the event's ts_us (when the CDC source emitted it), which debezium.Event does not keep.
 func tsUs(data []byte) int64 {
-	var us int64
-	_ = jsonscan.EachMember(data, func(name string, v []byte) error {
-		if name == "ts_us" {
-			us, _ = jsonscan.Int64(v)
-		}
-		return nil
-	})
-	return us
+	var ev struct {
+		TsUs int64 `json:"ts_us"`
+	}
+	_ = json.Unmarshal(data, &ev)
+	return ev.TsUs
 }
 
 // The load.

@@ -9,6 +9,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,6 @@ import (
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 )
 
 // Config configures a Relay.
@@ -412,26 +412,19 @@ func (r *Relay) record(outcome string, data []byte) {
 	}
 }
 
-// timestamps picks the op, source.ts_ms and ts_us out of a change event for the lag statistics, with
-// the hot path's walker: decoding the whole event cost the relay as much as delivering it.
+// timestamps picks the op, source.ts_ms and ts_us out of a change event for the lag statistics.
 func timestamps(data []byte) (op string, commitMs, tsUs int64) {
-	_ = jsonscan.EachMember(data, func(name string, v []byte) error {
-		switch name {
-		case "op":
-			op, _ = jsonscan.String(v)
-		case "ts_us":
-			tsUs, _ = jsonscan.Int64(v)
-		case "source":
-			_ = jsonscan.EachMember(v, func(name string, v []byte) error {
-				if name == "ts_ms" {
-					commitMs, _ = jsonscan.Int64(v)
-				}
-				return nil
-			})
-		}
-		return nil
-	})
-	return op, commitMs, tsUs
+	var ev struct {
+		Op     string `json:"op"`
+		TsUs   int64  `json:"ts_us"`
+		Source struct {
+			TsMs int64 `json:"ts_ms"`
+		} `json:"source"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return "", 0, 0
+	}
+	return ev.Op, ev.Source.TsMs, ev.TsUs
 }
 
 func (r *Relay) duplicate() bool {
