@@ -60,6 +60,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
@@ -501,7 +502,7 @@ loop:
 type result struct {
 	offered, achieved                float64
 	committed, failed                int64
-	commit, binlog, cdc              dist // ms
+	commit, binlog, cdc              stats.Summary // ms
 	maxBacklog, maxOutstanding       int64
 	endOutstanding                   int64
 	drain                            time.Duration // after the load stopped; -1: not within drain-max
@@ -511,20 +512,6 @@ type result struct {
 	unmatched                        int     // samples whose statement's commit time is unknown
 	outstandingSlope                 float64 // growth of the outstanding changes during the measured window, per second
 	measuredStatements, measuredRows int
-}
-
-type dist struct {
-	n              int
-	p50, p99, pmax float64
-}
-
-func distOf(v []float64) dist {
-	if len(v) == 0 {
-		return dist{}
-	}
-	slices.Sort(v)
-	at := func(p float64) float64 { return v[min(len(v)-1, int(p*float64(len(v))))] }
-	return dist{n: len(v), p50: at(0.5), p99: at(0.99), pmax: v[len(v)-1]}
 }
 
 func (b *bench) measure(ctx context.Context, c *config, w io.Writer) error {
@@ -653,7 +640,7 @@ func (b *bench) phase(ctx context.Context, c *config, rate float64, nextNew []in
 		r.achieved = float64(committedAtEnd-committedAtStart) / tEnd.Sub(tStart).Seconds()
 	}
 	r.keptUp = r.drain >= 0 && r.drain <= c.keepUp
-	r.outstandingSlope = slope(xs, ys)
+	r.outstandingSlope = stats.Slope(xs, ys)
 	rs := b.p.Relay.Stats()
 	r.relayCommitP99, r.relayCDCP99 = rs.CommitLagP99, rs.CDCLagP99
 	if m1, err := funcmetrics.Scrape(ctx, c.metricsURL); err == nil {
@@ -678,29 +665,9 @@ func (b *bench) phase(ctx context.Context, c *config, rate float64, nextNew []in
 		}
 	}
 	r.measuredStatements, r.measuredRows = len(stmts), len(binlog)
-	r.commit, r.binlog, r.cdc = distOf(commit), distOf(binlog), distOf(cdc)
+	r.commit, r.binlog, r.cdc = stats.Summarize(commit), stats.Summarize(binlog), stats.Summarize(cdc)
 	b.commits.Clear()
 	return r, nil
-}
-
-// slope is the least-squares slope of y over x.
-func slope(x, y []float64) float64 {
-	n := float64(len(x))
-	if n < 2 {
-		return 0
-	}
-	var sx, sy, sxx, sxy float64
-	for i := range x {
-		sx += x[i]
-		sy += y[i]
-		sxx += x[i] * x[i]
-		sxy += x[i] * y[i]
-	}
-	d := n*sxx - sx*sx
-	if d == 0 {
-		return 0
-	}
-	return (n*sxy - sx*sy) / d
 }
 
 func ms(v float64) string {
@@ -727,8 +694,8 @@ func printTable(w io.Writer, rs []result) {
 			kept = "**no**"
 		}
 		fmt.Fprintf(w, "| %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
-			r.offered, r.achieved, ms(r.commit.p50), ms(r.commit.p99), ms(r.commit.pmax), ms(r.cdc.p50), ms(r.cdc.p99), ms(r.cdc.pmax),
-			ms(r.binlog.p50), ms(r.binlog.p99), r.maxBacklog, r.maxOutstanding, drain, kept)
+			r.offered, r.achieved, ms(r.commit.P50), ms(r.commit.P99), ms(r.commit.Max), ms(r.cdc.P50), ms(r.cdc.P99), ms(r.cdc.Max),
+			ms(r.binlog.P50), ms(r.binlog.P99), r.maxBacklog, r.maxOutstanding, drain, kept)
 	}
 }
 
@@ -737,6 +704,6 @@ func printRaw(w io.Writer, r result) {
 		"commit_ms{n=%d p50=%.2f p99=%.2f max=%.2f} cdc_ms{n=%d p50=%.2f p99=%.2f max=%.2f} binlog_ts_ms{p50=%.0f p99=%.0f max=%.0f} "+
 		"max_backlog=%d max_outstanding=%d outstanding_slope_per_s=%.1f drain_s=%.2f kept_up=%v relay_last4096{commit_p99=%.0f cdc_p99=%.2f} function_applied=%.0f\n",
 		r.offered, r.achieved, r.committed, r.failed, r.measuredStatements, r.measuredRows, r.unmatched,
-		r.commit.n, r.commit.p50, r.commit.p99, r.commit.pmax, r.cdc.n, r.cdc.p50, r.cdc.p99, r.cdc.pmax, r.binlog.p50, r.binlog.p99, r.binlog.pmax,
+		r.commit.N, r.commit.P50, r.commit.P99, r.commit.Max, r.cdc.N, r.cdc.P50, r.cdc.P99, r.cdc.Max, r.binlog.P50, r.binlog.P99, r.binlog.Max,
 		r.maxBacklog, r.maxOutstanding, r.outstandingSlope, r.drain.Seconds(), r.keptUp, r.relayCommitP99, r.relayCDCP99, r.fnApplied)
 }

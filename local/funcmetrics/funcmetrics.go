@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
 )
 
 // Snapshot is one scrape.
@@ -99,24 +101,5 @@ func (s Snapshot) LagQuantile(q float64, since Snapshot) (float64, bool) {
 	for i, le := range bounds {
 		counts[i] = s.Lag[le] - since.Lag[le]
 	}
-	if len(counts) == 0 || counts[len(counts)-1] <= 0 {
-		return 0, false
-	}
-	rank := q * counts[len(counts)-1]
-	for i, c := range counts {
-		if c >= rank {
-			lower, prev := 0.0, 0.0
-			if i > 0 {
-				lower, prev = bounds[i-1], counts[i-1]
-			}
-			if math.IsInf(bounds[i], 1) { // beyond the last finite bound: say that bound, as PromQL does
-				return lower, true
-			}
-			if c == prev {
-				return bounds[i], true
-			}
-			return lower + (bounds[i]-lower)*(rank-prev)/(c-prev), true
-		}
-	}
-	return bounds[len(bounds)-1], true
+	return stats.HistogramQuantile(q, bounds, counts)
 }

@@ -26,6 +26,7 @@ import (
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
 )
 
 // Config configures a Relay.
@@ -70,9 +71,8 @@ type counters struct {
 	deliveries int64
 	extra      int64 // duplicate deliveries sent on purpose
 	relayDLQ   int64
-	commitLag  []float64 // ms, ring
-	cdcLag     []float64
-	lagNext    int
+	commitLag  *stats.Window // ms
+	cdcLag     *stats.Window
 }
 
 const lagWindow = 4096
@@ -104,7 +104,7 @@ func New(cfg Config) (*Relay, error) {
 		rnd:    rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
 		subs:   map[string]bool{},
 		queues: map[string][]*pb.ReceivedMessage{},
-		stats:  counters{outcomes: map[string]int64{}},
+		stats:  counters{outcomes: map[string]int64{}, commitLag: stats.NewWindow(lagWindow), cdcLag: stats.NewWindow(lagWindow)},
 	}, nil
 }
 
@@ -401,14 +401,8 @@ func (r *Relay) record(outcome string, data []byte) {
 	}
 	r.stats.outcomes[outcome]++
 	if lagCommit >= 0 {
-		if len(r.stats.commitLag) < lagWindow {
-			r.stats.commitLag = append(r.stats.commitLag, lagCommit)
-			r.stats.cdcLag = append(r.stats.cdcLag, lagCDC)
-		} else {
-			r.stats.commitLag[r.stats.lagNext] = lagCommit
-			r.stats.cdcLag[r.stats.lagNext] = lagCDC
-			r.stats.lagNext = (r.stats.lagNext + 1) % lagWindow
-		}
+		r.stats.commitLag.Add(lagCommit)
+		r.stats.cdcLag.Add(lagCDC)
 	}
 }
 
@@ -461,30 +455,22 @@ type Stats struct {
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ, Backlog: r.held, LagSamples: len(r.stats.commitLag)}
+	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ, Backlog: r.held, LagSamples: r.stats.commitLag.Len()}
 	for k, v := range r.stats.outcomes {
 		s.Outcomes[k] = v
 	}
-	s.CommitLagP50, s.CommitLagP99 = percentiles(r.stats.commitLag)
-	s.CDCLagP50, s.CDCLagP99 = percentiles(r.stats.cdcLag)
+	commit, cdc := r.stats.commitLag.Summary(), r.stats.cdcLag.Summary()
+	s.CommitLagP50, s.CommitLagP99 = commit.P50, commit.P99
+	s.CDCLagP50, s.CDCLagP99 = cdc.P50, cdc.P99
 	return s
 }
 
 // ResetLag forgets the lag samples (so the status line shows recent lag).
 func (r *Relay) ResetLag() {
 	r.mu.Lock()
-	r.stats.commitLag, r.stats.cdcLag, r.stats.lagNext = nil, nil, 0
+	r.stats.commitLag.Reset()
+	r.stats.cdcLag.Reset()
 	r.mu.Unlock()
-}
-
-func percentiles(v []float64) (p50, p99 float64) {
-	if len(v) == 0 {
-		return 0, 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s))))] }
-	return at(0.50), at(0.99)
 }
 
 // String formats the counters for a status line.
