@@ -11,11 +11,11 @@
 // waits between them). Every row carries its statement's sequence number; the time its COMMIT returned
 // to the client is kept per statement.
 //
-// The relay delivers to a thin pass-through proxy in this process in front of the function; for every
-// push the function answers "applied" the proxy records, at the answer:
+// The relay delivers to the function; for every change the function answers "applied" the pipeline's
+// delivery observer (pipeline.Config.OnApplied) records, at the answer:
 //   - commit→cache: now − the COMMIT time of the row's statement (µs resolution, exact to a loopback
 //     round trip);
-//   - commit→cache (binlog ts): now − source.ts_ms, as the relay and the function's /metrics measure it;
+//   - commit→cache (binlog ts): now − source.ts_ms, as the pipeline and the function's /metrics measure it;
 //     MariaDB binlog timestamps are whole seconds, so this includes 0–1 s of truncation;
 //   - cdc→cache: now − the envelope's ts_us (when the CDC source read the change): the pipeline's own lag.
 //
@@ -29,7 +29,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -39,8 +38,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -55,8 +52,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
@@ -163,7 +158,6 @@ type bench struct {
 	rs    *redisserver.Server
 	p     *pipeline.Pipeline
 	fn    *functionproc.Process
-	proxy *http.Server
 	sqldb *sql.DB
 	logf  *os.File
 
@@ -173,9 +167,6 @@ type bench struct {
 }
 
 func (b *bench) close() {
-	if b.proxy != nil {
-		_ = b.proxy.Close()
-	}
 	if b.p != nil {
 		b.p.Close()
 	}
@@ -223,7 +214,7 @@ func start(ctx context.Context, dir string, c *config) (*bench, error) {
 		return b, err
 	}
 	if b.p, err = pipeline.Start(ctx, pipeline.Config{DSN: b.db.DSN(""), Flavor: "mariadb", Databases: []string{"bench"},
-		StateDir: filepath.Join(dir, "cdc"), MaxDeliveryAttempts: c.maxAttempts, Seed: 1, Logger: logger}); err != nil {
+		StateDir: filepath.Join(dir, "cdc"), MaxDeliveryAttempts: c.maxAttempts, Seed: 1, OnApplied: b.record, Logger: logger}); err != nil {
 		return b, err
 	}
 	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
@@ -251,11 +242,7 @@ func start(ctx context.Context, dir string, c *config) (*bench, error) {
 		"PUBSUB_EMULATOR_HOST=" + b.p.Emu.Addr(), fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport)}, fnLog); err != nil {
 		return b, err
 	}
-	proxyURL, err := b.startProxy(b.fn.URL())
-	if err != nil {
-		return b, err
-	}
-	b.p.Deliver(proxyURL)
+	b.p.Deliver(b.fn.URL())
 	if err := b.p.StartCDC(); err != nil {
 		return b, err
 	}
@@ -287,8 +274,7 @@ func createTable(ctx context.Context, db *sql.DB, keys, rowBytes int) error {
 	return nil
 }
 
-// The proxy: the relay's endpoint, passing every push through to the function and timing the applied
-// ones.
+// The measurement: every applied change of the load, timed at the function's answer.
 
 type sample struct {
 	seq      int64 // the row's statement (0: not one of the load's)
@@ -316,80 +302,20 @@ func (r *recorder) take() []sample {
 	return s
 }
 
-func (b *bench) startProxy(target string) (string, error) {
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target, bytes.NewReader(body))
-		if err != nil {
-			http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-		req.Header = r.Header.Clone()
-		resp, err := client.Do(req)
-		if err != nil {
-			http.Error(w, "proxy: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-		answer, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		at := time.Now().UnixMicro()
-		if resp.StatusCode < 300 && bytes.HasPrefix(answer, []byte("applied")) {
-			if s, ok := parseSample(body); ok {
-				s.atUs = at
-				b.rec.add(s)
-			}
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(answer)
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// record keeps an applied change of the load (a row carrying its statement's seq) as a sample.
+func (b *bench) record(a pipeline.Applied) {
+	if a.Op == "r" { // the snapshot
+		return
 	}
-	b.proxy = &http.Server{Handler: h}
-	go func() { _ = b.proxy.Serve(l) }()
-	return "http://" + l.Addr().String() + "/", nil
-}
-
-// parseSample reads a push body's event: the row's seq column, ts_us and source.ts_ms. Snapshot reads
-// (op "r") are not samples.
-func parseSample(body []byte) (sample, bool) {
-	m, err := push.Decode(body)
-	if err != nil {
-		return sample{}, false
-	}
-	// The proxy reads every change on the measured path, so it uses the function's own decoder rather
-	// than json.Unmarshal, which cost more than the rest of the proxy.
-	ev, err := debezium.Decode(m.Data)
-	if err != nil || ev.Kind != debezium.Change || ev.Op == debezium.Read || ev.After == nil {
-		return sample{}, false
-	}
-	raw, ok := ev.After.Get("seq")
-	if !ok {
-		return sample{}, false
-	}
-	seq, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		return sample{}, false
-	}
-	return sample{seq: seq, tsUs: tsUs(m.Data), sourceMs: ev.Source.TsMs}, true
-}
-
-// tsUs is the event's ts_us (when the CDC source emitted it), which debezium.Event does not keep.
-func tsUs(data []byte) int64 {
 	var ev struct {
-		TsUs int64 `json:"ts_us"`
+		After struct {
+			Seq *int64 `json:"seq"`
+		} `json:"after"`
 	}
-	_ = json.Unmarshal(data, &ev)
-	return ev.TsUs
+	if json.Unmarshal(a.Message.Data, &ev) != nil || ev.After.Seq == nil {
+		return
+	}
+	b.rec.add(sample{seq: *ev.After.Seq, atUs: a.At.UnixMicro(), tsUs: a.TsUs, sourceMs: a.CommitMs})
 }
 
 // The load.
@@ -507,7 +433,7 @@ type result struct {
 	endOutstanding                   int64
 	drain                            time.Duration // after the load stopped; -1: not within drain-max
 	keptUp                           bool
-	relayCommitP99, relayCDCP99      float64 // the relay's own percentiles over its last samples
+	windowCommitP99, windowCDCP99    float64 // the pipeline's own percentiles over its last samples
 	fnApplied                        float64 // the function's /metrics count of applied over the phase
 	unmatched                        int     // samples whose statement's commit time is unknown
 	outstandingSlope                 float64 // growth of the outstanding changes during the measured window, per second
@@ -580,7 +506,7 @@ func (b *bench) phase(ctx context.Context, c *config, rate float64, nextNew []in
 	s0 := b.p.Relay.Stats()
 	m0, _ := funcmetrics.Scrape(ctx, c.metricsURL)
 	b.rec.take()
-	b.p.Relay.ResetLag()
+	b.p.ResetLag()
 	var ls loadStats
 	loadDone := make(chan struct{})
 	t0 := time.Now()
@@ -641,8 +567,8 @@ func (b *bench) phase(ctx context.Context, c *config, rate float64, nextNew []in
 	}
 	r.keptUp = r.drain >= 0 && r.drain <= c.keepUp
 	r.outstandingSlope = stats.Slope(xs, ys)
-	rs := b.p.Relay.Stats()
-	r.relayCommitP99, r.relayCDCP99 = rs.CommitLagP99, rs.CDCLagP99
+	lag := b.p.Lag()
+	r.windowCommitP99, r.windowCDCP99 = lag.Commit.P99, lag.CDC.P99
 	if m1, err := funcmetrics.Scrape(ctx, c.metricsURL); err == nil {
 		r.fnApplied = m1.Outcomes["applied"] - m0.Outcomes["applied"]
 	}
@@ -702,8 +628,8 @@ func printTable(w io.Writer, rs []result) {
 func printRaw(w io.Writer, r result) {
 	fmt.Fprintf(w, "raw rate=%.0f achieved=%.1f committed=%d failed_statements=%d measured_statements=%d measured_rows=%d unmatched=%d "+
 		"commit_ms{n=%d p50=%.2f p99=%.2f max=%.2f} cdc_ms{n=%d p50=%.2f p99=%.2f max=%.2f} binlog_ts_ms{p50=%.0f p99=%.0f max=%.0f} "+
-		"max_backlog=%d max_outstanding=%d outstanding_slope_per_s=%.1f drain_s=%.2f kept_up=%v relay_last4096{commit_p99=%.0f cdc_p99=%.2f} function_applied=%.0f\n",
+		"max_backlog=%d max_outstanding=%d outstanding_slope_per_s=%.1f drain_s=%.2f kept_up=%v pipeline_last4096{commit_p99=%.0f cdc_p99=%.2f} function_applied=%.0f\n",
 		r.offered, r.achieved, r.committed, r.failed, r.measuredStatements, r.measuredRows, r.unmatched,
 		r.commit.N, r.commit.P50, r.commit.P99, r.commit.Max, r.cdc.N, r.cdc.P50, r.cdc.P99, r.cdc.Max, r.binlog.P50, r.binlog.P99, r.binlog.Max,
-		r.maxBacklog, r.maxOutstanding, r.outstandingSlope, r.drain.Seconds(), r.keptUp, r.relayCommitP99, r.relayCDCP99, r.fnApplied)
+		r.maxBacklog, r.maxOutstanding, r.outstandingSlope, r.drain.Seconds(), r.keptUp, r.windowCommitP99, r.windowCDCP99, r.fnApplied)
 }
