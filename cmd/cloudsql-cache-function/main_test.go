@@ -30,6 +30,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
@@ -302,6 +303,13 @@ func TestBinaryServesPrometheusMetrics(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("/metrics has no line matching %s", re)
 		}
+	}
+	// The local status line's reader (local/funcmetrics) reads the same numbers from the real format.
+	snap, err := funcmetrics.Parse(strings.NewReader(text))
+	if err != nil {
+		t.Errorf("funcmetrics: %v", err)
+	} else if p50, ok := snap.LagQuantile(0.5, funcmetrics.Snapshot{}); snap.Outcomes["applied"] != 1 || snap.Outcomes["duplicate"] != 1 || !ok || p50 <= 500 {
+		t.Errorf("funcmetrics read outcomes %v, lag p50 %v %v (want 1 applied, 1 duplicate, lag above 500 ms)", snap.Outcomes, p50, ok)
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s\nlogs:\n%s", text, logs.String())
