@@ -1,6 +1,6 @@
 module github.com/cloudsql-cache/cloudsql-cache
 
-go 1.26.8
+go 1.26.0
 
 require (
 	cloud.google.com/go/logging v1.21.0
