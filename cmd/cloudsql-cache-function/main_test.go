@@ -91,32 +91,8 @@ func TestBinaryServesPushRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
-	cmd := exec.Command(binary)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"PORT=" + port,
-		"HOST=127.0.0.1",
-		"REDIS_ADDR=" + rs.Addr(),
-		"REDIS_PASSWORD=s3cret",
-		"REDIS_TLS=true",
-		"REDIS_CA_FILE=" + rs.CAFile,
-		"DEAD_LETTER_TOPIC=projects/p/topics/dl",
-		"PUBSUB_EMULATOR_HOST=" + ps.Addr,
-		"CACHE_EXCLUDE_COLUMNS=inventory.customers.email",
-	}
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Kill()
-	}()
-	url := "http://127.0.0.1:" + port + "/"
-	waitForServer(t, url, exited, logs)
+	url, cmd, exited, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "REDIS_PASSWORD=s3cret", "REDIS_TLS=true", "REDIS_CA_FILE="+rs.CAFile,
+		"DEAD_LETTER_TOPIC=projects/p/topics/dl", "PUBSUB_EMULATOR_HOST="+ps.Addr, "CACHE_EXCLUDE_COLUMNS=inventory.customers.email")
 
 	fixture, err := os.ReadFile(filepath.Join("..", "..", "testdata", "debezium", "mysql-create-noschema-serde-testfixture.json"))
 	if err != nil {
@@ -155,17 +131,7 @@ func TestBinaryServesPushRequests(t *testing.T) {
 	if !logged() {
 		t.Errorf("the dead letter was not logged as a structured error:\n%s", logs.String())
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10s after SIGTERM (Cloud Run kills it then)")
-	}
+	stopWithSIGTERM(t, cmd, exited, logs)
 }
 
 func waitForServer(t *testing.T, url string, exited chan error, logs *syncBuffer) {
@@ -185,6 +151,23 @@ func waitForServer(t *testing.T, url string, exited chan error, logs *syncBuffer
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("function did not listen on %s\n%s", url, logs.String())
+}
+
+// stopWithSIGTERM sends the function SIGTERM and fails the test unless it exits cleanly within 10 s,
+// when Cloud Run would kill it.
+func stopWithSIGTERM(t *testing.T, cmd *exec.Cmd, exited chan error, logs *syncBuffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after SIGTERM (Cloud Run kills it then)")
+	}
 }
 
 // syncBuffer collects a subprocess's output while the test reads it.
@@ -406,17 +389,7 @@ func TestSIGTERMFlushesPendingMetrics(t *testing.T) {
 		t.Fatalf("exported before SIGTERM: %v", ev)
 	}
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10s after SIGTERM (Cloud Run kills it then)")
-	}
+	stopWithSIGTERM(t, cmd, exited, logs)
 	t.Logf("exited %v after SIGTERM", time.Since(start))
 	recv.mu.Lock()
 	if n := len(recv.reqs); n != 1 {
@@ -453,17 +426,7 @@ func TestRefusedExportIsLogged(t *testing.T) {
 	url, cmd, exited, logs := startFunction(t, "REDIS_ADDR="+rs.Addr(), "DEAD_LETTER_TOPIC=nack",
 		"METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL, "METRICS_EXPORT_INTERVAL=1h")
 	deliverFixture(t, url, "applied")
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10s after SIGTERM")
-	}
+	stopWithSIGTERM(t, cmd, exited, logs)
 	if !regexp.MustCompile(`(?m)^\{"message":\{.*"message":"[^"]*metrics not (exported|flushed).*\},"severity":"WARNING"`).MatchString(logs.String()) {
 		t.Fatalf("no structured warning about the refused export:\n%s", logs.String())
 	}
