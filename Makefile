@@ -50,16 +50,14 @@ vet:
 ## fuzz: run every fuzz target for FUZZTIME (seed corpora also run in plain `go test`)
 fuzz:
 	$(GO) test ./function/push -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./function/debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./function/debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./function/debezium -run '^$$' -fuzz '^FuzzDecodeMatchesReference$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/jsonscan -run '^$$' -fuzz '^FuzzEachMember$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/jsonscan -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeRoundTrip$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmarks of BENCHMARKS.md, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory
-	$(GO) test ./function/push ./function/debezium ./internal/jsonscan -run '^$$' -bench 'Decode|Valid' -count 3
+	$(GO) test ./function/push ./debezium -run '^$$' -bench Decode -count 3
 	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
 	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
@@ -71,10 +69,10 @@ cost:
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON
 memory: deps
-	$(GO) test ./function/rowcache -run '^TestMemoryOverhead$$' -count=1 -v
+	$(GO) test ./rowcache -run '^TestMemoryOverhead$$' -count=1 -v
 
 build:
-	$(GO) build -o bin/cloudsql-cache-function ./function/cmd/cloudsql-cache-function
+	$(GO) build -o bin/cloudsql-cache-function ./cmd/cloudsql-cache-function
 
 ## deps: what the tests and `make run` need on a Debian machine
 deps:

@@ -1,9 +1,7 @@
 package function
 
 import (
-	"errors"
 	"fmt"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/envvar"
 	"net"
 	"net/url"
 	"os"
@@ -11,11 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
+	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/function/telemetry"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // NackDeadLetters is the DEAD_LETTER_TOPIC value that answers bad messages with 400 instead of
@@ -29,7 +28,7 @@ type Config struct {
 	// DeadLetterTopic is "projects/<project>/topics/<topic>", or NackDeadLetters.
 	DeadLetterTopic string
 
-	Policy       change.Config
+	Policy       tablepolicy.Config
 	TombstoneTTL time.Duration
 	// InvalidationChannel is where every changed key is published for the read path's in-process
 	// caches; "" publishes nothing.
@@ -46,20 +45,23 @@ type Config struct {
 	Metrics telemetry.Config
 }
 
-// Env lists every variable ConfigFromEnv reads, with its default; the README's configuration
+// Vars returns every variable ConfigFromEnv reads, with its default; the README's configuration
 // reference and the Terraform module's tests are held to it.
-var Env = append(append(append([]envvar.Var{}, redisenv.Vars...), change.EnvVars...), []envvar.Var{
-	{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
-	{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
-	{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
-	{Name: "APPLY_TIMEOUT", Default: "10s", Help: "Upper bound on handling one message."},
-	{Name: "MAX_BODY_BYTES", Default: strconv.Itoa(push.DefaultMaxBody), Help: "Largest push request accepted."},
-	{Name: "GOOGLE_CLOUD_PROJECT", Default: "", Help: "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
-	{Name: "METRICS_EXPORTER", Default: telemetry.ExporterAuto, Help: "Where metrics are pushed: \"otlp\" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), \"none\", or \"auto\" (otlp when an endpoint is set or on Cloud Run, else none)."},
-	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "", Help: "OTLP/HTTP base URL (\"/v1/metrics\" is appended); empty: Google's Telemetry API, https://telemetry.googleapis.com, with Application Default Credentials. A collector sidecar: http://localhost:4318."},
-	{Name: "METRICS_EXPORT_INTERVAL", Default: "60s", Help: "Interval between OTLP exports; at least 5s (Cloud Monitoring's per-series write limit)."},
-	{Name: "METRICS_ADDR", Default: "", Help: "host:port on which /metrics is served in the Prometheus format (e.g. 127.0.0.1:9464); empty: not served."},
-}...)
+func Vars() []envvar.Var {
+	vars := append(redisenv.Vars(), tablepolicy.Vars()...)
+	return append(vars, []envvar.Var{
+		{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
+		{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
+		{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
+		{Name: "APPLY_TIMEOUT", Default: "10s", Help: "Upper bound on handling one message."},
+		{Name: "MAX_BODY_BYTES", Default: strconv.Itoa(push.DefaultMaxBody), Help: "Largest push request accepted."},
+		{Name: "GOOGLE_CLOUD_PROJECT", Default: "", Help: "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
+		{Name: "METRICS_EXPORTER", Default: telemetry.ExporterAuto, Help: "Where metrics are pushed: \"otlp\" (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), \"none\", or \"auto\" (otlp when an endpoint is set or on Cloud Run, else none)."},
+		{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "", Help: "OTLP/HTTP base URL (\"/v1/metrics\" is appended); empty: Google's Telemetry API, https://telemetry.googleapis.com, with Application Default Credentials. A collector sidecar: http://localhost:4318."},
+		{Name: "METRICS_EXPORT_INTERVAL", Default: "60s", Help: "Interval between OTLP exports; at least 5s (Cloud Monitoring's per-series write limit)."},
+		{Name: "METRICS_ADDR", Default: "", Help: "host:port on which /metrics is served in the Prometheus format (e.g. 127.0.0.1:9464); empty: not served."},
+	}...)
+}
 
 // ConfigFromEnv reads and validates the configuration. Its error lists every problem, each saying which
 // variable to fix and how.
@@ -67,11 +69,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	get := envvar.Lookup(Env, getenv)
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
+	get := envvar.Lookup(Vars(), getenv)
+	var problems envvar.Problems
+	bad := problems.Add
 	duration := func(name string) time.Duration {
 		d, err := time.ParseDuration(get(name))
 		if err != nil || d < 0 {
@@ -79,10 +79,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		return d
 	}
-	rc, rerrs := redisenv.FromEnv(getenv)
-	errs = append(errs, rerrs...)
-	policy, perrs := change.ConfigFromEnv(getenv)
-	errs = append(errs, perrs...)
+	rc, err := redisenv.FromEnv(getenv)
+	problems.AddErr(err)
+	policy, err := tablepolicy.FromEnv(getenv)
+	problems.AddErr(err)
 	c := Config{
 		Redis:               rc,
 		DeadLetterTopic:     get("DEAD_LETTER_TOPIC"),
@@ -91,7 +91,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ApplyTimeout:        duration("APPLY_TIMEOUT"),
 		Policy:              policy,
 	}
-	var err error
 	c.Project = get("GOOGLE_CLOUD_PROJECT")
 	c.Metrics = telemetry.Config{
 		Exporter:       get("METRICS_EXPORTER"),
@@ -136,8 +135,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.MaxBodyBytes, err = strconv.ParseInt(get("MAX_BODY_BYTES"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
 		bad("MAX_BODY_BYTES", "%q is not a byte count of at least 1024", get("MAX_BODY_BYTES"))
 	}
-	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	if err := problems.Err(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return c, nil
 }

@@ -1,6 +1,6 @@
 // Package function wires the apply handler from the environment and registers it with the Functions
 // Framework for Go, as the HTTP function Name. Cloud Run runs it from the image built from
-// function/cmd/cloudsql-cache-function; a push subscription POSTs every change event to it.
+// cmd/cloudsql-cache-function; a push subscription POSTs every change event to it.
 package function
 
 import (
@@ -19,8 +19,8 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // Name is the function's name in the Functions Framework (FUNCTION_TARGET).
@@ -36,7 +36,7 @@ type Deps struct {
 
 // New builds the handler for cfg. Close releases its Redis and Pub/Sub clients.
 func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn func() error, err error) {
-	policy, err := change.NewPolicy(cfg.Policy)
+	policy, err := tablepolicy.New(cfg.Policy)
 	if err != nil {
 		return nil, nil, err
 	}

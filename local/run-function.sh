@@ -20,7 +20,7 @@ export REDIS_ADDR PORT HOST=127.0.0.1
 # Locally, bad messages are answered 400 instead of being published to a dead-letter topic.
 export DEAD_LETTER_TOPIC=${DEAD_LETTER_TOPIC:-nack}
 
-go build -o "$STATE/cloudsql-cache-function" ./function/cmd/cloudsql-cache-function
+go build -o "$STATE/cloudsql-cache-function" ./cmd/cloudsql-cache-function
 cat <<MSG
 cloudsql-cache function on http://127.0.0.1:$PORT/ , Redis at $REDIS_ADDR. Try:
   data=\$(base64 -w0 testdata/debezium/mysql-create-noschema-serde-testfixture.json)

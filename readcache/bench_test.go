@@ -21,9 +21,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 type benchEnv struct {
@@ -33,20 +33,20 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) benchEnv {
 	b.Helper()
-	my := testmysql.Start(b)
+	my := mariadbserver.StartForTest(b, mariadbserver.Options{})
 	db := my.DB("shop")
 	my.Exec(db, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, email VARCHAR(128), balance DECIMAL(10,2) NOT NULL, bio TEXT)")
 	for i := 0; i < 1000; i++ {
 		my.Exec(db, fmt.Sprintf("INSERT INTO customers VALUES (%d, 'customer %d', 'c%d@example.com', %d.25, REPEAT('x', 700))", i, i, i, i))
 	}
-	rs := testredis.Start(b)
+	rs := redisserver.StartForTest(b, redisserver.Options{})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
 	b.Cleanup(func() { rdb.Close() })
 	return benchEnv{rdb: rdb, db: db}
 }
 
 func (e benchEnv) client(b *testing.B, l1 int) *Client {
-	c, err := New(context.Background(), Options{Redis: e.rdb, DB: e.db, Tables: change.Config{}, L1Size: l1})
+	c, err := New(context.Background(), Options{Redis: e.rdb, DB: e.db, Tables: tablepolicy.Config{}, L1Size: l1})
 	if err != nil {
 		b.Fatal(err)
 	}

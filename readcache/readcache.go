@@ -45,10 +45,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // ErrNotFound means the row does not exist (in the cache as a tombstone, or in the database).
@@ -108,9 +108,9 @@ type Options struct {
 	// DB is the database to fall back to (go-sql-driver/mysql, opened with a DSN from CheckDSN);
 	// nil serves from the cache alone.
 	DB *sql.DB
-	// Tables is the same table policy the apply function runs with (change.ConfigFromEnv reads it from
+	// Tables is the same table policy the apply function runs with (tablepolicy.FromEnv reads it from
 	// the same CACHE_* variables), so both agree on keys and excluded columns.
-	Tables change.Config
+	Tables tablepolicy.Config
 
 	FillTTL      time.Duration // default 10m
 	NotFoundTTL  time.Duration // default 0: "not found" is not cached
@@ -133,7 +133,7 @@ type Options struct {
 // Client reads rows. It is safe for concurrent use; Close it to stop the L1 subscriber.
 type Client struct {
 	o       Options
-	policy  *change.Policy
+	policy  *tablepolicy.Policy
 	store   *rowcache.Store
 	flight  singleflight.Group
 	breaker *breaker
@@ -158,7 +158,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if !o.Redis.Options().ContextTimeoutEnabled {
 		return nil, errors.New("readcache: create the Redis client with ContextTimeoutEnabled: true, or RedisTimeout cannot bound its calls")
 	}
-	policy, err := change.NewPolicy(o.Tables)
+	policy, err := tablepolicy.New(o.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("readcache: %w", err)
 	}
@@ -316,7 +316,7 @@ type loaded struct {
 
 // load reads the row from the database, once per key however many callers miss it at the same time,
 // and fills the cache if Redis answered.
-func (c *Client) load(ctx context.Context, t *change.Table, meta *mysqlrow.Table, key string, pk []any, fill bool) (Row, error) {
+func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, fill bool) (Row, error) {
 	ch := c.flight.DoChan(key, func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail the others sharing the query.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
@@ -406,7 +406,7 @@ func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row,
 	}
 }
 
-func (c *Client) query(ctx context.Context, t *change.Table, meta *mysqlrow.Table, pk []any) (Row, bool, error) {
+func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) (Row, bool, error) {
 	if meta == nil {
 		m, err := c.metadata(ctx, t.DB, t.Name)
 		if err != nil {
@@ -445,7 +445,7 @@ func (c *Client) query(ctx context.Context, t *change.Table, meta *mysqlrow.Tabl
 }
 
 // locate finds the table's policy and the row's key.
-func (c *Client) locate(ctx context.Context, table string, pk []any) (*change.Table, *mysqlrow.Table, string, error) {
+func (c *Client) locate(ctx context.Context, table string, pk []any) (*tablepolicy.Table, *mysqlrow.Table, string, error) {
 	db, name, ok := strings.Cut(table, ".")
 	if !ok {
 		return nil, nil, "", fmt.Errorf("readcache: table %q is not db.table", table)

@@ -15,16 +15,16 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // fixture: a real MariaDB with a shop schema and a real redis-server.
 type fixture struct {
 	t      *testing.T
-	redis  *testredis.Server
+	redis  *redisserver.TestServer
 	rdb    *redis.Client
 	db     *sql.DB
 	store  *rowcache.Store // the apply function's writer
@@ -38,8 +38,8 @@ const floorKey = "cloudsql-cache:truncated:shop.customers"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	my := testmysql.Start(t)
-	f := &fixture{t: t, redis: testredis.Start(t), reader: sdkmetric.NewManualReader()}
+	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
+	f := &fixture{t: t, redis: redisserver.StartForTest(t, redisserver.Options{}), reader: sdkmetric.NewManualReader()}
 	f.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	f.db = my.DB("shop")
 	my.Exec(f.db,
@@ -65,7 +65,7 @@ func (f *fixture) client(mod func(*Options)) *Client {
 	o := Options{
 		Redis:         f.newRedisClient(),
 		DB:            f.db,
-		Tables:        change.Config{ExcludeColumns: []string{"shop.customers.secret"}},
+		Tables:        tablepolicy.Config{ExcludeColumns: []string{"shop.customers.secret"}},
 		MeterProvider: f.meters,
 		// The production default (50 ms) would let a loaded test machine turn a slow reply into a
 		// fallback the assertions do not expect; tests of slowness set their own.
@@ -292,7 +292,7 @@ func TestRedisDownFallsBackAndBreaks(t *testing.T) {
 	f := newFixture(t)
 	c := f.client(func(o *Options) { o.BreakerFailures = 3; o.BreakerCooldown = time.Hour })
 	ctx := context.Background()
-	f.redis.Stop()
+	f.redis.Kill()
 	before := runtime.NumGoroutine()
 	for i := 0; i < 50; i++ {
 		row, err := c.Get(ctx, "shop.customers", 1)

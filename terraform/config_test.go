@@ -191,7 +191,7 @@ func functionEnv(t *testing.T, m *module, ctx *hcl.EvalContext) map[string]strin
 
 func knownEnv() map[string]bool {
 	known := map[string]bool{}
-	for _, e := range fn.Env {
+	for _, e := range fn.Vars() {
 		known[e.Name] = true
 	}
 	return known
@@ -203,7 +203,7 @@ func checkEnvNames(env map[string]string) []string {
 	known := knownEnv()
 	for name := range env {
 		if !known[name] {
-			v = append(v, name+" is not in function.Env (a typo, or a variable the function does not read)")
+			v = append(v, name+" is not in function.Vars() (a typo, or a variable the function does not read)")
 		}
 	}
 	for _, req := range []string{"REDIS_ADDR", "DEAD_LETTER_TOPIC"} {

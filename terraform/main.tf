@@ -25,7 +25,7 @@ locals {
   redis_ca_path = "/etc/cloudsql-cache/redis-ca"
   redis_ca_file = "ca.pem"
 
-  # The function's environment, every name one of function.Env (terraform/config_test.go holds it to
+  # The function's environment, every name one of function.Vars() (terraform/config_test.go holds it to
   # that). Empty values are left out so the function applies its own default. REDIS_PASSWORD comes
   # from Secret Manager and is set next to these in function.tf.
   function_env = {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,7 +29,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 )
 
@@ -120,15 +120,15 @@ func runFunction(t *testing.T) ([]otlpMetric, error) {
 	if err := functionproc.Build(ctx, "..", bin); err != nil {
 		return nil, err
 	}
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	recv := &otlpReceiver{}
 	otlp := httptest.NewServer(recv)
 	defer otlp.Close()
-	port, err := freePort()
+	port, err := freeport.Get()
 	if err != nil {
 		return nil, err
 	}
-	metricsPort, err := freePort()
+	metricsPort, err := freeport.Get()
 	if err != nil {
 		return nil, err
 	}
@@ -253,15 +253,6 @@ func deliver(url string, data []byte, want int) error {
 		return fmt.Errorf("delivery answered %d %q, want %d", resp.StatusCode, b, want)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type syncWriter struct {

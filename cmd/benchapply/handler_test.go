@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // BenchmarkHandler runs the apply handler in-process on the same workload as the command, against a
@@ -17,8 +17,8 @@ import (
 //
 //	go test ./cmd/benchapply -run '^$' -bench Handler -cpuprofile cpu.out && go tool pprof -top cpu.out
 func BenchmarkHandler(b *testing.B) {
-	rs := testredis.Start(b)
-	p, err := change.NewPolicy(change.Config{})
+	rs := redisserver.StartForTest(b, redisserver.Options{})
+	p, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,10 +33,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func main() {
@@ -73,11 +73,11 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	rport, err := mariadb.FreePort()
+	rport, err := freeport.Get()
 	if err != nil {
 		return err
 	}
-	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: rport})
+	rs, err := redisserver.Start(ctx, redisserver.Options{Dir: filepath.Join(dir, "redis"), Port: rport})
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func run() error {
 	if err := functionproc.Build(ctx, ".", bin); err != nil {
 		return err
 	}
-	fport, err := mariadb.FreePort()
+	fport, err := freeport.Get()
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 const usage = `usage:
@@ -39,9 +38,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	cfg, errs := redisenv.FromEnv(getenv)
-	if len(errs) > 0 {
-		fmt.Fprintf(stderr, "cachectl: %v\n", errors.Join(errs...))
+	cfg, err := redisenv.FromEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "cachectl: %v\n", err)
 		return 2
 	}
 	// An operator's command may scan a large keyspace: give each command more room than the function's.

@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func TestGetAndSweepEpoch(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redisserver.StartForTest(t, redisserver.Options{})
 	rdb := srv.Client()
 	ctx := context.Background()
 	st := rowcache.NewStore(rdb, 0)

@@ -22,11 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
 )
 
 type extraList []string
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string) error {
 	bg := context.Background() // for starting and stopping: Ctrl-C must not abort a clean stop
 
 	say("starting MariaDB on 127.0.0.1:%d (data in %s/mariadb)", *mysqlPort, *state)
-	db0, err := mariadb.Start(bg, mariadb.Options{Dir: filepath.Join(dir, "mariadb"), Port: *mysqlPort})
+	db0, err := mariadbserver.Start(bg, mariadbserver.Options{Dir: filepath.Join(dir, "mariadb"), Port: *mysqlPort})
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	say("starting Redis on 127.0.0.1:%d (append-only file in %s/redis)", *redisPort, *state)
-	rs, err := redisproc.Start(bg, redisproc.Options{Dir: filepath.Join(dir, "redis"), Port: *redisPort, Persistent: true})
+	rs, err := redisserver.Start(bg, redisserver.Options{Dir: filepath.Join(dir, "redis"), Port: *redisPort, Persistent: true})
 	if err != nil {
 		return err
 	}
@@ -216,8 +216,9 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every 
 				}
 				p50, _ := snap.LagQuantile(0.5, base)
 				p99, _ := snap.LagQuantile(0.99, base)
+				cdc := p.Lag().CDC
 				line = fmt.Sprintf("%s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (cdc→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
-					now.Format("15:04:05"), rate, p50, p99, s.CDCLagP50, s.CDCLagP99, s.Backlog,
+					now.Format("15:04:05"), rate, p50, p99, cdc.P50, cdc.P99, s.Backlog,
 					snap.Outcomes["applied"], snap.Outcomes["duplicate"], snap.Outcomes["stale"], int64(snap.Outcomes["dead_lettered"])+s.RelayDLQ)
 			}
 			if err := p.CDCErr(); err != nil {
@@ -229,7 +230,7 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every 
 				fmt.Fprintln(w, line)
 			}
 			if now.Sub(resetAt) > 10*time.Second {
-				p.Relay.ResetLag() // the relay's cdc→cache lag is that of the last ten seconds or so
+				p.ResetLag() // the cdc→cache lag shown is that of the last ten seconds or so
 				resetAt = now
 			}
 		}

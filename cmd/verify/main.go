@@ -22,10 +22,10 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func main() {
@@ -54,14 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *chunk < 1 || *chunk > 100000 {
 		errs = append(errs, fmt.Errorf("-chunk %d: must be 1..100000", *chunk))
 	}
-	rc, rerrs := redisenv.FromEnv(getenv)
-	errs = append(errs, rerrs...)
-	pc, perrs := change.ConfigFromEnv(getenv)
-	errs = append(errs, perrs...)
-	var policy *change.Policy
-	if len(perrs) == 0 {
-		var err error
-		if policy, err = change.NewPolicy(pc); err != nil {
+	rc, err := redisenv.FromEnv(getenv)
+	errs = append(errs, err)
+	pc, perr := tablepolicy.FromEnv(getenv)
+	errs = append(errs, perr)
+	var policy *tablepolicy.Policy
+	if perr == nil {
+		if policy, err = tablepolicy.New(pc); err != nil {
 			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
 		}
 	}
@@ -69,8 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *dsn != "" && err != nil {
 		errs = append(errs, fmt.Errorf("-dsn: %w", err))
 	}
-	if len(errs) > 0 {
-		fmt.Fprintf(stderr, "verify: invalid configuration:\n%v\n", errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(stderr, "verify: invalid configuration:\n%v\n", err)
 		return 2
 	}
 	db, err := sql.Open("mysql", checked)

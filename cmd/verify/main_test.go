@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func TestExitCodes(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'x')")
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	env := map[string]string{"REDIS_ADDR": rs.Addr()}
 	getenv := func(k string) string { return env[k] }
 	ctx := context.Background()

@@ -26,9 +26,9 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/readcache"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func main() {
@@ -65,11 +65,10 @@ func run(ctx context.Context, getenv func(string) string) error {
 }
 
 func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, func(), error) {
-	var errs []error
-	rc, rerrs := redisenv.FromEnv(getenv)
-	errs = append(errs, rerrs...)
-	tables, terrs := change.ConfigFromEnv(getenv)
-	errs = append(errs, terrs...)
+	rc, err := redisenv.FromEnv(getenv)
+	errs := []error{err}
+	tables, err := tablepolicy.FromEnv(getenv)
+	errs = append(errs, err)
 	dsn := getenv("MYSQL_DSN")
 	if dsn == "" {
 		errs = append(errs, errors.New("MYSQL_DSN: required (e.g. user:password@tcp(host:3306)/)"))
@@ -98,8 +97,8 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 		}
 		l1 = n
 	}
-	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {

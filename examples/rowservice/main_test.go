@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 func TestServesRowsThroughTheCache(t *testing.T) {
-	my := testmysql.Start(t)
+	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := my.DB("shop")
 	my.Exec(db, "CREATE TABLE products (sku VARCHAR(16) PRIMARY KEY, price DECIMAL(8,2) NOT NULL)",
 		"INSERT INTO products VALUES ('tea', 4.5)")
-	rs := testredis.Start(t)
+	rs := redisserver.StartForTest(t, redisserver.Options{})
 	env := map[string]string{"MYSQL_DSN": my.DSN(""), "REDIS_ADDR": rs.Addr(), "READ_L1_SIZE": "0"}
 	h, closeFn, err := newHandler(context.Background(), func(k string) string { return env[k] })
 	if err != nil {

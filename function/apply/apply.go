@@ -23,10 +23,10 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // Outcome is how a message was handled.
@@ -72,7 +72,7 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Options configure a Handler.
 type Options struct {
 	Store  *rowcache.Store
-	Policy *change.Policy
+	Policy *tablepolicy.Policy
 	// DeadLetter preserves bad messages. Nil means bad messages are answered 400, so the subscription's
 	// own dead-letter policy takes them after its retries (slower: it blocks the key meanwhile).
 	DeadLetter DeadLetterer
@@ -89,7 +89,7 @@ type Options struct {
 // Handler is the push endpoint. It is safe for concurrent use.
 type Handler struct {
 	store   *rowcache.Store
-	policy  *change.Policy
+	policy  *tablepolicy.Policy
 	dlq     DeadLetterer
 	maxBody int64
 	timeout time.Duration
@@ -237,11 +237,11 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 	res.Key, res.Version = ch.Key, ch.Version.String()
 	var r rowcache.Result
 	switch ch.Kind {
-	case change.Upsert:
+	case tablepolicy.Upsert:
 		r, err = h.store.Upsert(ctx, ch.Key, ch.Table.FloorKey, ch.Version, ch.Row)
-	case change.Delete:
+	case tablepolicy.Delete:
 		r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
-	case change.Truncate:
+	case tablepolicy.Truncate:
 		res.Key = ch.Table.Pattern
 		r, _, err = h.store.Truncate(ctx, ch.Table.FloorKey, ch.Table.Pattern, ch.Version)
 	}

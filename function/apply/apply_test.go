@@ -29,17 +29,17 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // env is one handler wired to a real redis-server, a metrics reader, and optionally a pstest
 // dead-letter topic.
 type env struct {
 	t      *testing.T
-	redis  *testredis.Server
+	redis  *redisserver.TestServer
 	rdb    *redis.Client
 	h      *apply.Handler
 	reader *sdkmetric.ManualReader
@@ -47,13 +47,13 @@ type env struct {
 	seq    atomic.Int64
 }
 
-type envOpt func(*change.Config, *apply.Options)
+type envOpt func(*tablepolicy.Config, *apply.Options)
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, redis: testredis.Start(t)}
+	e := &env{t: t, redis: redisserver.StartForTest(t, redisserver.Options{})}
 	e.rdb = e.redis.Client()
-	cfg := change.Config{}
+	cfg := tablepolicy.Config{}
 	e.reader = sdkmetric.NewManualReader()
 	o := apply.Options{
 		Store:         rowcache.NewStore(redis.NewClient(&redis.Options{Addr: e.redis.Addr(), ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, DialTimeout: 5 * time.Second, MaxRetries: -1}), time.Hour),
@@ -63,7 +63,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	for _, f := range opts {
 		f(&cfg, &o)
 	}
-	p, err := change.NewPolicy(cfg)
+	p, err := tablepolicy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +78,8 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	return e
 }
 
-func withPolicy(f func(*change.Config)) envOpt {
-	return func(c *change.Config, _ *apply.Options) { f(c) }
+func withPolicy(f func(*tablepolicy.Config)) envOpt {
+	return func(c *tablepolicy.Config, _ *apply.Options) { f(c) }
 }
 
 const dlqTopic = "projects/p/topics/cache-dead-letter"
@@ -275,7 +275,7 @@ func TestSnapshotThenStream(t *testing.T) {
 }
 
 func TestCompositeKeysAndExcludedColumns(t *testing.T) {
-	e := newEnv(t, withPolicy(func(c *change.Config) {
+	e := newEnv(t, withPolicy(func(c *tablepolicy.Config) {
 		c.ExcludeColumns = []string{"app.line_items.secret"}
 		c.KeyTemplates = map[string]string{"app.orders": "order:{tenant}:{id}"}
 	}))
@@ -294,7 +294,7 @@ func TestCompositeKeysAndExcludedColumns(t *testing.T) {
 }
 
 func TestIncludeList(t *testing.T) {
-	e := newEnv(t, withPolicy(func(c *change.Config) { c.Tables = []string{"app.users"} }))
+	e := newEnv(t, withPolicy(func(c *tablepolicy.Config) { c.Tables = []string{"app.users"} }))
 	e.mustDeliver(event("app", "audit", 'c', 1, 10, 0, "", `{"id":1}`), `{"id":1}`, "ignored: table_not_cached")
 	if n := e.rdb.DBSize(context.Background()).Val(); n != 0 {
 		t.Fatalf("%d keys written for an excluded table", n)
@@ -330,7 +330,7 @@ func TestEpochChange(t *testing.T) {
 	// changes look older than what is cached.
 	restored := event("app", "t", 'r', 1, 4, 0, "", `{"id":1,"v":"restored"}`)
 	e.mustDeliver(restored, `{"id":1}`, "stale")
-	p, err := change.NewPolicy(change.Config{Epoch: 1})
+	p, err := tablepolicy.New(tablepolicy.Config{Epoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestEpochChange(t *testing.T) {
 func TestRedisDownGivesQuickRetryThenRecovers(t *testing.T) {
 	e := newEnv(t)
 	e.mustDeliver(event("app", "t", 'c', 1, 10, 0, "", `{"id":1}`), `{"id":1}`, "applied")
-	e.redis.Stop()
+	e.redis.Kill()
 	start := time.Now()
 	code, body := e.deliver(event("app", "t", 'u', 1, 20, 0, `{"id":1}`, `{"id":1,"v":2}`), `{"id":1}`)
 	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "retry: ") {
@@ -413,7 +413,7 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 
 func TestWithoutDeadLetterTopicBadMessagesAreNacked(t *testing.T) {
 	e := newEnv(t)
-	p, _ := change.NewPolicy(change.Config{})
+	p, _ := tablepolicy.New(tablepolicy.Config{})
 	e.h, _ = apply.New(apply.Options{Store: rowcache.NewStore(e.rdb, 0), Policy: p})
 	code, body := e.deliver([]byte(`{{{`), `{"id":1}`)
 	if code != http.StatusBadRequest || !strings.HasPrefix(body, "rejected: decode") {
@@ -422,7 +422,7 @@ func TestWithoutDeadLetterTopicBadMessagesAreNacked(t *testing.T) {
 }
 
 func TestEnvelopeErrors(t *testing.T) {
-	e := newEnv(t, func(_ *change.Config, o *apply.Options) { o.MaxBody = 4096 })
+	e := newEnv(t, func(_ *tablepolicy.Config, o *apply.Options) { o.MaxBody = 4096 })
 	if code, _ := e.post([]byte(`{"op":"c"}`)); code != http.StatusBadRequest {
 		t.Fatalf("unwrapped body: %d", code)
 	}

@@ -14,9 +14,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // eventAt builds a schemaless change event committed at tsMs.
@@ -243,7 +243,7 @@ func TestRedisErrorsByKind(t *testing.T) {
 	refused.Close()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	policy, err := change.NewPolicy(change.Config{})
+	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 )
 
 const typesTable = "CREATE TABLE types (" +
@@ -32,7 +32,7 @@ const typesJSON = `{"id":1,"ti":-5,"b":1,"si":65535,"bi":-9000000000,"ubi":-1,"d
 const nullsRow = "INSERT INTO types (id) VALUES (2)"
 
 func TestScanRowMatchesDebezium(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, typesTable, typesRow, nullsRow)
 	ctx := context.Background()
@@ -74,7 +74,7 @@ func scanAll(t *testing.T, db *sql.DB, tbl *mysqlrow.Table) []string {
 }
 
 func TestLoadTableErrors(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE geo (id INT PRIMARY KEY, g POINT)", "CREATE TABLE l1 (id INT PRIMARY KEY, s VARCHAR(3) CHARACTER SET latin1)")
 	ctx := context.Background()

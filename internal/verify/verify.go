@@ -19,10 +19,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 // Config configures a check.
@@ -30,7 +30,7 @@ type Config struct {
 	// DB is opened with a DSN passed through mysqlrow.CheckDSN.
 	DB     *sql.DB
 	Redis  redis.UniversalClient
-	Policy *change.Policy
+	Policy *tablepolicy.Policy
 	// Tables are the db.table names to check.
 	Tables []string
 	// ChunkSize is the number of rows per query; 0 means 500.
@@ -238,7 +238,7 @@ func checkTable(ctx context.Context, cfg Config, db, name string) (TableReport, 
 			return tr, nil, fmt.Errorf("verify: redis SCAN: %w", err)
 		}
 		for _, k := range ks {
-			if !seen[k] && !strings.HasPrefix(k, change.MetaPrefix) {
+			if !seen[k] && !strings.HasPrefix(k, tablepolicy.MetaPrefix) {
 				extras = append(extras, k)
 			}
 		}
@@ -363,7 +363,7 @@ func readOne(ctx context.Context, db *sql.DB, t *mysqlrow.Table, q string, args 
 // existsInDB looks up the primary key stored in a cached row. Key values that are JSON strings or
 // numbers are passed as they are; other types (temporal keys) are taken to exist only if the key the
 // database pass rendered matches, which it did not.
-func existsInDB(ctx context.Context, db *sql.DB, t *mysqlrow.Table, pt *change.Table, q, cached, key string) (bool, error) {
+func existsInDB(ctx context.Context, db *sql.DB, t *mysqlrow.Table, pt *tablepolicy.Table, q, cached, key string) (bool, error) {
 	e, err := rowcache.Decode([]byte(cached))
 	if err != nil {
 		return false, nil

@@ -6,24 +6,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testredis"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE t (k VARCHAR(10) NOT NULL, n INT NOT NULL, v DECIMAL(5,2), PRIMARY KEY (k, n))")
 	for i := 0; i < 25; i++ {
 		srv.Exec(db, "INSERT INTO t VALUES ('a', "+itoa(i)+", 1.5)")
 	}
 	srv.Exec(db, "INSERT INTO t VALUES ('B', 1, NULL)", "INSERT INTO t VALUES ('b', 2, NULL)")
-	rdb := testredis.Start(t).Client()
+	rdb := redisserver.StartForTest(t, redisserver.Options{}).Client()
 	ctx := context.Background()
-	policy, err := change.NewPolicy(change.Config{})
+	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

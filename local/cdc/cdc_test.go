@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 )
 
@@ -57,7 +57,7 @@ type running struct {
 	dir    string
 }
 
-func start(t *testing.T, srv *testmysql.Server, dir string, sink cdc.Sink) *running {
+func start(t *testing.T, srv *mariadbserver.TestServer, dir string, sink cdc.Sink) *running {
 	t.Helper()
 	src, err := cdc.New(cdc.Config{DSN: srv.DSN(""), Flavor: "mariadb", ServerID: 9001, Prefix: "local", Databases: []string{"app"}, StateDir: dir, Sink: sink, SaveEvery: time.Millisecond})
 	if err != nil {
@@ -114,7 +114,7 @@ func decode(t *testing.T, m cdc.Message) *debezium.Event {
 }
 
 func TestSnapshotThenStream(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db,
 		"CREATE TABLE items (tenant INT NOT NULL, id INT NOT NULL, price DECIMAL(10,2), at DATETIME(6), PRIMARY KEY (tenant, id))",
@@ -198,7 +198,7 @@ func TestSnapshotThenStream(t *testing.T) {
 // TestBinlogMatchesQuery holds the two paths of mysqlrow to the same bytes: every type through the
 // binlog equals the same row read with database/sql.
 func TestBinlogMatchesQuery(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE types (id INT UNSIGNED NOT NULL PRIMARY KEY, ti TINYINT, b BOOLEAN, si SMALLINT UNSIGNED, mi MEDIUMINT UNSIGNED, i INT UNSIGNED, bi BIGINT, ubi BIGINT UNSIGNED,"+
 		"d DECIMAL(10,2), d0 DECIMAL(5,0), dn DECIMAL(30,10), f FLOAT, db DOUBLE, dt0 DATETIME, dt3 DATETIME(3), dt6 DATETIME(6), ts0 TIMESTAMP NULL, ts3 TIMESTAMP(3) NULL, ts6 TIMESTAMP(6) NULL,"+
@@ -241,7 +241,7 @@ func TestBinlogMatchesQuery(t *testing.T) {
 // TestContractAgainstDebeziumFixtures holds the events against Debezium's own: the same fields in the
 // envelope and in the source block, each with the same JSON type.
 func TestContractAgainstDebeziumFixtures(t *testing.T) {
-	srv := testmysql.Start(t)
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE customers (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, first_name VARCHAR(255) NOT NULL, last_name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL UNIQUE)")
 	sink := &memSink{}

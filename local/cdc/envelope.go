@@ -3,7 +3,7 @@ package cdc
 import (
 	"strconv"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 )
 

@@ -24,15 +24,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/function/change"
-	"github.com/cloudsql-cache/cloudsql-cache/function/rowcache"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/testmysql"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
-	"github.com/cloudsql-cache/cloudsql-cache/local/mariadb"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
-	"github.com/cloudsql-cache/cloudsql-cache/local/redisproc"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
 var functionBin string
@@ -68,8 +68,8 @@ const hotOrders, hotLines = 5, 4
 type env struct {
 	t     *testing.T
 	db    *sql.DB
-	mysql *testmysql.Server
-	redis *redisproc.Server
+	mysql *mariadbserver.TestServer
+	redis *redisserver.Server
 	rdb   *redis.Client
 	fn    *functionproc.Process
 	p     *pipeline.Pipeline
@@ -87,14 +87,14 @@ type options struct {
 func setup(t *testing.T, o options) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, mysql: testmysql.Start(t), state: t.TempDir()}
+	e := &env{t: t, mysql: mariadbserver.StartForTest(t, mariadbserver.Options{}), state: t.TempDir()}
 	e.db = e.mysql.DB("shop")
 	e.mysql.Exec(e.db, strings.Split(strings.TrimSpace(schema), ";\n")...)
 	for i := 1; i <= hotAccounts/2; i++ {
 		e.mysql.Exec(e.db, fmt.Sprintf("INSERT INTO accounts VALUES (%d, 'owner%d', %d.50, NOW(6), '')", i, i, i))
 	}
 	var err error
-	e.redis, err = redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
+	e.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.p.Close)
-	fport, err := mariadb.FreePort()
+	fport, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fnLog.Close() })
-	mport, err := mariadb.FreePort()
+	mport, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func (e *env) watch(ctx context.Context) (regressions func() []string) {
 // table's older rows from the cache, so the key may vanish then.
 func (e *env) truncatedSince(ctx context.Context, key string, prev rowcache.Version) bool {
 	table, _, _ := strings.Cut(key, ":")
-	v, err := e.rdb.Get(ctx, change.MetaPrefix+"truncated:"+table).Result()
+	v, err := e.rdb.Get(ctx, tablepolicy.MetaPrefix+"truncated:"+table).Result()
 	if err != nil {
 		return false
 	}
@@ -313,7 +313,7 @@ func (e *env) settle() {
 	if err := e.p.Quiesce(ctx, 500*time.Millisecond); err != nil {
 		e.t.Fatal(err)
 	}
-	policy, err := change.NewPolicy(change.Config{})
+	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -545,7 +545,7 @@ func TestTruncateAndSchemaChange(t *testing.T) {
 	if err == nil && !strings.Contains(v, `"note":"rewritten"`) && strings.Contains(v, "{") {
 		t.Errorf("the new column is not in the cache: %s", v)
 	}
-	if n, err := e.rdb.Exists(context.Background(), change.MetaPrefix+"truncated:shop.order_lines").Result(); err != nil || n != 1 {
+	if n, err := e.rdb.Exists(context.Background(), tablepolicy.MetaPrefix+"truncated:shop.order_lines").Result(); err != nil || n != 1 {
 		t.Errorf("no truncate floor for shop.order_lines (%v)", err)
 	}
 }

@@ -5,16 +5,18 @@
 package funcmetrics
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"regexp"
 	"sort"
-	"strconv"
-	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
 )
 
 // Snapshot is one scrape.
@@ -25,10 +27,10 @@ type Snapshot struct {
 	Lag map[float64]float64
 }
 
-var (
-	eventsRE = regexp.MustCompile(`^cloudsql_cache_events_total\{([^}]*)\} (\S+)$`)
-	lagRE    = regexp.MustCompile(`^cloudsql_cache_replication_lag_milliseconds_bucket\{([^}]*)\} (\S+)$`)
-	labelRE  = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
+// The families read, as the function's Prometheus exporter names them.
+const (
+	eventsFamily = "cloudsql_cache_events_total"
+	lagFamily    = "cloudsql_cache_replication_lag_milliseconds"
 )
 
 // Scrape reads url (the function's /metrics).
@@ -48,40 +50,54 @@ func Scrape(ctx context.Context, url string) (Snapshot, error) {
 	return Parse(resp.Body)
 }
 
-// Parse reads the Prometheus text format.
+// Parse reads the Prometheus text format (expfmt's parser): the outcome counters summed by outcome,
+// and the lag histogram's buckets summed over its series.
 func Parse(r io.Reader) (Snapshot, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("funcmetrics: %w", err)
+	}
 	s := Snapshot{Outcomes: map[string]float64{}, Lag: map[float64]float64{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := eventsRE.FindStringSubmatch(line); m != nil {
-			v, err := strconv.ParseFloat(m[2], 64)
-			if err != nil {
-				return s, fmt.Errorf("funcmetrics: %q: %w", line, err)
-			}
-			s.Outcomes[label(m[1], "outcome")] += v
-		} else if m := lagRE.FindStringSubmatch(line); m != nil {
-			v, err := strconv.ParseFloat(m[2], 64)
-			if err != nil {
-				return s, fmt.Errorf("funcmetrics: %q: %w", line, err)
-			}
-			le := math.Inf(1)
-			if b := label(m[1], "le"); b != "+Inf" {
-				if le, err = strconv.ParseFloat(b, 64); err != nil {
-					return s, fmt.Errorf("funcmetrics: %q: %w", line, err)
-				}
-			}
-			s.Lag[le] += v
+	if mf := families[eventsFamily]; mf != nil {
+		if mf.GetType() != dto.MetricType_COUNTER {
+			return Snapshot{}, fmt.Errorf("funcmetrics: %s is a %v, want a counter", eventsFamily, mf.GetType())
+		}
+		for _, m := range mf.GetMetric() {
+			s.Outcomes[label(m, "outcome")] += m.GetCounter().GetValue()
 		}
 	}
-	return s, sc.Err()
+	if mf := families[lagFamily]; mf != nil {
+		if mf.GetType() != dto.MetricType_HISTOGRAM {
+			return Snapshot{}, fmt.Errorf("funcmetrics: %s is a %v, want a histogram", lagFamily, mf.GetType())
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			inf := false
+			for _, b := range h.GetBucket() {
+				s.Lag[b.GetUpperBound()] += count(b.GetCumulativeCount(), b.GetCumulativeCountFloat())
+				inf = inf || math.IsInf(b.GetUpperBound(), 1)
+			}
+			if !inf { // the +Inf bucket is the sample count
+				s.Lag[math.Inf(1)] += count(h.GetSampleCount(), h.GetSampleCountFloat())
+			}
+		}
+	}
+	return s, nil
 }
 
-func label(labels, name string) string {
-	for _, m := range labelRE.FindAllStringSubmatch(labels, -1) {
-		if m[1] == name {
-			return strings.ReplaceAll(m[2], `\"`, `"`)
+// count is a histogram count, which the parser keeps as an integer or, when not whole, a float.
+func count(n uint64, f float64) float64 {
+	if f != 0 {
+		return f
+	}
+	return float64(n)
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
 		}
 	}
 	return ""
@@ -99,24 +115,5 @@ func (s Snapshot) LagQuantile(q float64, since Snapshot) (float64, bool) {
 	for i, le := range bounds {
 		counts[i] = s.Lag[le] - since.Lag[le]
 	}
-	if len(counts) == 0 || counts[len(counts)-1] <= 0 {
-		return 0, false
-	}
-	rank := q * counts[len(counts)-1]
-	for i, c := range counts {
-		if c >= rank {
-			lower, prev := 0.0, 0.0
-			if i > 0 {
-				lower, prev = bounds[i-1], counts[i-1]
-			}
-			if math.IsInf(bounds[i], 1) { // beyond the last finite bound: say that bound, as PromQL does
-				return lower, true
-			}
-			if c == prev {
-				return bounds[i], true
-			}
-			return lower + (bounds[i]-lower)*(rank-prev)/(c-prev), true
-		}
-	}
-	return bounds[len(bounds)-1], true
+	return stats.HistogramQuantile(q, bounds, counts)
 }

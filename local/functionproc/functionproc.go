@@ -1,5 +1,5 @@
 // Package functionproc builds and runs the real apply function binary
-// (./function/cmd/cloudsql-cache-function) as a child process, for `make run` and the end-to-end tests.
+// (./cmd/cloudsql-cache-function) as a child process, for `make run` and the end-to-end tests.
 package functionproc
 
 import (
@@ -18,7 +18,7 @@ import (
 
 // Build compiles the function into path. moduleDir is the repository root.
 func Build(ctx context.Context, moduleDir, path string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./function/cmd/cloudsql-cache-function")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", path, "./cmd/cloudsql-cache-function")
 	cmd.Dir = moduleDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("functionproc: go build: %w\n%s", err, out)

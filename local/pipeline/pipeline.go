@@ -38,7 +38,11 @@ type Config struct {
 	// DuplicateRate: share of pushes delivered twice (fault injection).
 	DuplicateRate float64
 	Seed          uint64
-	Logger        *slog.Logger
+	// OnApplied, if set, is called with every change the function applied, at its answer (from the
+	// relay's delivering goroutines: quick, and safe for concurrent use). The pipeline measures Lag
+	// from the same observations.
+	OnApplied func(Applied)
+	Logger    *slog.Logger
 }
 
 // Pipeline is a running emulator + relay + CDC source.
@@ -46,6 +50,7 @@ type Pipeline struct {
 	cfg   Config
 	Emu   *pubsubemu.Emulator
 	Relay *relay.Relay
+	lag   *lagMeter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -68,7 +73,7 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Pipeline{cfg: cfg}
+	p := &Pipeline{cfg: cfg, lag: newLagMeter()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	var r *relay.Relay
 	var pending []string
@@ -101,6 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 		DuplicateRate:       cfg.DuplicateRate,
 		Seed:                cfg.Seed,
 		OnAck:               emu.Acked,
+		OnDelivery:          p.observe,
 		Logger:              cfg.Logger,
 	})
 	if err != nil {
@@ -131,6 +137,24 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	}()
 	return p, nil
 }
+
+// observe measures an applied change's lag and hands it to Config.OnApplied.
+func (p *Pipeline) observe(d relay.Delivery) {
+	a, ok := appliedOf(d)
+	if !ok {
+		return
+	}
+	p.lag.observe(a)
+	if p.cfg.OnApplied != nil {
+		p.cfg.OnApplied(a)
+	}
+}
+
+// Lag is the lag of the changes applied recently (since ResetLag, at most the last 4096).
+func (p *Pipeline) Lag() Lag { return p.lag.lag() }
+
+// ResetLag forgets the lag observed so far, so that Lag shows what comes next.
+func (p *Pipeline) ResetLag() { p.lag.reset() }
 
 // Deliver starts the relay towards the function at endpoint.
 func (p *Pipeline) Deliver(endpoint string) {

@@ -2,8 +2,9 @@
 // every message to the function as Pub/Sub's wrapped push envelope, with push semantics: one
 // outstanding message per ordering key, in publish order; acknowledged only on 102, 200, 201, 202 or
 // 204; anything else (or no answer) retried with exponential backoff, deliveryAttempt counted, and
-// forwarded to the dead-letter topic after the maximum attempts. It counts the function's outcomes
-// and measures commit→cache lag for the status line.
+// forwarded to the dead-letter topic after the maximum attempts. It counts the function's outcomes and
+// reports every answer to an observer (Config.OnDelivery), which is where the local pipeline measures
+// lag: the relay moves messages and does not read them.
 package relay
 
 import (
@@ -25,7 +26,6 @@ import (
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/internal/jsonscan"
 )
 
 // Config configures a Relay.
@@ -44,8 +44,23 @@ type Config struct {
 	DuplicateRate float64
 	Seed          uint64
 	// OnAck is called with each message id once it is acknowledged.
-	OnAck  func(id string)
-	Logger *slog.Logger
+	OnAck func(id string)
+	// OnDelivery, if set, is called with every answered push (the function's answer, or a failure to
+	// get one), from the delivering goroutine, right after the answer: it must be quick and safe for
+	// concurrent use.
+	OnDelivery func(Delivery)
+	Logger     *slog.Logger
+}
+
+// Delivery is one push of a message and its answer.
+type Delivery struct {
+	Message      *pb.PubsubMessage
+	Subscription string
+	Attempt      int    // 1 for the first push of the message
+	Outcome      string // the function's answer ("applied", "stale", …), or "unreachable", a status code
+	Acked        bool   // the answer acknowledges the message (102, 200, 201, 202 or 204)
+	Repeat       bool   // a deliberate second delivery of an acknowledged message (DuplicateRate)
+	At           time.Time
 }
 
 // Relay delivers subscriptions to an endpoint.
@@ -70,12 +85,7 @@ type counters struct {
 	deliveries int64
 	extra      int64 // duplicate deliveries sent on purpose
 	relayDLQ   int64
-	commitLag  []float64 // ms, ring
-	cdcLag     []float64
-	lagNext    int
 }
-
-const lagWindow = 4096
 
 // New builds a relay; call Run, then AddSubscription for each subscription.
 func New(cfg Config) (*Relay, error) {
@@ -265,12 +275,15 @@ func (r *Relay) work(ctx context.Context, sub, q string) {
 		if err := r.cfg.Client.SubscriptionAdminClient.Acknowledge(ctx, &pb.AcknowledgeRequest{Subscription: sub, AckIds: []string{m.AckId}}); err != nil && ctx.Err() == nil {
 			r.log.Warn("acknowledge", "error", err.Error())
 		}
+		// Counted before OnAck, so that whoever waits for the acknowledgement finds it in Stats.
+		r.mu.Lock()
+		r.stats.acked++
+		r.held--
+		r.mu.Unlock()
 		if r.cfg.OnAck != nil {
 			r.cfg.OnAck(m.Message.MessageId)
 		}
 		r.mu.Lock()
-		r.stats.acked++
-		r.held--
 		r.queues[q] = r.queues[q][1:]
 		if len(r.queues[q]) == 0 {
 			delete(r.queues, q)
@@ -301,8 +314,8 @@ func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage)
 		if ctx.Err() != nil {
 			return false
 		}
+		r.record(Delivery{Message: m, Subscription: sub, Attempt: attempt, Outcome: outcome, Acked: ok})
 		if ok {
-			r.record(outcome, m.Data)
 			if r.duplicate() {
 				r.wg.Add(1)
 				go func() {
@@ -311,14 +324,13 @@ func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage)
 					if ctx.Err() == nil {
 						ok, outcome := r.post(ctx, body)
 						if ok {
-							r.record(outcome, nil)
+							r.record(Delivery{Message: m, Subscription: sub, Attempt: attempt, Outcome: outcome, Acked: ok, Repeat: true})
 						}
 					}
 				}()
 			}
 			return true
 		}
-		r.record(outcome, nil)
 		if r.cfg.MaxDeliveryAttempts > 0 && attempt >= r.cfg.MaxDeliveryAttempts {
 			attrs := map[string]string{}
 			for k, v := range m.Attributes {
@@ -382,56 +394,19 @@ func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string)
 	return false, outcome
 }
 
-func (r *Relay) record(outcome string, data []byte) {
-	var lagCommit, lagCDC float64 = -1, -1
-	if outcome == "applied" && data != nil {
-		if op, commitMs, tsUs := timestamps(data); op != "r" && commitMs > 0 {
-			now := time.Now()
-			lagCommit = float64(now.UnixMilli() - commitMs)
-			if tsUs > 0 {
-				lagCDC = float64(now.UnixMicro()-tsUs) / 1000
-			}
-		}
-	}
+// record counts an answered push and reports it to the observer.
+func (r *Relay) record(d Delivery) {
+	d.At = time.Now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if data == nil && (outcome == "applied" || outcome == "duplicate" || outcome == "stale" || outcome == "ignored" || outcome == "dead_lettered") {
+	if d.Repeat {
 		// A deliberate second delivery: counted apart so the status line shows it.
 		r.stats.extra++
 	}
-	r.stats.outcomes[outcome]++
-	if lagCommit >= 0 {
-		if len(r.stats.commitLag) < lagWindow {
-			r.stats.commitLag = append(r.stats.commitLag, lagCommit)
-			r.stats.cdcLag = append(r.stats.cdcLag, lagCDC)
-		} else {
-			r.stats.commitLag[r.stats.lagNext] = lagCommit
-			r.stats.cdcLag[r.stats.lagNext] = lagCDC
-			r.stats.lagNext = (r.stats.lagNext + 1) % lagWindow
-		}
+	r.stats.outcomes[d.Outcome]++
+	r.mu.Unlock()
+	if r.cfg.OnDelivery != nil {
+		r.cfg.OnDelivery(d)
 	}
-}
-
-// timestamps picks the op, source.ts_ms and ts_us out of a change event for the lag statistics, with
-// the hot path's walker: decoding the whole event cost the relay as much as delivering it.
-func timestamps(data []byte) (op string, commitMs, tsUs int64) {
-	_ = jsonscan.EachMember(data, func(name string, v []byte) error {
-		switch name {
-		case "op":
-			op, _ = jsonscan.String(v)
-		case "ts_us":
-			tsUs, _ = jsonscan.Int64(v)
-		case "source":
-			_ = jsonscan.EachMember(v, func(name string, v []byte) error {
-				if name == "ts_ms" {
-					commitMs, _ = jsonscan.Int64(v)
-				}
-				return nil
-			})
-		}
-		return nil
-	})
-	return op, commitMs, tsUs
 }
 
 func (r *Relay) duplicate() bool {
@@ -457,48 +432,23 @@ type Stats struct {
 	Duplicates int64            // deliberate second deliveries answered
 	RelayDLQ   int64            // messages forwarded to the dead-letter topic after max attempts
 	Backlog    int              // messages pulled and not yet acknowledged
-	// Commit→cache lag of the recent applied changes (now − source.ts_ms, whose resolution is the
-	// binlog's: whole seconds on MariaDB), and CDC→cache lag (now − the envelope's ts_us, when the CDC
-	// source read the change), in milliseconds.
-	CommitLagP50, CommitLagP99, CDCLagP50, CDCLagP99 float64
-	LagSamples                                       int
 }
 
 // Stats returns the current counters.
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ, Backlog: r.held, LagSamples: len(r.stats.commitLag)}
+	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ, Backlog: r.held}
 	for k, v := range r.stats.outcomes {
 		s.Outcomes[k] = v
 	}
-	s.CommitLagP50, s.CommitLagP99 = percentiles(r.stats.commitLag)
-	s.CDCLagP50, s.CDCLagP99 = percentiles(r.stats.cdcLag)
 	return s
-}
-
-// ResetLag forgets the lag samples (so the status line shows recent lag).
-func (r *Relay) ResetLag() {
-	r.mu.Lock()
-	r.stats.commitLag, r.stats.cdcLag, r.stats.lagNext = nil, nil, 0
-	r.mu.Unlock()
-}
-
-func percentiles(v []float64) (p50, p99 float64) {
-	if len(v) == 0 {
-		return 0, 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	at := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s))))] }
-	return at(0.50), at(0.99)
 }
 
 // String formats the counters for a status line.
 func (s Stats) String() string {
-	return fmt.Sprintf("applied %d  duplicate %d  stale %d  dead-lettered %d  backlog %d  lag commit→cache p50 %.0fms p99 %.0fms (cdc→cache p50 %.1fms p99 %.1fms)",
-		s.Outcomes["applied"], s.Outcomes["duplicate"], s.Outcomes["stale"], s.Outcomes["dead_lettered"]+s.RelayDLQ, s.Backlog,
-		s.CommitLagP50, s.CommitLagP99, s.CDCLagP50, s.CDCLagP99)
+	return fmt.Sprintf("applied %d  duplicate %d  stale %d  dead-lettered %d  backlog %d",
+		s.Outcomes["applied"], s.Outcomes["duplicate"], s.Outcomes["stale"], s.Outcomes["dead_lettered"]+s.RelayDLQ, s.Backlog)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

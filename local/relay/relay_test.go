@@ -19,7 +19,8 @@ import (
 )
 
 // TestPushSemantics: per-key order with one message outstanding per key, acknowledgement only on the
-// success codes, retries with deliveryAttempt counted, and dead-lettering after the maximum attempts.
+// success codes, retries with deliveryAttempt counted, and dead-lettering after the maximum attempts;
+// the observer hears every answer.
 func TestPushSemantics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -68,8 +69,10 @@ func TestPushSemantics(t *testing.T) {
 	}
 	defer emu.Close()
 	dlq := emu.Client().Publisher(emu.DeadLetterTopic())
+	var observed []relay.Delivery
 	r, err = relay.New(relay.Config{Client: emu.Client(), Endpoint: fn.URL, MaxDeliveryAttempts: 5, DeadLetter: dlq,
-		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, OnAck: emu.Acked})
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, OnAck: emu.Acked,
+		OnDelivery: func(d relay.Delivery) { mu.Lock(); observed = append(observed, d); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +111,16 @@ func TestPushSemantics(t *testing.T) {
 	}
 	if len(got["d"]) != 1 || got["d"][0] != "after-poison" {
 		t.Errorf("the key after a dead-lettered message: %v", got["d"])
+	}
+	// Every push was answered and observed once, with its data, attempt, answer and acknowledgement.
+	heard := map[string][]string{}
+	for _, d := range observed {
+		heard[string(d.Message.Data)] = append(heard[string(d.Message.Data)], fmt.Sprintf("%d:%s:%v", d.Attempt, d.Outcome, d.Acked))
+	}
+	if len(observed) != 90+1+5+3+1 || fmt.Sprint(heard["a-07"]) != "[1:applied:true]" ||
+		fmt.Sprint(heard["poison"]) != "[1:503:false 2:503:false 3:503:false 4:503:false 5:503:false]" ||
+		fmt.Sprint(heard["flaky"]) != "[1:500:false 2:500:false 3:applied:true]" || fmt.Sprint(heard["accepted"]) != "[1::true]" {
+		t.Errorf("%d deliveries observed: a-07 %v, poison %v, flaky %v, accepted %v", len(observed), heard["a-07"], heard["poison"], heard["flaky"], heard["accepted"])
 	}
 	mu.Unlock()
 	if dl := emu.DeadLetters(); len(dl) != 1 || string(dl[0].Data) != "poison" || dl[0].Attributes["CloudPubSubDeadLetterSourceDeliveryCount"] != "5" {

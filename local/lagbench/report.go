@@ -1,0 +1,44 @@
+package lagbench
+
+import (
+	"fmt"
+	"io"
+)
+
+func ms(v float64) string {
+	switch {
+	case v >= 10000:
+		return fmt.Sprintf("%.1f s", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	default:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+}
+
+func printTable(w io.Writer, rs []result) {
+	fmt.Fprintln(w, "| offered/s | achieved/s | commit→cache p50 | p99 | max | cdc→cache p50 | p99 | max | commit→cache, binlog ts (+0–1 s) p50 | p99 | max backlog (relay) | max outstanding | drained after stop | kept up |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		drain := fmt.Sprintf("%.1f s", r.drain.Seconds())
+		if r.drain < 0 {
+			drain = fmt.Sprintf("no (%d left)", r.endOutstanding)
+		}
+		kept := "yes"
+		if !r.keptUp {
+			kept = "**no**"
+		}
+		fmt.Fprintf(w, "| %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
+			r.offered, r.achieved, ms(r.commit.P50), ms(r.commit.P99), ms(r.commit.Max), ms(r.cdc.P50), ms(r.cdc.P99), ms(r.cdc.Max),
+			ms(r.binlog.P50), ms(r.binlog.P99), r.maxBacklog, r.maxOutstanding, drain, kept)
+	}
+}
+
+func printRaw(w io.Writer, r result) {
+	fmt.Fprintf(w, "raw rate=%.0f achieved=%.1f committed=%d failed_statements=%d measured_statements=%d measured_rows=%d unmatched=%d "+
+		"commit_ms{n=%d p50=%.2f p99=%.2f max=%.2f} cdc_ms{n=%d p50=%.2f p99=%.2f max=%.2f} binlog_ts_ms{p50=%.0f p99=%.0f max=%.0f} "+
+		"max_backlog=%d max_outstanding=%d outstanding_slope_per_s=%.1f drain_s=%.2f kept_up=%v pipeline_last4096{commit_p99=%.0f cdc_p99=%.2f} function_applied=%.0f\n",
+		r.offered, r.achieved, r.committed, r.failed, r.measuredStatements, r.measuredRows, r.unmatched,
+		r.commit.N, r.commit.P50, r.commit.P99, r.commit.Max, r.cdc.N, r.cdc.P50, r.cdc.P99, r.cdc.Max, r.binlog.P50, r.binlog.P99, r.binlog.Max,
+		r.maxBacklog, r.maxOutstanding, r.outstandingSlope, r.drain.Seconds(), r.keptUp, r.windowCommitP99, r.windowCDCP99, r.fnApplied)
+}

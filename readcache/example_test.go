@@ -1,0 +1,60 @@
+package readcache_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudsql-cache/cloudsql-cache/readcache"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
+)
+
+// OrderLine is a row of shop.order_lines, as a service would declare it.
+type OrderLine struct {
+	OrderID int    `json:"order_id"`
+	LineNo  int    `json:"line_no"`
+	SKU     string `json:"sku"`
+	Qty     int    `json:"qty"`
+}
+
+// A service reads rows through the cache: one Redis GET for a hit, the database on a miss. The README
+// shows this example; it is compiled with the tests, not run (it needs a Redis and a MySQL).
+func Example() {
+	ctx := context.Background()
+	addr, dsn := os.Getenv("REDIS_ADDR"), os.Getenv("MYSQL_DSN")
+
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}) // TLS/AUTH as for the function: see redisenv
+	dsn, err := readcache.CheckDSN(dsn)                                             // parseTime off, UTC: as the function encodes rows
+	if err != nil {
+		log.Fatal(err)
+	}
+	db, err := sql.Open("mysql", dsn) // go-sql-driver/mysql
+	if err != nil {
+		log.Fatal(err)
+	}
+	tables, err := tablepolicy.FromEnv(os.Getenv) // the same CACHE_* settings as the function
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := readcache.New(ctx, readcache.Options{Redis: rdb, DB: db, Tables: tables, L1Size: 10000})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	row, err := c.Get(ctx, "shop.order_lines", 1, 2) // primary-key values in key order
+	switch {
+	case errors.Is(err, readcache.ErrNotFound): // deleted (tombstone) or not in the database
+	case errors.Is(err, readcache.ErrUnavailable): // Redis and the database both failed
+	case err == nil:
+		var line OrderLine
+		err = row.Decode(&line) // or readcache.GetAs[OrderLine](ctx, c, "shop.order_lines", 1, 2)
+		fmt.Println(line.SKU, line.Qty, err)
+	}
+}

@@ -1,0 +1,309 @@
+// Package tablepolicy is the per-table policy of the cache: which tables are cached, under which Redis
+// key, without which columns, ordered by which version. It turns a decoded Debezium event into a cache
+// Change (key, version, row JSON). The read path uses the same Policy to build keys, so services and the
+// apply function always agree on where a row lives.
+package tablepolicy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+)
+
+// MetaPrefix starts every key the cache keeps for itself (truncate floors); row keys may not use it.
+const MetaPrefix = "cloudsql-cache:"
+
+// Config says which tables are cached and how. Table names are "db.table", column names
+// "db.table.column", matched exactly (case-sensitively, as MySQL on Linux names tables).
+type Config struct {
+	// Tables is the include-list; empty caches every table Debezium sends.
+	Tables []string
+	// ExcludeColumns are never written to the cache (e.g. PII), even when Debezium sends them.
+	ExcludeColumns []string
+	// KeyTemplate is the key of tables without their own template; "" means DefaultKeyTemplate.
+	KeyTemplate string
+	// KeyTemplates overrides the key template per table.
+	KeyTemplates map[string]string
+	// VersionColumns orders a table's changes by a column (an integer, or a timestamp) before binlog
+	// coordinates. The column must increase on every write of a row over its whole life, including a
+	// delete and re-insert: an updated_at set by every write, or a global sequence, not a per-row counter.
+	VersionColumns map[string]string
+	// Epoch is the first component of every version. Raise it when binlog coordinates restart (the
+	// database was restored from a backup or replaced), so the new source's changes win.
+	Epoch uint64
+}
+
+// Policy is a validated Config. It is safe for concurrent use.
+type Policy struct {
+	include map[string]bool
+	exclude map[string]map[string]bool
+	def     *keyTemplate
+	custom  map[string]*keyTemplate
+	version map[string]string
+	epoch   uint64
+	tables  sync.Map // "db.table" → *Table
+}
+
+// New validates cfg. Its errors name the setting to fix.
+func New(cfg Config) (*Policy, error) {
+	p := &Policy{
+		exclude: map[string]map[string]bool{},
+		custom:  map[string]*keyTemplate{},
+		version: map[string]string{},
+		epoch:   cfg.Epoch,
+	}
+	var errs []error
+	if len(cfg.Tables) > 0 {
+		p.include = map[string]bool{}
+		for _, t := range cfg.Tables {
+			if _, _, err := splitTable(t); err != nil {
+				errs = append(errs, fmt.Errorf("tables: %w", err))
+				continue
+			}
+			p.include[t] = true
+		}
+	}
+	for _, c := range cfg.ExcludeColumns {
+		i := strings.LastIndexByte(c, '.')
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("exclude columns: %q is not db.table.column", c))
+			continue
+		}
+		table, col := c[:i], c[i+1:]
+		if _, _, err := splitTable(table); err != nil || col == "" {
+			errs = append(errs, fmt.Errorf("exclude columns: %q is not db.table.column", c))
+			continue
+		}
+		if p.exclude[table] == nil {
+			p.exclude[table] = map[string]bool{}
+		}
+		p.exclude[table][col] = true
+	}
+	src := cfg.KeyTemplate
+	if src == "" {
+		src = DefaultKeyTemplate
+	}
+	def, err := parseTemplate(src)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("key template: %w", err))
+	} else if err := checkSharedTemplate(def); err != nil {
+		errs = append(errs, fmt.Errorf("key template: %w", err))
+	}
+	p.def = def
+	for table, src := range cfg.KeyTemplates {
+		db, name, err := splitTable(table)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key templates: %w", err))
+			continue
+		}
+		t, err := parseTemplate(src)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key templates: %s: %w", table, err))
+			continue
+		}
+		bound := t.bind(db, name)
+		if bound.prefix() == "" {
+			errs = append(errs, fmt.Errorf("key templates: %s: %q must start with literal text (or {db}/{table}) before the key columns, so the table's keys can be found for a truncate", table, src))
+			continue
+		}
+		p.custom[table] = t
+	}
+	for table, col := range cfg.VersionColumns {
+		if _, _, err := splitTable(table); err != nil || col == "" {
+			errs = append(errs, fmt.Errorf("version columns: %q=%q: want db.table=column", table, col))
+			continue
+		}
+		if p.exclude[table][col] {
+			errs = append(errs, fmt.Errorf("version columns: %s.%s is also excluded; the version column must reach the function", table, col))
+		}
+		p.version[table] = col
+	}
+	if len(errs) == 0 {
+		errs = append(errs, p.checkPrefixes()...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func splitTable(s string) (db, table string, err error) {
+	i := strings.IndexByte(s, '.')
+	if i <= 0 || i == len(s)-1 || strings.IndexByte(s[i+1:], '.') >= 0 {
+		return "", "", fmt.Errorf("%q is not db.table", s)
+	}
+	return s[:i], s[i+1:], nil
+}
+
+// checkSharedTemplate makes sure a template used by many tables gives each table its own key space:
+// {db} and {table} must both come before the key columns, each followed by a character that escaping
+// removes from names, so one table's keys can never be another's.
+func checkSharedTemplate(t *keyTemplate) error {
+	seen := map[string]bool{}
+	for i, s := range t.segs {
+		if s.isLit {
+			continue
+		}
+		if s.ph != "db" && s.ph != "table" {
+			break
+		}
+		if i+1 >= len(t.segs) || !t.segs[i+1].isLit || keep(t.segs[i+1].lit[0], true) {
+			return fmt.Errorf("%q: {%s} must be followed by a separator such as \".\" or \":\"", t.src, s.ph)
+		}
+		seen[s.ph] = true
+	}
+	if !seen["db"] || !seen["table"] {
+		return fmt.Errorf("%q: a template shared by all tables must contain {db} and {table} before the key columns", t.src)
+	}
+	if strings.HasPrefix(t.src, MetaPrefix) {
+		return fmt.Errorf("%q: keys may not start with %q, which the cache reserves", t.src, MetaPrefix)
+	}
+	return nil
+}
+
+// checkPrefixes rejects per-table templates whose key space could overlap another table's: the literal
+// prefixes of two tables must not be prefixes of one another.
+func (p *Policy) checkPrefixes() []error {
+	type tp struct{ table, prefix string }
+	var all []tp
+	for table, t := range p.custom {
+		db, name, _ := splitTable(table)
+		all = append(all, tp{table, t.bind(db, name).prefix()})
+	}
+	for table := range p.include {
+		if _, ok := p.custom[table]; !ok {
+			db, name, _ := splitTable(table)
+			all = append(all, tp{table, p.def.bind(db, name).prefix()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].table < all[j].table })
+	var errs []error
+	for i, a := range all {
+		if strings.HasPrefix(a.prefix, MetaPrefix) {
+			errs = append(errs, fmt.Errorf("key templates: %s: keys may not start with %q, which the cache reserves", a.table, MetaPrefix))
+		}
+		for _, b := range all[i+1:] {
+			if strings.HasPrefix(a.prefix, b.prefix) || strings.HasPrefix(b.prefix, a.prefix) {
+				errs = append(errs, fmt.Errorf("key templates: %s (%q…) and %s (%q…) could produce the same key; give them distinct prefixes", a.table, a.prefix, b.table, b.prefix))
+			}
+		}
+	}
+	return errs
+}
+
+// Table is the policy of one table.
+type Table struct {
+	DB, Name string
+	// VersionColumn orders the table's changes; "" for binlog coordinates alone.
+	VersionColumn string
+	// FloorKey holds the version of the table's last truncate.
+	FloorKey string
+	// Pattern is a SCAN MATCH glob covering every key of the table.
+	Pattern string
+
+	key     *keyTemplate
+	exclude map[string]bool
+	epoch   uint64
+}
+
+// Table returns the policy of db.table, and false if the table is not cached.
+func (p *Policy) Table(db, table string) (*Table, bool) {
+	id := db + "." + table
+	if p.include != nil && !p.include[id] {
+		return nil, false
+	}
+	if t, ok := p.tables.Load(id); ok {
+		return t.(*Table), true
+	}
+	tmpl := p.def
+	if c, ok := p.custom[id]; ok {
+		tmpl = c
+	}
+	bound := tmpl.bind(db, table)
+	t := &Table{
+		DB:            db,
+		Name:          table,
+		VersionColumn: p.version[id],
+		FloorKey:      MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
+		Pattern:       globEscape(bound.prefix()) + "*",
+		key:           bound,
+		exclude:       p.exclude[id],
+		epoch:         p.epoch,
+	}
+	actual, _ := p.tables.LoadOrStore(id, t)
+	return actual.(*Table), true
+}
+
+// Key returns the Redis key of the row whose primary key is pk.
+func (t *Table) Key(pk debezium.Row) (string, error) { return t.key.render(pk) }
+
+// KeyNamesColumns reports whether the table's key template names key columns (rather than using
+// {pk}), so that building a key needs the columns' names, not only their values in key order.
+func (t *Table) KeyNamesColumns() bool { return len(t.key.cols) > 0 }
+
+// RowJSON encodes a row image as the cached JSON object, without the excluded columns.
+func (t *Table) RowJSON(row debezium.Row) []byte {
+	var skip func(string) bool
+	if len(t.exclude) > 0 {
+		skip = func(name string) bool { return t.exclude[name] }
+	}
+	return row.AppendJSON(make([]byte, 0, 256), skip)
+}
+
+// Version is the version of a change of this table at src, whose row image (after, or before for a
+// delete) is row.
+func (t *Table) Version(src debezium.Source, row debezium.Row) (rowcache.Version, error) {
+	v := rowcache.Version{Epoch: t.epoch, File: src.FileSeq, Pos: src.Pos, Row: src.Row}
+	if t.VersionColumn == "" || row == nil {
+		return v, nil
+	}
+	raw, ok := row.Get(t.VersionColumn)
+	if !ok {
+		return v, fmt.Errorf("version column %q is not in the row image (is it excluded in Debezium?)", t.VersionColumn)
+	}
+	c, err := ColumnVersion(raw)
+	if err != nil {
+		return v, fmt.Errorf("version column %q: %w", t.VersionColumn, err)
+	}
+	v.Column = c
+	return v, nil
+}
+
+// ColumnVersion converts a version column's value to a number: a non-negative integer (JSON number or
+// digits in a string, as Debezium sends DATETIME as epoch milli- or microseconds and BIGINT as a
+// number) or an ISO-8601 timestamp string (TIMESTAMP columns, Debezium's ZonedTimestamp) as
+// microseconds since the Unix epoch.
+func ColumnVersion(raw json.RawMessage) (uint64, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "null" {
+		return 0, fmt.Errorf("is null")
+	}
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal([]byte(s), &s); err != nil {
+			return 0, fmt.Errorf("bad string: %w", err)
+		}
+		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			us := ts.UnixMicro()
+			if us < 0 {
+				return 0, fmt.Errorf("timestamp %q is before 1970", s)
+			}
+			return uint64(us), nil
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f < 0 {
+			return 0, fmt.Errorf("%s is negative", s)
+		}
+		return 0, fmt.Errorf("%.40s is neither a non-negative integer nor an ISO-8601 timestamp", s)
+	}
+	return n, nil
+}
