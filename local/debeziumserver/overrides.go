@@ -16,7 +16,12 @@ type Override struct {
 // Java system properties (-D, through run.sh's DEBEZIUM_OPTS), which MicroProfile Config ranks above
 // config/application.properties, so the rendered file itself stays exactly what the image renders.
 // Everything else comes from the template, through the same environment variables the image reads.
+// quarkus.http.port is the port Start picked when c.HTTPPort is 0 (0 before Start).
 func Overrides(c Config) []Override {
+	port := c.httpPort
+	if port == 0 {
+		port = c.HTTPPort
+	}
 	state := "jdbc:mysql://" + net.JoinHostPort(c.DB.Host, strconv.Itoa(c.DB.Port)) + "/" + c.DB.StateDatabase + "?sslMode=DISABLED"
 	return []Override{
 		{"debezium.source.connector.class", "io.debezium.connector.mariadb.MariaDbConnector",
@@ -29,7 +34,7 @@ func Overrides(c Config) []Override {
 			"the same JDBC schema history, without TLS"},
 		{"debezium.sink.pubsub.address", c.PubSub.EmulatorAddr,
 			"the Pub/Sub emulator: with an address the sink opens a plaintext channel without credentials (and ignores the region)"},
-		{"quarkus.http.port", strconv.Itoa(c.httpPort),
+		{"quarkus.http.port", strconv.Itoa(port),
 			"a free loopback port for /q/health instead of the container's 8080"},
 		{"quarkus.http.host", "127.0.0.1",
 			"serve health on loopback only"},

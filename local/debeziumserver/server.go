@@ -136,11 +136,11 @@ func (c Config) validate() error {
 	} else if c.Java.Feature < MinJava {
 		errs = append(errs, fmt.Errorf("Java %d at %s: Debezium Server needs %d+", c.Java.Feature, c.Java.Home, MinJava))
 	}
-	for name, v := range map[string]string{"ConfigDir": c.ConfigDir, "RunDir": c.RunDir, "DB.Host": c.DB.Host, "DB.User": c.DB.User,
-		"DB.Password": c.DB.Password, "DB.StateDatabase": c.DB.StateDatabase, "TopicPrefix": c.TopicPrefix,
-		"PubSub.Project": c.PubSub.Project, "PubSub.EmulatorAddr": c.PubSub.EmulatorAddr} {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is not set", name))
+	for _, f := range []struct{ name, v string }{{"ConfigDir", c.ConfigDir}, {"RunDir", c.RunDir}, {"DB.Host", c.DB.Host},
+		{"DB.User", c.DB.User}, {"DB.Password", c.DB.Password}, {"DB.StateDatabase", c.DB.StateDatabase},
+		{"TopicPrefix", c.TopicPrefix}, {"PubSub.Project", c.PubSub.Project}, {"PubSub.EmulatorAddr", c.PubSub.EmulatorAddr}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", f.name))
 		}
 	}
 	if c.DB.Port == 0 || c.DB.ServerID == 0 {
