@@ -1,7 +1,6 @@
 package debeziumserver_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
@@ -174,10 +173,4 @@ func byPosition(ms []message) []message {
 		return ra < rb
 	})
 	return out
-}
-
-// jsonString is v as compact JSON.
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
