@@ -78,6 +78,7 @@ build:
 deps:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 	@command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || { echo "installing mariadb-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null; }
+	@command -v mvn >/dev/null || { echo "installing maven (fetches Debezium Server)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null; }
 	@$(GO) mod download
 
 clean:

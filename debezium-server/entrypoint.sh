@@ -44,5 +44,8 @@ if [ -n "${COLUMN_EXCLUDE_LIST:-}" ]; then
   printf '\ndebezium.source.column.exclude.list=${COLUMN_EXCLUDE_LIST}\n' >>"$config"
 fi
 
+# run.sh finds the runner jar, lib/ and config/ relative to the working directory (the image's WORKDIR
+# is SERVER_HOME; a local run's may not be).
+cd "$SERVER_HOME"
 echo "cloudsql-cache debezium entrypoint: streaming ${TABLE_INCLUDE_LIST} from ${DB_HOST} (server id ${DB_SERVER_ID}) to Pub/Sub ${GCP_PROJECT} ${PUBSUB_REGION}, topics ${TOPIC_PREFIX}.<db>.<table>" >&2
 exec "${SERVER_HOME}/run.sh" "$@"

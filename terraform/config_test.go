@@ -408,7 +408,7 @@ func TestDebeziumConfiguration(t *testing.T) {
 		t.Errorf("heartbeat topic %q is not a valid Pub/Sub topic ID", heartbeat)
 	}
 	// Offsets and schema history are in the database Terraform creates, never on the container's disk.
-	for _, k := range []string{"debezium.source.offset.storage.jdbc.url", "debezium.source.schema.history.internal.jdbc.url"} {
+	for _, k := range []string{"debezium.source.offset.storage.jdbc.connection.url", "debezium.source.schema.history.internal.jdbc.connection.url"} {
 		if !strings.Contains(props[k], "${DB_STATE_DATABASE}") {
 			t.Errorf("%s = %q does not point at the state database", k, props[k])
 		}

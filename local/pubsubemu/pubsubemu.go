@@ -1,6 +1,8 @@
-// Package pubsubemu is the local Pub/Sub: an in-process pstest server with a topic and a push
-// subscription per table, created when the CDC source first publishes to it, and a dead-letter topic.
-// It is the cdc.Sink of the local pipeline.
+// Package pubsubemu is the local Pub/Sub: an in-process pstest server, served over gRPC on a loopback
+// TCP port (Addr) for other processes too, with a topic and a push subscription per table, created up
+// front by EnsureTopic (Debezium Server publishes only to existing topics, as Terraform creates them) or
+// when the CDC source first publishes to it, and a dead-letter topic. It is the cdc.Sink of the local
+// pipeline.
 //
 // pstest keeps everything in memory, so unlike Pub/Sub it loses undelivered messages when the process
 // stops. To keep the pipeline at-least-once across restarts anyway, a publish counts as done for the
@@ -11,6 +13,7 @@ package pubsubemu
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -41,6 +44,8 @@ type Options struct {
 type Emulator struct {
 	opts   Options
 	srv    *pstest.Server
+	gsrv   *grpc.Server
+	addr   string
 	conn   *grpc.ClientConn
 	client *pubsub.Client
 
@@ -65,8 +70,15 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		return nil, fmt.Errorf("pubsubemu: max delivery attempts %d is outside Pub/Sub's 5..100", opts.MaxDeliveryAttempts)
 	}
 	e := &Emulator{opts: opts, srv: pstest.NewServer(), topics: map[string]*pubsub.Publisher{}, acked: map[string]chan struct{}{}}
+	if err := e.serve(); err != nil {
+		_ = e.srv.Close()
+		return nil, err
+	}
 	var err error
-	e.conn, err = grpc.NewClient(e.srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// A pull answers up to its MaxMessages whatever their size (pstest has no byte limit, unlike Pub/Sub),
+	// so the client takes large responses: gRPC's default 4 MiB would fail a pull of a few big rows.
+	e.conn, err = grpc.NewClient(e.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes)))
 	if err != nil {
 		e.srv.Close()
 		return nil, fmt.Errorf("pubsubemu: %w", err)
@@ -89,8 +101,34 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	return e, nil
 }
 
-// Addr is host:port of the server: PUBSUB_EMULATOR_HOST for other processes (the function).
-func (e *Emulator) Addr() string { return e.srv.Addr }
+// MaxRequestBytes is the largest gRPC request the emulator accepts. pstest's own server keeps gRPC's
+// 4 MiB default, below the Publish requests Debezium Server's Pub/Sub sink sends (a batch is up to
+// batch.request.byte.threshold, 9,500,000 bytes, of messages); Pub/Sub itself takes up to 10 MB.
+const MaxRequestBytes = 16 << 20
+
+// maxResponseBytes bounds what the emulator's own client (the relay's pulls) accepts in one response.
+const maxResponseBytes = 256 << 20
+
+// serve serves pstest's fake on a gRPC server of our own, which accepts requests up to
+// MaxRequestBytes: pstest offers no way to set its server's options. pstest's listener stays open
+// unused.
+func (e *Emulator) serve() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("pubsubemu: %w", err)
+	}
+	e.gsrv = grpc.NewServer(grpc.MaxRecvMsgSize(MaxRequestBytes))
+	pb.RegisterPublisherServer(e.gsrv, &e.srv.GServer)
+	pb.RegisterSubscriberServer(e.gsrv, &e.srv.GServer)
+	pb.RegisterSchemaServiceServer(e.gsrv, &e.srv.GServer)
+	e.addr = l.Addr().String()
+	go func() { _ = e.gsrv.Serve(l) }()
+	return nil
+}
+
+// Addr is host:port of the server (gRPC, plaintext): PUBSUB_EMULATOR_HOST for other processes (the
+// function), debezium.sink.pubsub.address for Debezium Server.
+func (e *Emulator) Addr() string { return e.addr }
 
 // Client is a client of the emulator.
 func (e *Emulator) Client() *pubsub.Client { return e.client }
@@ -172,6 +210,17 @@ func (e *Emulator) ackChan(id string) chan struct{} {
 	return c
 }
 
+// EnsureTopic creates the topic and its push subscription if they do not exist yet, as Terraform does
+// before Debezium Server starts: its sink publishes only to existing topics.
+func (e *Emulator) EnsureTopic(ctx context.Context, topicID string) error {
+	_, err := e.publisher(ctx, topicID)
+	return err
+}
+
+// Messages returns every message published since the start (or the last Forget), in publish order,
+// on every topic: what tests read to see exactly what a publisher sent.
+func (e *Emulator) Messages() []*pstest.Message { return e.srv.Messages() }
+
 // publisher returns the topic's ordered publisher, creating the topic and its push subscription first.
 func (e *Emulator) publisher(ctx context.Context, topicID string) (*pubsub.Publisher, error) {
 	e.mu.Lock()
@@ -227,6 +276,9 @@ func (e *Emulator) Close() {
 	}
 	if e.conn != nil {
 		_ = e.conn.Close()
+	}
+	if e.gsrv != nil {
+		e.gsrv.Stop()
 	}
 	_ = e.srv.Close()
 }

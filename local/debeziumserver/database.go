@@ -1,0 +1,31 @@
+package debeziumserver
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// PrepareDatabase does on the local database what Terraform and debezium-server/README.md's "MySQL
+// grants" do on Cloud SQL: the state database, and the Debezium user with exactly the documented
+// grants (so a grant the connector lacks fails here as it would there). root is a connection with the
+// privilege to create users.
+func PrepareDatabase(ctx context.Context, root *sql.DB, db DB) error {
+	for _, s := range []string{db.User, db.Password, db.StateDatabase} {
+		if s == "" || strings.ContainsAny(s, "'`\\") {
+			return fmt.Errorf("debeziumserver: user %q, password and state database %q must be set and hold no quotes or backslashes", db.User, db.StateDatabase)
+		}
+	}
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS `" + db.StateDatabase + "`",
+		"CREATE USER IF NOT EXISTS '" + db.User + "'@'%' IDENTIFIED BY '" + db.Password + "'",
+		"GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '" + db.User + "'@'%'",
+		"GRANT ALL PRIVILEGES ON `" + db.StateDatabase + "`.* TO '" + db.User + "'@'%'",
+	} {
+		if _, err := root.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("debeziumserver: prepare the database: %s: %w", q, err)
+		}
+	}
+	return nil
+}
