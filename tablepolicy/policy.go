@@ -206,21 +206,30 @@ type Table struct {
 	VersionColumn string
 	// FloorKey holds the version of the table's last truncate.
 	FloorKey string
-	// Pattern is a SCAN MATCH glob covering every key of the table.
+	// Pattern is a SCAN MATCH glob covering every key of the table. It may also match keys that are not
+	// the table's (no other table's: New refuses that); OwnsKey tells them apart.
 	Pattern string
 
 	key     *keyTemplate
+	keys    *keyLang
 	exclude map[string]bool
 	epoch   uint64
 }
 
-// Table returns the policy of db.table, and false if the table is not cached.
+// Table returns the policy of db.table, and false if the table is not cached. No MySQL database or
+// table has an empty name; such a table is never cached.
 func (p *Policy) Table(db, table string) (*Table, bool) {
+	if db == "" || table == "" {
+		return nil, false
+	}
 	id := db + "." + table
 	if p.include != nil && !p.include[id] {
 		return nil, false
 	}
-	if t, ok := p.tables.Load(id); ok {
+	// Names may contain ".": "a.b"."c" and "a"."b.c" are different tables with the same id. The
+	// settings cannot name either (splitTable), but the cache of tables must keep them apart.
+	cacheID := EscapeName(db) + "." + EscapeName(table)
+	if t, ok := p.tables.Load(cacheID); ok {
 		return t.(*Table), true
 	}
 	tmpl := p.def
@@ -235,15 +244,21 @@ func (p *Policy) Table(db, table string) (*Table, bool) {
 		FloorKey:      MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
 		Pattern:       globEscape(bound.prefix()) + "*",
 		key:           bound,
+		keys:          bound.lang(),
 		exclude:       p.exclude[id],
 		epoch:         p.epoch,
 	}
-	actual, _ := p.tables.LoadOrStore(id, t)
+	actual, _ := p.tables.LoadOrStore(cacheID, t)
 	return actual.(*Table), true
 }
 
 // Key returns the Redis key of the row whose primary key is pk.
 func (t *Table) Key(pk debezium.Row) (string, error) { return t.key.render(pk) }
+
+// OwnsKey reports whether key is one of this table's keys: a key Key returns for some primary key. A
+// sweep or a report that finds keys with Pattern checks each with OwnsKey, so it never touches a key
+// of another table, of the cache itself, or of another application that only looks like the table's.
+func (t *Table) OwnsKey(key string) bool { return t.keys.match(key) }
 
 // KeyNamesColumns reports whether the table's key template names key columns (rather than using
 // {pk}), so that building a key needs the columns' names, not only their values in key order.
