@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +109,11 @@ func New(cfg Config) (*Policy, error) {
 			continue
 		}
 		bound := t.bind(db, name)
+		if p.include == nil || p.include[table] {
+			if err := (&keySpace{table: table, src: src, own: true, keys: bound.lang()}).checkAmbiguous(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if bound.prefix() == "" {
 			errs = append(errs, fmt.Errorf("key templates: %s: %q must start with literal text (or {db}/{table}) before the key columns, so the table's keys can be found for a truncate", table, src))
 			continue
@@ -127,7 +131,7 @@ func New(cfg Config) (*Policy, error) {
 		p.version[table] = col
 	}
 	if len(errs) == 0 {
-		errs = append(errs, p.checkPrefixes()...)
+		errs = append(errs, p.checkKeys()...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -143,20 +147,17 @@ func splitTable(s string) (db, table string, err error) {
 	return s[:i], s[i+1:], nil
 }
 
-// checkSharedTemplate makes sure a template used by many tables gives each table its own key space:
-// {db} and {table} must both come before the key columns, each followed by a character that escaping
-// removes from names, so one table's keys can never be another's.
+// checkSharedTemplate makes sure a template used by many tables can give each table its own key space
+// and SCAN pattern: it names {db} and {table}, before the key columns. Whether it does (separators
+// that keep the names apart) is decided exactly by checkKeys.
 func checkSharedTemplate(t *keyTemplate) error {
 	seen := map[string]bool{}
-	for i, s := range t.segs {
+	for _, s := range t.segs {
 		if s.isLit {
 			continue
 		}
 		if s.ph != "db" && s.ph != "table" {
 			break
-		}
-		if i+1 >= len(t.segs) || !t.segs[i+1].isLit || keep(t.segs[i+1].lit[0], true) {
-			return fmt.Errorf("%q: {%s} must be followed by a separator such as \".\" or \":\"", t.src, s.ph)
 		}
 		seen[s.ph] = true
 	}
@@ -167,36 +168,6 @@ func checkSharedTemplate(t *keyTemplate) error {
 		return fmt.Errorf("%q: keys may not start with %q, which the cache reserves", t.src, MetaPrefix)
 	}
 	return nil
-}
-
-// checkPrefixes rejects per-table templates whose key space could overlap another table's: the literal
-// prefixes of two tables must not be prefixes of one another.
-func (p *Policy) checkPrefixes() []error {
-	type tp struct{ table, prefix string }
-	var all []tp
-	for table, t := range p.custom {
-		db, name, _ := splitTable(table)
-		all = append(all, tp{table, t.bind(db, name).prefix()})
-	}
-	for table := range p.include {
-		if _, ok := p.custom[table]; !ok {
-			db, name, _ := splitTable(table)
-			all = append(all, tp{table, p.def.bind(db, name).prefix()})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].table < all[j].table })
-	var errs []error
-	for i, a := range all {
-		if strings.HasPrefix(a.prefix, MetaPrefix) {
-			errs = append(errs, fmt.Errorf("key templates: %s: keys may not start with %q, which the cache reserves", a.table, MetaPrefix))
-		}
-		for _, b := range all[i+1:] {
-			if strings.HasPrefix(a.prefix, b.prefix) || strings.HasPrefix(b.prefix, a.prefix) {
-				errs = append(errs, fmt.Errorf("key templates: %s (%q…) and %s (%q…) could produce the same key; give them distinct prefixes", a.table, a.prefix, b.table, b.prefix))
-			}
-		}
-	}
-	return errs
 }
 
 // Table is the policy of one table.
