@@ -14,32 +14,42 @@ import (
 // default template covers (all tables but those with a template of their own). New refuses a
 // configuration unless, for its key spaces:
 //
-//  1. no key space gives two different rows the same key: its NFA (see keylang.go) has no key with
-//     two different accepting runs;
+//  1. no key space gives two different rows the same key: its NFA (keylang.go) has no key with two
+//     different accepting runs;
 //  2. no two key spaces share a key: the product of their NFAs accepts nothing;
 //  3. no table's SCAN pattern (its literal prefix followed by "*", how a truncate finds its rows)
-//     matches a key of another table, nor a key the cache keeps for itself (MetaPrefix), and no table's
+//     matches a key of another table or a key the cache keeps for itself (MetaPrefix), and no table's
 //     key starts with MetaPrefix.
 //
-// Why these decide collisions exactly. A run of a template's NFA on a key fixes where each placeholder
-// ends, so it reads the key as one text per placeholder. Placeholders appear at most once (parseTemplate)
-// and are separated by fixed literals, so a run is determined by those texts and the texts by the run.
-// Escaping is injective, every text the DFAs accept is an escaped value or name (canonical escapes; the
-// decoded bytes of values valid UTF-8, which is all KeyValue returns), and no value contains ":", so a
-// text gives exactly one value (for {pk}, one list of values). Hence two different rows of one key space
-// have the same key iff that key has two different runs: for one table, two different key values; for
-// the default template's tables, two different tables (their names differ) or key values. The only
-// other state a run carries, the tracker that leaves out the tables with their own template, is a
-// function of the text read, so it does not add runs. A {pk} can hold any number of values, which is
-// right across tables (each table has its own key length); inside one table {pk} is the only key
-// placeholder and comes after the names, so only literal text follows it and its text, hence its
-// length, is fixed once it starts: no run pair differs only in the number of key columns.
-// Rule 3 implies rule 2 (a table's keys all match its pattern); rule 2 is checked first for its
-// clearer message. The searches are breadth-first over pairs of NFA states, a finite set, so they end,
-// and they return a shortest key as the example in the message.
+// Why the rules are exact (of the configurations New's other rules let through, they refuse those and
+// only those under which two different (table, primary key) pairs can get one key, or a table's pattern
+// can reach a key of another table or of the cache):
+//
+//   - The languages are exactly the keys. A placeholder's DFA accepts exactly the images of escaping:
+//     EscapeValue of valid UTF-8 strings (all KeyValue returns) for a value, EscapeName of non-empty
+//     strings (all Table accepts) for a name, values joined by ":" for {pk}. The default template's
+//     language leaves out precisely the tables with their own template (the tracker compares the
+//     escaped names, and escaping is injective).
+//   - A run reads a key as one text per placeholder, and the texts determine the run: placeholders
+//     appear at most once (parseTemplate) and only the fixed literals lie between them. A text gives
+//     one value (escaping is injective; for {pk}, ":" splits the values, as no value contains one).
+//     So two different runs on a key are two different rows with that key (for the default template's
+//     tables: different names, i.e. tables, or different key values), and two different rows with one
+//     key are two different runs. The tracker is a function of the text read, so it adds no runs.
+//   - {pk} accepts any number of values, which is right across tables (each has its own key length).
+//     Inside one table it cannot make a false collision: {pk} is the only key placeholder and follows
+//     the names, so only literal text comes after it and its text is fixed once its start is.
+//   - Rule 2 is the emptiness of an intersection; rule 3 that of a pattern's language (the template's
+//     segments up to the first key placeholder, then any bytes) with another key space, and, among the
+//     default template's tables, of pairs of runs whose names differ (the runs part before the key).
+//     Rule 3 implies rule 2 (a table's keys match its pattern); rule 2 is checked first for its
+//     clearer message.
+//   - Each search is breadth-first over pairs of NFA states, a finite set, so it ends; it tries one byte
+//     of each class (byteClasses), and the bytes of a class have the same transitions everywhere, so it
+//     misses no key. It returns a shortest key, which the message shows with the rows behind it.
 //
 // Rule 3 is what keeps a truncate from deleting another table's rows (Table.Pattern is a glob);
-// Table.OwnsKey additionally lets every sweep and report skip keys that are not the table's.
+// Table.OwnsKey lets every sweep and report also skip keys that are not the table's.
 
 // keySpace is the keys of one table, or of every table without a template of its own.
 type keySpace struct {
