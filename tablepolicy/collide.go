@@ -1,13 +1,10 @@
 package tablepolicy
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 )
 
 // A key space is the set of keys of one cached table, or, when CACHE_TABLES is empty, of every table the
@@ -108,22 +105,6 @@ func (e example) values() string {
 		parts = append(parts, "{"+ph+"}="+strings.Join(q, ","))
 	}
 	return strings.Join(parts, " ")
-}
-
-// row is the primary key of the example as Table.Key takes it.
-func (e example) row() debezium.Row {
-	var r debezium.Row
-	for i, ph := range e.phs {
-		for j, v := range e.vals[i] {
-			name := ph
-			if ph == "pk" {
-				name = "k" + strconv.Itoa(j+1)
-			}
-			b, _ := json.Marshal(v)
-			r = append(r, debezium.Column{Name: name, Value: b})
-		}
-	}
-	return r
 }
 
 // describe reads run r of key as the example it stands for.

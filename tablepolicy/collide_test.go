@@ -1,9 +1,13 @@
 package tablepolicy
 
 import (
+	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 )
 
 // Every configuration here can give two rows one key, or let a truncate reach another table's (or the
@@ -225,4 +229,20 @@ func checkRefusal(t testing.TB, cfg Config, err error) {
 			t.Errorf("%v: kind %q", e, e.kind)
 		}
 	}
+}
+
+// row is the primary key of the example as Table.Key takes it.
+func (e example) row() debezium.Row {
+	var r debezium.Row
+	for i, ph := range e.phs {
+		for j, v := range e.vals[i] {
+			name := ph
+			if ph == "pk" {
+				name = "k" + strconv.Itoa(j+1)
+			}
+			b, _ := json.Marshal(v)
+			r = append(r, debezium.Column{Name: name, Value: b})
+		}
+	}
+	return r
 }
