@@ -168,10 +168,10 @@ func TestFromCanonical(t *testing.T) {
 		t.Fatalf("%v %v", q, err)
 	}
 	for in, want := range map[string]string{
-		`{"format":2,"epoch":0}`: "format 2",
+		`{"format":2,"epoch":0}`:                "format 2",
 		`{"format":1,"epoch":0,"colour":"red"}`: "unknown field",
 		`{"format":1,"tables":["a.c","a.b"],"key_templates":{"a.b":"a.b:{pk}","a.c":"a.c:{pk}"},"epoch":0}`: "not in canonical form",
-		`{"format":1,"key_template":"{pk}","epoch":0}`: "{db} and {table}",
+		`{"format":1,"key_template":"{pk}","epoch":0}`:                                                      "{db} and {table}",
 		`not json`: "canonical policy",
 	} {
 		if _, err := FromCanonical([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
