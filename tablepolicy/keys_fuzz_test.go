@@ -119,6 +119,14 @@ func FuzzKeyTemplates(f *testing.F) {
 			checkRefusal(t, cfg, err)
 			return
 		}
+		// Its canonical form is accepted, canonical itself, and (below) gives every row the same key.
+		canon, err := New(p.Config())
+		if err != nil {
+			t.Fatalf("%+v: canonical %s refused: %v", cfg, p.Canonical(), err)
+		}
+		if string(canon.Canonical()) != string(p.Canonical()) {
+			t.Fatalf("%+v: canonical %s is %s once read back", cfg, p.Canonical(), canon.Canonical())
+		}
 		// The tables to produce keys for: the listed ones, or the ones with templates and more.
 		type tableID struct{ db, name string }
 		var ids []tableID
@@ -144,6 +152,9 @@ func FuzzKeyTemplates(f *testing.F) {
 			tbl, ok := p.Table(id.db, id.name)
 			if ok != cached(cfg, id.db, id.name) {
 				t.Fatalf("%s.%s: cached %v", id.db, id.name, ok)
+			}
+			if ct, cok := canon.Table(id.db, id.name); cok != ok || (ok && ct.Pattern != tbl.Pattern) {
+				t.Fatalf("%+v: %s.%s: canonical policy caches it %v (pattern %v), the original %v", cfg, id.db, id.name, cok, ct, ok)
 			}
 			if ok {
 				tables = append(tables, tbl)
@@ -173,6 +184,10 @@ func FuzzKeyTemplates(f *testing.F) {
 				k, err := tbl.Key(pk)
 				if err != nil {
 					t.Fatalf("%s.%s key of %s: %v", tbl.DB, tbl.Name, pk.AppendJSON(nil, nil), err)
+				}
+				ct, _ := canon.Table(tbl.DB, tbl.Name)
+				if ck, err := ct.Key(pk); err != nil || ck != k {
+					t.Fatalf("%+v: %s.%s key of %s is %q, under the canonical policy %q (%v)", cfg, tbl.DB, tbl.Name, pk.AppendJSON(nil, nil), k, ck, err)
 				}
 				values, _ := json.Marshal(vals)
 				if prev, ok := seen[k]; ok && (prev.table != tbl || prev.values != string(values)) {

@@ -49,7 +49,7 @@ output "heartbeat_topic" {
 }
 
 output "redis_host" {
-  description = "Memorystore endpoint (TLS, AUTH) for readers of the cache: host:port."
+  description = "Memorystore endpoint (TLS, AUTH) for readers of the cache: their REDIS_ADDR (host:port), with REDIS_TLS=true."
   value       = "${google_redis_instance.cache.host}:${google_redis_instance.cache.port}"
 }
 
@@ -69,7 +69,7 @@ output "cloudsql_instance" {
 }
 
 output "cloudsql_private_ip" {
-  description = "Private IP Debezium connects to."
+  description = "Private IP Debezium connects to; readers' MYSQL_ADDR is it and port 3306."
   value       = local.cloudsql_private_ip
 }
 
@@ -81,4 +81,11 @@ output "debezium_db_password_secret" {
 output "dashboard" {
   description = "Cloud Monitoring dashboard."
   value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.main.id), 3)}?project=${var.project_id}"
+}
+
+output "cloudsql_server_ca_cert" {
+  description = "PEM of the Cloud SQL instance's server CA: readers' MYSQL_CA_FILE (with MYSQL_TLS=verify-ca), as ssl_mode ENCRYPTED_ONLY requires TLS."
+  # A splat, not [0]: the certificate is only known once the instance exists. The provider marks the
+  # whole server_ca_cert block sensitive; a CA certificate is public (every client is given it).
+  value = nonsensitive(join("\n", var.create_cloudsql_instance ? google_sql_database_instance.source[0].server_ca_cert[*].cert : data.google_sql_database_instance.existing[0].server_ca_cert[*].cert))
 }

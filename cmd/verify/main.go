@@ -2,9 +2,12 @@
 // differ (missing, extra or different rows), 2 on bad configuration or an error, 0 if they agree.
 //
 //	REDIS_ADDR=127.0.0.1:6390 verify -dsn 'user:pass@tcp(10.0.0.5:3306)/' -databases shop
+//	MYSQL_ADDR=10.0.0.5:3306 MYSQL_USER=verifier MYSQL_PASSWORD=… MYSQL_CA_FILE=server-ca.pem verify -databases shop
 //
 // Redis is configured with the function's REDIS_* variables and the table policy with its CACHE_*
-// variables, so the keys and row JSON it expects are exactly the ones the function writes.
+// variables, so the keys and row JSON it expects are exactly the ones the function writes. The database
+// is configured with the MYSQL_* variables (mysqlenv: TLS with the Cloud SQL server CA); -dsn overrides
+// MYSQL_DSN and the address, user, password and database, while MYSQL_TLS and MYSQL_CA_FILE still apply.
 package main
 
 import (
@@ -19,11 +22,10 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
+	"github.com/cloudsql-cache/cloudsql-cache/mysqlenv"
 	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
@@ -37,7 +39,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dsn := fs.String("dsn", getenv("MYSQL_DSN"), "go-sql-driver/mysql DSN of a user with SELECT (default $MYSQL_DSN), e.g. user:pass@tcp(host:3306)/")
+	dsn := fs.String("dsn", "", "go-sql-driver/mysql DSN of a user with SELECT, e.g. user:pass@tcp(host:3306)/, without tls= (MYSQL_TLS and MYSQL_CA_FILE set TLS); default: the MYSQL_* variables")
 	tables := fs.String("tables", "", "comma-separated db.table to check (default: CACHE_TABLES)")
 	databases := fs.String("databases", "", "comma-separated databases whose every table is checked")
 	chunk := fs.Int("chunk", 500, "rows per query (keyset pagination in primary-key order)")
@@ -48,9 +50,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	var errs []error
-	if *dsn == "" {
-		errs = append(errs, errors.New("-dsn (or MYSQL_DSN): required"))
+	mysqlGetenv := getenv
+	if *dsn != "" {
+		mysqlGetenv = func(k string) string {
+			switch k {
+			case "MYSQL_DSN":
+				return *dsn
+			case "MYSQL_ADDR", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_PASSWORD_FILE", "MYSQL_DATABASE":
+				return ""
+			}
+			return getenv(k)
+		}
 	}
+	mc, err := mysqlenv.FromEnv(mysqlGetenv)
+	if err != nil && *dsn != "" {
+		err = fmt.Errorf("-dsn, read as MYSQL_DSN:\n%w", err)
+	}
+	errs = append(errs, err)
 	if *chunk < 1 || *chunk > 100000 {
 		errs = append(errs, fmt.Errorf("-chunk %d: must be 1..100000", *chunk))
 	}
@@ -64,15 +80,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			errs = append(errs, fmt.Errorf("CACHE_* table settings: %w", err))
 		}
 	}
-	checked, err := mysqlrow.CheckDSN(*dsn)
-	if *dsn != "" && err != nil {
-		errs = append(errs, fmt.Errorf("-dsn: %w", err))
-	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintf(stderr, "verify: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	db, err := sql.Open("mysql", checked)
+	db, err := mc.Open()
 	if err != nil {
 		fmt.Fprintf(stderr, "verify: %v\n", err)
 		return 2

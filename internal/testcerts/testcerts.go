@@ -1,4 +1,7 @@
-package redisserver
+// Package testcerts makes the TLS certificates of the repository's private test servers
+// (internal/redisserver, internal/mariadbserver): a fresh CA, and a server certificate it signs for
+// 127.0.0.1 and localhost, in the server's directory.
+package testcerts
 
 import (
 	"crypto/ecdsa"
@@ -16,9 +19,10 @@ import (
 	"time"
 )
 
-// writeCerts creates a CA and a server certificate for 127.0.0.1 and localhost in dir (server.pem,
-// server.key), and returns the CA's PEM file.
-func writeCerts(dir string) (string, error) {
+// Write creates a CA (ca.pem) and a server certificate it signs for 127.0.0.1 and localhost
+// (server.pem, server.key) in dir, and returns the CA's PEM file. Each call makes a new CA, so the CA
+// of one server does not verify another's certificate.
+func Write(dir string) (caFile string, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", err
@@ -59,7 +63,7 @@ func writeCerts(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	caFile := filepath.Join(dir, "ca.pem")
+	caFile = filepath.Join(dir, "ca.pem")
 	for _, f := range []struct {
 		path, typ string
 		der       []byte
@@ -75,8 +79,8 @@ func writeCerts(dir string) (string, error) {
 	return caFile, nil
 }
 
-// clientTLS is a client configuration trusting the CA in caFile, for the server's 127.0.0.1.
-func clientTLS(caFile string) (*tls.Config, error) {
+// ClientTLS is a client configuration trusting the CA in caFile, for a server's 127.0.0.1.
+func ClientTLS(caFile string) (*tls.Config, error) {
 	pemBytes, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
