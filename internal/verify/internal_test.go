@@ -1,0 +1,44 @@
+package verify
+
+import (
+	"math"
+	"testing"
+)
+
+// Redis walks a table of 8 buckets in the cursor order 0, 4, 2, 6, 1, 5, 3, 7 (reverse-binary
+// increments); the cursor returned after each bucket says how many are done.
+func TestScanFraction(t *testing.T) {
+	order := []uint64{4, 2, 6, 1, 5, 3, 7}
+	for i, c := range order {
+		if got, want := scanFraction(c, 8), float64(i+1)/8; got != want {
+			t.Errorf("cursor %d of 8 buckets: %v, want %v", c, got, want)
+		}
+	}
+	if scanFraction(0, 8) != 1 {
+		t.Error("cursor 0 (the end) is not 1")
+	}
+	// A table grown past the next power of two of the keys: the cursor's own length counts.
+	if got := scanFraction(8, 5); got != 1.0/16 {
+		t.Errorf("cursor 8 over 5 keys: %v, want 1/16", got)
+	}
+}
+
+func TestLiteralPrefix(t *testing.T) {
+	for pattern, want := range map[string]string{`app.t:*`: "app.t:", `a\*b\[c\]\\d:*`: `a*b[c]\d:`} {
+		if got := literalPrefix(pattern); got != want {
+			t.Errorf("literalPrefix(%q) = %q, want %q", pattern, got, want)
+		}
+	}
+}
+
+// The Wilson interval is sound at the edges: no difference in 400 rows still leaves up to ~1%.
+func TestEstimate(t *testing.T) {
+	e := estimate(0, 400, 1_000_000)
+	if e.Rate != 0 || e.RateLow != 0 || math.Abs(e.RateHigh-0.0095) > 0.0005 || e.DriftHigh < 9000 {
+		t.Errorf("0 of 400: %+v", e)
+	}
+	e = estimate(40, 400, 1000)
+	if e.RateLow > 0.1 || e.RateHigh < 0.1 || e.DriftLow > 100 || e.DriftHigh < 100 {
+		t.Errorf("40 of 400: %+v", e)
+	}
+}
