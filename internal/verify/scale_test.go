@@ -289,7 +289,9 @@ func TestExtrasAcrossKeyTypes(t *testing.T) {
 		t.Errorf("app.d after a delete: %s, want %s", got, want)
 	}
 	// An owner that disowns the key: it is not the table's to report.
-	notAlice := func(pt *tablepolicy.Table, key string) bool { return verify.PrefixOwner(pt, key) && key != "app.u:Alice" }
+	notAlice := func(pt *tablepolicy.Table, key string) bool {
+		return verify.PrefixOwner(pt, key) && key != "app.u:Alice"
+	}
 	if got := f.mustRun(verify.Config{Tables: []string{"app.u"}, Owner: notAlice}).Tables[0]; got.Extra != 0 {
 		t.Errorf("a key the owner disowns was reported: %s", counts(got))
 	}
