@@ -41,7 +41,7 @@ func main() {
 	chunk := flag.Int("chunk", 500, "verify's -chunk")
 	bin := flag.String("verify-bin", "", "verify binary to measure (default: build ./cmd/verify)")
 	pool := flag.Int64("buffer-pool-mib", 0, "innodb_buffer_pool_size in MiB to set before the runs, e.g. 1024 to hold the whole table (0: the test server's 64 MiB, far smaller than the table, as a production table is larger than the memory of its server)")
-	modes := flag.String("modes", "full,rows-only,sample,rate", "what to run: full (default flags), rows-only (-extras off), sample (-sample 100), rate (-rate 20000 over the first 200,000 rows)")
+	modes := flag.String("modes", "full,rows-only,sample,rate", "what to run: plain (only the flags an older verify also has, for -verify-bin), full (default flags), rows-only (-extras off), sample (-sample 100), rate (-rate 20000 over the first 200,000 rows)")
 	flag.Parse()
 	if err := run(context.Background(), *rows, *drift, *chunk, *bin, *pool, strings.Split(*modes, ","), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchverify:", err)
@@ -121,9 +121,14 @@ func run(ctx context.Context, rows, drift, chunk int, bin string, pool int64, mo
 	env := []string{"REDIS_ADDR=" + rs.Addr(), "CACHE_TABLES=bench.items", "PATH=" + os.Getenv("PATH")}
 	dsn := my.DSN("")
 	for _, mode := range modes {
-		args := []string{"-dsn", dsn, "-tables", "bench.items", "-chunk", strconv.Itoa(chunk), "-progress", "0", "-settle", "1s"}
+		args := []string{"-dsn", dsn, "-tables", "bench.items", "-chunk", strconv.Itoa(chunk), "-settle", "1s"}
 		label, n := "", rows
+		if m := strings.TrimSpace(mode); m != "plain" {
+			args = append(args, "-progress", "0")
+		}
 		switch strings.TrimSpace(mode) {
+		case "plain":
+			label = "verify with only the flags every version has (-chunk, -settle)"
 		case "full":
 			label = "verify (defaults: -pause 10ms)"
 		case "rows-only":
