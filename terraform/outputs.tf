@@ -116,3 +116,8 @@ output "db_setup_job" {
   description = "The job that narrows the Debezium user's grants on apply (narrow_debezium_grants); null when off."
   value       = var.narrow_debezium_grants ? google_cloud_run_v2_job.db_setup[0].name : null
 }
+
+output "push_subscriptions" {
+  description = "The push subscription of each table: the backlog terraform/scripts/restore waits to drain."
+  value       = { for t, s in google_pubsub_subscription.push : t => s.id }
+}
