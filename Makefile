@@ -28,9 +28,10 @@ run: deps
 verify-local:
 	REDIS_ADDR=127.0.0.1:$(REDIS_PORT) $(GO) run ./cmd/verify -dsn 'root@tcp(127.0.0.1:$(MYSQL_PORT))/' -databases shop
 
-## run-function: the apply function alone on the Functions Framework against a local redis-server
+## run-function: the apply function alone on the Functions Framework against a redis-server of its own
+## under STATE (relative or absolute) on REDIS_PORT, which must be free; REDIS_ADDR uses another Redis
 run-function: deps
-	STATE=$(STATE) REDIS_PORT=$(REDIS_PORT) PORT=$(PORT) local/run-function.sh
+	$(GO) run ./cmd/runfunction -state $(STATE) -redis-port $(REDIS_PORT) -port $(PORT)
 
 ## test: vet, all tests (race detector on), then each fuzz target briefly
 test: deps vet terraform-check
