@@ -41,7 +41,7 @@ func main() {
 	chunk := flag.Int("chunk", 500, "verify's -chunk")
 	bin := flag.String("verify-bin", "", "verify binary to measure (default: build ./cmd/verify)")
 	pool := flag.Int64("buffer-pool-mib", 0, "innodb_buffer_pool_size in MiB to set before the runs, e.g. 1024 to hold the whole table (0: the test server's 64 MiB, far smaller than the table, as a production table is larger than the memory of its server)")
-	modes := flag.String("modes", "full,rows-only,sample,rate", "what to run: plain (only the flags an older verify also has, for -verify-bin), full (default flags), rows-only (-extras off), sample (-sample 100), rate (-rate 20000 over the first 200,000 rows)")
+	modes := flag.String("modes", "full,nopause,exact,rows-only,sample,rate", "what to run: plain (only the flags an older verify also has, for -verify-bin), full (default flags), nopause (-pause 0), exact (-extras-filter-mib 0: every cached key looked up), rows-only (-extras off), sample (-sample 100), rate (-rate 20000 over the first 200,000 rows)")
 	flag.Parse()
 	if err := run(context.Background(), *rows, *drift, *chunk, *bin, *pool, strings.Split(*modes, ","), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchverify:", err)
@@ -131,6 +131,10 @@ func run(ctx context.Context, rows, drift, chunk int, bin string, pool int64, mo
 			label = "verify with only the flags every version has (-chunk, -settle)"
 		case "full":
 			label = "verify (defaults: -pause 10ms)"
+		case "exact":
+			label, args = "verify -extras-filter-mib 0 -pause 0 (every cached key looked up)", append(args, "-extras-filter-mib", "0", "-pause", "0")
+		case "nopause":
+			label, args = "verify -pause 0", append(args, "-pause", "0")
 		case "rows-only":
 			label, args = "verify -extras off -pause 0", append(args, "-extras", "off", "-pause", "0")
 		case "sample":

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	from := fs.String("from", "", "check rows whose primary key is >= this (one table): a value, or a JSON array of the first key columns' values")
 	to := fs.String("to", "", "check rows whose primary key is < this (one table), as -from")
 	extras := fs.String("extras", "auto", "the pass looking for cached rows the database no longer has: auto (full checks only), on, off")
+	filterMiB := fs.Int64("extras-filter-mib", 64, "the extras pass skips the cached keys of the rows read, by a Bloom filter of at most this many MiB (about 20 bits a row); 0: look every cached key up in the database (exact; one random read per cached row)")
 	sample := fs.Int("sample", 0, "check only this many chunks from random points of the table (integer first key column) and estimate the drift")
 	sampleChunk := fs.Int("sample-chunk", 20, "rows read at each random point of -sample")
 	seed := fs.Uint64("seed", 0, "seed of -sample's random points (0: random)")
@@ -72,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if *rowsPerSecond < 0 {
 		bad("-rate %g: must not be negative", *rowsPerSecond)
+	}
+	if *filterMiB < 0 {
+		bad("-extras-filter-mib %d: must not be negative", *filterMiB)
 	}
 	if *sample < 0 || *sampleChunk < 1 {
 		bad("-sample %d, -sample-chunk %d: -sample must not be negative, -sample-chunk must be at least 1", *sample, *sampleChunk)
@@ -147,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cfg := verify.Config{DB: db, Redis: rdb, Policy: policy, Tables: names, ChunkSize: *chunk, Pause: *pause,
 		RowsPerSecond: *rowsPerSecond, Settle: *settle, MaxDiffs: *maxDiffs, From: fromKey, To: toKey,
-		Extras: extrasMode, Sample: *sample, SampleChunk: *sampleChunk, Seed: *seed, Checkpoint: *checkpoint}
+		Extras: extrasMode, ExtrasFilterBytes: filterBytes(*filterMiB), Sample: *sample, SampleChunk: *sampleChunk, Seed: *seed, Checkpoint: *checkpoint}
 	if *progress > 0 {
 		cfg.ProgressEvery = *progress
 		cfg.Progress = func(p verify.Progress) { fmt.Fprintln(stderr, progressLine(p)) }
@@ -174,6 +178,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
+func filterBytes(mib int64) int64 {
+	if mib == 0 {
+		return -1 // no filter
+	}
+	return mib << 20
+}
+
 func printReport(w io.Writer, rep *verify.Report) {
 	for _, t := range rep.Tables {
 		if t.Skipped != "" {
@@ -182,7 +193,7 @@ func printReport(w io.Writer, rep *verify.Report) {
 		}
 		fmt.Fprintf(w, "%-30s %9d rows  missing %d  extra %d  different %d", t.Table, t.Rows, t.Missing, t.Extra, t.Different)
 		if t.Keys > 0 {
-			fmt.Fprintf(w, "  (%d cached keys looked at", t.Keys)
+			fmt.Fprintf(w, "  (%d cached keys, %d looked up", t.Keys, t.Looked)
 			if t.Foreign > 0 {
 				fmt.Fprintf(w, ", %d not cloudsql-cache's", t.Foreign)
 			}
@@ -192,6 +203,9 @@ func printReport(w io.Writer, rep *verify.Report) {
 			fmt.Fprint(w, ")")
 		}
 		fmt.Fprintln(w)
+		if t.FilterBytes > 0 {
+			fmt.Fprintf(w, "%-30s extras: keys of rows read skipped by a %.1f MiB Bloom filter; the chance that it hid an extra row is %.2g per extra (-extras-filter-mib 0 looks every key up)\n", "", float64(t.FilterBytes)/(1<<20), t.FalsePositive)
+		}
 		if t.ExtrasSkipped != "" {
 			fmt.Fprintf(w, "%-30s extras not checked: %s\n", "", t.ExtrasSkipped)
 		}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
 )
 
 const (
@@ -38,6 +40,11 @@ type tableState struct {
 	// Cursor is the extras pass's SCAN cursor: every key returned before it is checked or pending.
 	Cursor  uint64     `json:"cursor,omitempty"`
 	Pending []*suspect `json:"pending,omitempty"`
+	// FilterKeys is how many keys the Bloom filter holds; FilterPartial is set when the rows pass was
+	// resumed, so the filter lacks the keys read before the interruption (they are then looked up:
+	// slower, not less exact).
+	FilterKeys    int64 `json:"filter_keys,omitempty"`
+	FilterPartial bool  `json:"filter_partial,omitempty"`
 }
 
 func (s *tableState) Table() string { return s.Report.Table }
@@ -141,10 +148,52 @@ func (r *runner) save(now bool) error {
 }
 
 func removeCheckpoint(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("verify: remove the checkpoint of the completed check: %w", err)
+	for _, p := range []string{path, filterPath(path)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("verify: remove the checkpoint of the completed check: %w", err)
+		}
 	}
 	return nil
+}
+
+// filterPath is where the Bloom filter of the table in progress is kept once its rows pass is done.
+func filterPath(checkpoint string) string { return checkpoint + ".filter" }
+
+// saveFilter writes f beside the checkpoint (atomically), for a resumed extras pass.
+func (r *runner) saveFilter(f *bloom.BloomFilter) error {
+	if r.cp == nil || f == nil {
+		return nil
+	}
+	path := filterPath(r.cfg.Checkpoint)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("verify: checkpoint filter: %w", err)
+	}
+	_, werr := f.WriteTo(tmp)
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("verify: checkpoint filter: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// loadFilter reads the filter saved beside the checkpoint; nil if there is none.
+func (r *runner) loadFilter() *bloom.BloomFilter {
+	if r.cp == nil {
+		return nil
+	}
+	fh, err := os.Open(filterPath(r.cfg.Checkpoint))
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	f := &bloom.BloomFilter{}
+	if _, err := f.ReadFrom(fh); err != nil {
+		return nil
+	}
+	return f
 }
 
 // pendingOf is filled in by the table check in progress (set by checkTable).

@@ -49,9 +49,15 @@ func (c *tableCheck) extras(ctx context.Context) error {
 			return fmt.Errorf("verify: redis SCAN: %w", err)
 		}
 		for _, k := range keys {
-			if !strings.HasPrefix(k, tablepolicy.MetaPrefix) && cfg.Owner(c.pt, k) {
-				batch = append(batch, k)
+			if strings.HasPrefix(k, tablepolicy.MetaPrefix) || !cfg.Owner(c.pt, k) {
+				continue
 			}
+			tr.Keys++
+			// The key of a row the rows pass read is no extra (unless a false positive hides one).
+			if c.filter != nil && c.filter.TestString(k) {
+				continue
+			}
+			batch = append(batch, k)
 		}
 		for len(batch) >= cfg.ChunkSize || (next == 0 && len(batch) > 0) {
 			n := min(len(batch), cfg.ChunkSize)
@@ -79,6 +85,10 @@ func (c *tableCheck) extras(ctx context.Context) error {
 	if err := c.settle(ctx, true); err != nil {
 		return err
 	}
+	if c.filter != nil {
+		tr.FilterBytes = int64(c.filter.Cap() / 8)
+		tr.FalsePositive = falsePositive(c.filter, c.st.FilterKeys)
+	}
 	m.tick(tr.Keys, 1, *tr, true)
 	return nil
 }
@@ -94,7 +104,7 @@ func (c *tableCheck) extrasBatch(ctx context.Context, keys []string, reported ma
 	if err != nil {
 		return fmt.Errorf("verify: redis MGET: %w", err)
 	}
-	tr.Keys += int64(len(keys))
+	tr.Looked += int64(len(keys))
 	var probe []string
 	var args [][]any
 	for i, v := range vals {

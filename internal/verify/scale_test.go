@@ -142,8 +142,8 @@ func TestFullCheckWithABoundedQueue(t *testing.T) {
 	if got, want := counts(rep.Tables[0]), "rows 300 missing 3 extra 2 different 2"; got != want {
 		t.Errorf("%s, want %s", got, want)
 	}
-	if tr := rep.Tables[0]; tr.Keys != 300 { // 297 rows (3 deleted), 2 extras, 1 tombstone
-		t.Errorf("the extras pass looked at %d keys, want 300", tr.Keys)
+	if tr := rep.Tables[0]; tr.Keys != 300 || tr.Looked != 3 || tr.FilterBytes == 0 || tr.FalsePositive > 1e-3 { // 297 rows (3 deleted), 2 extras, 1 tombstone
+		t.Errorf("the extras pass looked at %d keys (want 300) and up %d (want 3: the two extras and the tombstone, which no row read has; a %d-byte filter, false positives %g)", tr.Keys, tr.Looked, tr.FilterBytes, tr.FalsePositive)
 	}
 	var got []string
 	for _, d := range rep.Diffs {
@@ -152,6 +152,22 @@ func TestFullCheckWithABoundedQueue(t *testing.T) {
 	sort.Strings(got)
 	if want := "different app.n:201,different app.n:7,extra app.n:1000,extra app.n:1001,missing app.n:150,missing app.n:299,missing app.n:5"; strings.Join(got, ",") != want {
 		t.Errorf("diffs %v, want %s", got, want)
+	}
+}
+
+// Without the Bloom filter every cached key is looked up, with the same result; with a filter far too
+// small for the table every key tests present, the extras hide behind false positives, and the report
+// says how likely that was.
+func TestExtrasFilter(t *testing.T) {
+	f := numbers(t, 300)
+	f.drift()
+	exact := f.mustRun(verify.Config{Tables: []string{"app.n"}, ChunkSize: 16, ExtrasFilterBytes: -1}).Tables[0]
+	if got, want := counts(exact), "rows 300 missing 3 extra 2 different 2"; got != want || exact.Looked != 300 || exact.FilterBytes != 0 {
+		t.Errorf("without a filter: %s, looked up %d of %d keys, want %s and every key", got, exact.Looked, exact.Keys, want)
+	}
+	tiny := f.mustRun(verify.Config{Tables: []string{"app.n"}, ChunkSize: 16, ExtrasFilterBytes: 8}).Tables[0]
+	if tiny.FalsePositive < 0.99 || tiny.Looked > 1 || tiny.Extra > 0 {
+		t.Errorf("a 64-bit filter of 300 keys: false-positive rate %g, %d keys looked up, %d extras found; want a rate near 1 and the extras hidden", tiny.FalsePositive, tiny.Looked, tiny.Extra)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
@@ -31,6 +32,8 @@ type tableCheck struct {
 	pending []*suspect
 	// firstInt is set when the first key column is an integer: progress and samples use its range.
 	firstInt bool
+	// filter holds the keys of the rows read, for the extras pass (nil: none, every key is looked up).
+	filter *bloom.BloomFilter
 }
 
 func (r *runner) checkTable(ctx context.Context, db, name string, st *tableState) (TableReport, error) {
@@ -77,13 +80,22 @@ func (r *runner) checkTable(ctx context.Context, db, name string, st *tableState
 		return st.Report, nil
 	}
 	if st.Phase == phaseRows {
+		if err := c.newFilter(ctx); err != nil {
+			return st.Report, err
+		}
 		if err := c.rows(ctx); err != nil {
+			return st.Report, err
+		}
+		if err := r.saveFilter(c.filter); err != nil {
 			return st.Report, err
 		}
 		st.Phase = phaseExtras
 		if err := r.save(true); err != nil {
 			return st.Report, err
 		}
+	} else if st.FilterKeys > 0 {
+		// Resumed in the extras pass: the filter saved at the end of the rows pass, if it is there.
+		c.filter = r.loadFilter()
 	}
 	if err := c.extras(ctx); err != nil {
 		return st.Report, err
@@ -180,6 +192,33 @@ func (c *tableCheck) sample(ctx context.Context) error {
 	return nil
 }
 
+// newFilter makes the Bloom filter of the rows pass, if the extras pass will use one: about 20 bits
+// per row of the server's estimate (doubled, as the estimate may be low), within ExtrasFilterBytes.
+func (c *tableCheck) newFilter(ctx context.Context) error {
+	cfg := &c.r.cfg
+	if !cfg.extras() || cfg.ExtrasFilterBytes < 0 {
+		return nil
+	}
+	est, err := c.tableRows(ctx)
+	if err != nil {
+		return err
+	}
+	n := float64(max(est, 1000) * 2)
+	bitsFor := math.Min(n*20, float64(cfg.ExtrasFilterBytes)*8)
+	k := uint(math.Max(1, math.Min(14, math.Round(bitsFor/n*math.Ln2))))
+	c.filter = bloom.New(uint(bitsFor), k)
+	// Resumed inside the rows pass: the keys read before the interruption are not in this filter, so
+	// the extras pass looks those up (slower, not less exact).
+	c.st.FilterPartial = c.st.After != nil
+	return nil
+}
+
+// falsePositive is the chance that a key not added to f tests present: (1 - e^(-kn/m))^k.
+func falsePositive(f *bloom.BloomFilter, n int64) float64 {
+	m, k := float64(f.Cap()), float64(f.K())
+	return math.Pow(1-math.Exp(-k*float64(n)/m), k)
+}
+
 // estimate extrapolates bad of checked rows to a table of total rows, with a 95% Wilson score
 // interval (sound also when bad is 0 or checked is small).
 func estimate(bad int, checked, total int64) *Estimate {
@@ -233,6 +272,10 @@ func (c *tableCheck) compareQuery(ctx context.Context, q string, args []any, see
 			seen[key] = true
 		}
 		keys = append(keys, key)
+		if c.filter != nil {
+			c.filter.AddString(key)
+			c.st.FilterKeys++
+		}
 		want = append(want, c.pt.RowJSON(row))
 		pks = append(pks, pk)
 	}

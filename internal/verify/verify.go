@@ -62,6 +62,13 @@ type Config struct {
 	// Extras says whether the extras pass runs. The zero value runs it for full checks only (no From,
 	// To or Sample): a range or a sample sees only part of the table's rows.
 	Extras ExtrasMode
+	// ExtrasFilterBytes bounds the Bloom filter of the keys the rows pass read, which lets the extras
+	// pass skip the cached keys of rows it has seen and look only the others up in the database. It is
+	// sized for the table (about 20 bits a row, a false-positive rate near 0.01%) up to this bound; 0
+	// means 64 MiB; negative means no filter: every cached key is looked up (exact, but one random
+	// read of the table per cached row). A false positive hides an extra row: the report gives the
+	// rate.
+	ExtrasFilterBytes int64
 	// Sample, if positive, checks that many chunks of SampleChunk rows starting at random points of the
 	// table's first primary-key column (which must be an integer) instead of every row, and estimates
 	// the table's drift from them. No extras pass, no checkpoint.
@@ -149,6 +156,13 @@ type TableReport struct {
 	Skipped   string // why the table was not checked, if it was not
 	// ExtrasSkipped says why the extras pass did not run, if it did not.
 	ExtrasSkipped string
+	// Looked is how many of Keys the extras pass looked up in the database; the others were the keys of
+	// rows the rows pass read, by the Bloom filter, whose size and false-positive rate (the chance that
+	// an extra row is taken for one of those) are FilterBytes and FalsePositive. FilterBytes 0: every key
+	// was looked up.
+	Looked        int64
+	FilterBytes   int64
+	FalsePositive float64
 	// Estimate is set by a sample: the table's drift extrapolated from the rows checked.
 	Estimate *Estimate
 }
@@ -278,6 +292,9 @@ func (c *Config) defaults() error {
 	}
 	if c.SampleChunk <= 0 {
 		c.SampleChunk = 20
+	}
+	if c.ExtrasFilterBytes == 0 {
+		c.ExtrasFilterBytes = 64 << 20
 	}
 	if c.ProgressEvery <= 0 {
 		c.ProgressEvery = 10 * time.Second
