@@ -263,6 +263,39 @@ resource "google_pubsub_topic_iam_member" "tools_replay" {
   member  = google_service_account.tools[0].member
 }
 
+# The operator job's durable working directory, mounted at /work (Cloud Storage FUSE): a job's own disk
+# is lost with the execution, and verify's checkpoint (-checkpoint /work/…) must outlive an
+# interrupted one, so that the same command executed again resumes. Objects expire after 30 days.
+resource "google_storage_bucket" "tools" {
+  count = var.operator_access ? 1 : 0
+
+  project                     = var.project_id
+  labels                      = local.labels
+  name                        = "${var.project_id}-${var.name_prefix}-tools"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  # Nothing in it outlives operator_access: switching it off removes the bucket with its checkpoints.
+  force_destroy = true
+
+  lifecycle_rule {
+    condition {
+      age = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "tools_work" {
+  count = var.operator_access ? 1 : 0
+
+  bucket = google_storage_bucket.tools[0].name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.tools[0].member
+}
+
 resource "google_cloud_run_v2_job" "tools" {
   count = var.operator_access ? 1 : 0
 
@@ -337,8 +370,19 @@ resource "google_cloud_run_v2_job" "tools" {
           name       = "mysql-ca"
           mount_path = local.cloudsql_ca_path
         }
+        volume_mounts {
+          name       = "work"
+          mount_path = "/work"
+        }
       }
 
+      volumes {
+        name = "work"
+        gcs {
+          bucket    = google_storage_bucket.tools[0].name
+          read_only = false
+        }
+      }
       volumes {
         name = "redis-ca"
         secret {
@@ -367,6 +411,7 @@ resource "google_cloud_run_v2_job" "tools" {
   depends_on = [
     google_project_service.apis,
     google_secret_manager_secret_iam_member.tools_secrets,
+    google_storage_bucket_iam_member.tools_work,
   ]
 }
 

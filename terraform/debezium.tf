@@ -6,7 +6,7 @@
 #
 # Their tables belong to the version epoch: raising version_epoch gives Debezium new, empty tables, so
 # it snapshots the database afresh, and the new snapshot rewrites every row in the new epoch. Fresh
-# offsets and a raised epoch are one procedure (README: A restore or a replaced database); tying them
+# offsets and a raised epoch are one procedure (README: A new version epoch); tying them
 # together means no apply can do one without the other. Epoch 0 keeps the names the tables always had.
 
 locals {

@@ -167,6 +167,7 @@ var breakEverything = []mutation{
 	{"access.tf", "service_account = google_service_account.db_setup[0].email", "service_account = google_service_account.function.email"},
 	{"access.tf", "    redis_ca          = google_secret_manager_secret.redis_ca.id", "    redis_ca          = google_secret_manager_secret.debezium_db_password.id"},
 	{"access.tf", "  subscription = google_pubsub_subscription.dead_letter.id", "  subscription = google_pubsub_subscription.push[\"shop.orders\"].id"},
+	{"access.tf", `role   = "roles/storage.objectUser"`, `role   = "roles/storage.objectAdmin"`},
 	{"access.tf", `role     = "roles/run.jobsExecutorWithOverrides"`, `role     = "roles/run.developer"`},
 	{"access.tf", "secret  = google_secret_manager_secret.admin_db_password.secret_id", "secret  = google_secret_manager_secret.redis_auth.secret_id"},
 	{"access.tf", "  password_wo         = ephemeral.random_password.admin.result\n", "  password            = \"admin-password\"\n"},

@@ -272,6 +272,14 @@ run "properties" {
   }
 
   assert {
+    condition = (google_storage_bucket_iam_member.tools_work[0].bucket == google_storage_bucket.tools[0].name &&
+      google_storage_bucket_iam_member.tools_work[0].role == "roles/storage.objectUser" &&
+      google_storage_bucket_iam_member.tools_work[0].member == google_service_account.tools[0].member &&
+    google_storage_bucket.tools[0].public_access_prevention == "enforced" && google_storage_bucket.tools[0].uniform_bucket_level_access == true)
+    error_message = "[least-privilege] the operator job may use the objects of its own working bucket only, and the bucket is never public."
+  }
+
+  assert {
     condition = (toset([for g in google_cloud_run_v2_job_iam_member.operators : g.member]) == toset(var.operators) &&
     alltrue([for g in google_cloud_run_v2_job_iam_member.operators : g.role == "roles/run.jobsExecutorWithOverrides" && g.name == google_cloud_run_v2_job.tools[0].name]))
     error_message = "[least-privilege] only the operators may run the operator job with their own arguments, on that job only."

@@ -212,7 +212,7 @@ run "operator_access_off" {
   command = plan
 
   assert {
-    condition     = length(google_cloud_run_v2_job.tools) == 0 && length(google_service_account.tools) == 0 && length(google_secret_manager_secret_iam_member.tools_secrets) == 0 && length(google_pubsub_subscription_iam_member.tools_dead_letter) == 0 && length(google_pubsub_topic_iam_member.tools_replay) == 0 && length(google_cloud_run_v2_job_iam_member.operators) == 0 && output.tools_job == null
+    condition     = length(google_cloud_run_v2_job.tools) == 0 && length(google_service_account.tools) == 0 && length(google_secret_manager_secret_iam_member.tools_secrets) == 0 && length(google_pubsub_subscription_iam_member.tools_dead_letter) == 0 && length(google_pubsub_topic_iam_member.tools_replay) == 0 && length(google_cloud_run_v2_job_iam_member.operators) == 0 && length(google_storage_bucket.tools) == 0 && output.tools_job == null
     error_message = "operator_access is off by default: no operator job, no service account for it, no grant."
   }
 
@@ -268,6 +268,12 @@ run "operator_access_on" {
   assert {
     condition     = length(google_cloud_run_v2_job_iam_member.operators) == 2 && output.tools_job == "cloudsql-cache-tools"
     error_message = "Each operator may run the job."
+  }
+
+  assert {
+    condition = one([for v in google_cloud_run_v2_job.tools[0].template[0].template[0].volumes : v.gcs[0].bucket if v.name == "work"]) == google_storage_bucket.tools[0].name && contains(
+    [for m in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].volume_mounts : m.mount_path if m.name == "work"], "/work")
+    error_message = "The operator job has its bucket at /work, where a verify checkpoint outlives the execution."
   }
 }
 
