@@ -296,8 +296,31 @@ func runVerify(ctx context.Context, bin string, args, env []string) (procStats, 
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return procStats{}, "", err
+	}
+	// The peak RSS is the child's VmHWM, read until it exits: the rusage of a waited-for child
+	// reports at least the parent's RSS at the fork (the kernel carries the high-water mark across
+	// exec), which here is the benchmark's own, filled with a million rows.
+	var hwm int64
+	done, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > hwm {
+				hwm = v
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
 	wall := time.Since(start)
+	close(done)
+	<-polled
 	if cmd.ProcessState == nil {
 		return procStats{}, "", err
 	}
@@ -306,7 +329,22 @@ func runVerify(ctx context.Context, bin string, args, env []string) (procStats, 
 		return procStats{}, "", fmt.Errorf("verify exited %d: %s%s", code, stdout.String(), stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return procStats{wall: wall, cpu: cpuOf(*ru), rss: ru.Maxrss * 1024}, summary(stdout.String()), nil
+	return procStats{wall: wall, cpu: cpuOf(*ru), rss: hwm}, summary(stdout.String()), nil
+}
+
+// vmHWM is the peak resident set of pid in bytes, from /proc/<pid>/status (0 once it has exited).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 // summary is verify's table line: its counts.
