@@ -14,7 +14,7 @@ RUN_FLAGS ?=
 # worker is cut off by a wall-clock deadline; `make fuzz FUZZTIME=2m` for a longer search.
 FUZZTIME ?= 50000x
 
-.PHONY: run run-function verify-local test vet terraform-check fuzz bench memory cost build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
 ## and the example read service (examples/rowservice) on READ_PORT
@@ -63,6 +63,11 @@ bench: deps memory
 	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
+	$(MAKE) bench-verify
+
+## bench-verify: verify on a table of a million rows: time, peak memory, database and Redis load (BENCHMARKS.md section 6)
+bench-verify: deps
+	$(GO) run ./cmd/benchverify -rows 1000000
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:

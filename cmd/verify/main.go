@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	from := fs.String("from", "", "check rows whose primary key is >= this (one table): a value, or a JSON array of the first key columns' values")
 	to := fs.String("to", "", "check rows whose primary key is < this (one table), as -from")
 	extras := fs.String("extras", "auto", "the pass looking for cached rows the database no longer has: auto (full checks only), on, off")
-	filterMiB := fs.Int64("extras-filter-mib", 64, "the extras pass skips the cached keys of the rows read, by a Bloom filter of at most this many MiB (about 20 bits a row); 0: look every cached key up in the database (exact; one random read per cached row)")
+	filterMiB := fs.Int64("extras-filter-mib", 256, "the extras pass skips the cached keys of the rows read, by a Bloom filter of at most this many MiB (about 20 bits a row); 0: look every cached key up in the database (exact; one random read per cached row)")
 	sample := fs.Int("sample", 0, "check only this many chunks from random points of the table (integer first key column) and estimate the drift")
 	sampleChunk := fs.Int("sample-chunk", 20, "rows read at each random point of -sample")
 	seed := fs.Uint64("seed", 0, "seed of -sample's random points (0: random)")

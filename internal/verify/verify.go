@@ -65,7 +65,7 @@ type Config struct {
 	// ExtrasFilterBytes bounds the Bloom filter of the keys the rows pass read, which lets the extras
 	// pass skip the cached keys of rows it has seen and look only the others up in the database. It is
 	// sized for the table (about 20 bits a row, a false-positive rate near 0.01%) up to this bound; 0
-	// means 64 MiB; negative means no filter: every cached key is looked up (exact, but one random
+	// means 256 MiB (a hundred million rows at about 0.01%); negative means no filter: every cached key is looked up (exact, but one random
 	// read of the table per cached row). A false positive hides an extra row: the report gives the
 	// rate.
 	ExtrasFilterBytes int64
@@ -294,7 +294,7 @@ func (c *Config) defaults() error {
 		c.SampleChunk = 20
 	}
 	if c.ExtrasFilterBytes == 0 {
-		c.ExtrasFilterBytes = 64 << 20
+		c.ExtrasFilterBytes = 256 << 20
 	}
 	if c.ProgressEvery <= 0 {
 		c.ProgressEvery = 10 * time.Second
