@@ -78,6 +78,25 @@ func Vars() []envvar.Var {
 	}
 }
 
+// WithDSN returns getenv as a command with a -dsn flag sees it: when dsn is set it stands for
+// MYSQL_DSN and the parts a DSN replaces (MYSQL_ADDR, MYSQL_USER, MYSQL_PASSWORD, MYSQL_PASSWORD_FILE,
+// MYSQL_DATABASE) read as unset, while MYSQL_TLS and MYSQL_CA_FILE still apply. An empty dsn returns
+// getenv itself.
+func WithDSN(dsn string, getenv func(string) string) func(string) string {
+	if dsn == "" {
+		return getenv
+	}
+	return func(name string) string {
+		switch name {
+		case "MYSQL_DSN":
+			return dsn
+		case "MYSQL_ADDR", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_PASSWORD_FILE", "MYSQL_DATABASE":
+			return ""
+		}
+		return getenv(name)
+	}
+}
+
 // FromEnv reads the connection. Its error holds every problem found, each naming the variable to fix.
 func FromEnv(getenv func(string) string) (Config, error) {
 	get := envvar.Lookup(Vars(), getenv)

@@ -364,14 +364,42 @@ func TestDebeziumConfiguration(t *testing.T) {
 	if !pw {
 		t.Error("DB_PASSWORD must come from Secret Manager (value_source.secret_key_ref)")
 	}
-	if n, ok := literal(attr(child(pool, "scaling"), "manual_instance_count")); !ok || !n.RawEquals(cty.NumberIntVal(1)) {
-		t.Error("exactly one Debezium instance per source: scaling.manual_instance_count must be the literal 1")
+	// At most one instance per source: var.debezium_instances, which its validation holds to 0 or 1
+	// (tests/validation.tftest.hcl).
+	if !refersTo(attr(child(pool, "scaling"), "manual_instance_count"), "var.debezium_instances") {
+		t.Error("scaling.manual_instance_count must be var.debezium_instances (0 or 1)")
 	}
 	if mode, ok := literalString(attr(child(pool, "scaling"), "scaling_mode")); !ok || mode != "MANUAL" {
 		t.Error(`the worker pool's scaling_mode must be the literal "MANUAL"`)
 	}
 
-	get := func(k string) string { return resolve(props[k], env) }
+	// Debezium Server reads a DEBEZIUM_* environment variable as the property it spells (dots for
+	// underscores, lower case) over application.properties. Each one Terraform sets must spell a
+	// property of the template, or it would add a property nothing expects instead of overriding one.
+	overrides := map[string]string{}
+	for k, v := range env {
+		if !strings.HasPrefix(k, "DEBEZIUM_") || k == "DEBEZIUM_OPTS" {
+			continue
+		}
+		name := strings.ToLower(strings.ReplaceAll(k, "_", "."))
+		if _, ok := props[name]; !ok {
+			t.Errorf("%s spells %s, which application.properties.tmpl does not set", k, name)
+		}
+		overrides[name] = v
+	}
+	get := func(k string) string {
+		if v, ok := overrides[k]; ok {
+			return v
+		}
+		return resolve(props[k], env)
+	}
+	// The state tables are the epoch's (debezium.tf): at epoch 0 the template's own names.
+	locals := ctx.Variables["local"].AsValueMap()
+	for k, local := range map[string]string{"debezium.source.offset.storage.jdbc.table.name": "debezium_offsets_table", "debezium.source.schema.history.internal.jdbc.table.name": "debezium_history_table"} {
+		if got, want := get(k), locals[local].AsString(); got != want {
+			t.Errorf("%s = %q, Terraform's %s is %q", k, got, local, want)
+		}
+	}
 	want := map[string]string{
 		"debezium.sink.type":                           "pubsub",
 		"debezium.sink.pubsub.ordering.enabled":        "true",

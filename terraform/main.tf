@@ -76,7 +76,7 @@ resource "google_artifact_registry_repository" "images" {
   location      = var.region
   repository_id = var.name_prefix
   format        = "DOCKER"
-  description   = "cloudsql-cache images: the apply function and Debezium Server."
+  description   = "cloudsql-cache images: the apply function, Debezium Server and the operator tools."
 
   docker_config {
     immutable_tags = true

@@ -89,3 +89,42 @@ output "cloudsql_server_ca_cert" {
   # whole server_ca_cert block sensitive; a CA certificate is public (every client is given it).
   value = nonsensitive(join("\n", var.create_cloudsql_instance ? google_sql_database_instance.source[0].server_ca_cert[*].cert : data.google_sql_database_instance.existing[0].server_ca_cert[*].cert))
 }
+
+output "version_epoch" {
+  description = "The version epoch applied (CACHE_VERSION_EPOCH): terraform/scripts/restore reads it to raise it by exactly one."
+  value       = var.version_epoch
+}
+
+output "debezium_instances" {
+  description = "Instances of the Debezium worker pool applied: 1 streaming, 0 stopped."
+  value       = var.debezium_instances
+}
+
+output "debezium_state_tables" {
+  description = "The tables holding Debezium's offsets and schema history in the state database for this version epoch (a new epoch starts new, empty ones)."
+  value = {
+    database       = google_sql_database.debezium_state.name
+    offsets        = local.debezium_offsets_table
+    schema_history = local.debezium_history_table
+  }
+}
+
+output "admin_db_password_secret" {
+  description = "Secret Manager secret holding the admin MySQL user's password (the tools' jobs read it; so can you, with secretAccessor)."
+  value       = google_secret_manager_secret.admin_db_password.id
+}
+
+output "tools_job" {
+  description = "The operator job (operator_access): gcloud run jobs execute <this> --region <region> --wait --args=…; null while operator_access is off."
+  value       = var.operator_access ? google_cloud_run_v2_job.tools[0].name : null
+}
+
+output "db_setup_job" {
+  description = "The job that narrows the Debezium user's grants on apply (narrow_debezium_grants); null when off."
+  value       = var.narrow_debezium_grants ? google_cloud_run_v2_job.db_setup[0].name : null
+}
+
+output "push_subscriptions" {
+  description = "The push subscription of each table: the backlog terraform/scripts/restore waits to drain."
+  value       = { for t, s in google_pubsub_subscription.push : t => s.id }
+}

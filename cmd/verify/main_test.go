@@ -52,34 +52,17 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// Against a database that refuses connections without TLS (Cloud SQL's ENCRYPTED_ONLY), verify
-// connects with the MYSQL_* variables and the server's CA, and a -dsn flag overrides the address and
-// user while keeping that TLS; without the CA it cannot connect and says so.
-func TestTLSDatabase(t *testing.T) {
-	srv := mariadbserver.StartForTest(t, mariadbserver.Options{TLS: true})
-	db := srv.DB("app")
-	srv.Exec(db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO t VALUES (1, 'x')")
-	rs := redisserver.StartForTest(t, redisserver.Options{})
-	store := rowcache.NewStore(rs.Client(), time.Hour)
-	if _, err := store.Upsert(context.Background(), "app.t:1", "f", rowcache.Version{Pos: 1}, []byte(`{"id":1,"v":"x"}`)); err != nil {
-		t.Fatal(err)
+// Every configuration problem is reported in one run: flags, the database, Redis and the table policy.
+func TestConfigurationErrorsAtOnce(t *testing.T) {
+	env := map[string]string{"REDIS_TLS": "maybe", "CACHE_KEY_TEMPLATES": "broken", "MYSQL_ADDR": "nohost"}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-chunk", "0", "-extras", "sometimes", "-from", "[oops", "-tables", "a.b,c.d", "-to", "5"}, func(k string) string { return env[k] }, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, errb.String())
 	}
-	call := func(env map[string]string, args ...string) (int, string) {
-		env["REDIS_ADDR"] = rs.Addr()
-		var out, errb bytes.Buffer
-		code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
-		return code, out.String() + errb.String()
-	}
-	if code, out := call(map[string]string{"MYSQL_ADDR": srv.Addr(), "MYSQL_USER": "root", "MYSQL_CA_FILE": srv.CAFile}, "-tables", "app.t"); code != 0 || !strings.Contains(out, "OK") {
-		t.Errorf("MYSQL_* with the CA: exit %d\n%s", code, out)
-	}
-	if code, out := call(map[string]string{"MYSQL_ADDR": "127.0.0.1:1", "MYSQL_USER": "nobody", "MYSQL_CA_FILE": srv.CAFile}, "-dsn", "root@tcp("+srv.Addr()+")/", "-tables", "app.t"); code != 0 {
-		t.Errorf("-dsn over MYSQL_ADDR, TLS from MYSQL_CA_FILE: exit %d\n%s", code, out)
-	}
-	if code, out := call(map[string]string{"MYSQL_ADDR": srv.Addr(), "MYSQL_USER": "root"}, "-tables", "app.t"); code != 2 || !strings.Contains(out, "Error 1045") {
-		t.Errorf("without TLS: exit %d\n%s", code, out)
-	}
-	if code, out := call(map[string]string{"MYSQL_ADDR": srv.Addr(), "MYSQL_USER": "root", "MYSQL_TLS": "verify-ca"}, "-tables", "app.t"); code != 2 || !strings.Contains(out, "MYSQL_CA_FILE: required") {
-		t.Errorf("verify-ca without a CA: exit %d\n%s", code, out)
+	for _, want := range []string{"-chunk 0", "-extras \"sometimes\"", "-from [oops", "MYSQL_ADDR: \"nohost\"", "MYSQL_USER: required", "REDIS_ADDR: required", "REDIS_TLS: \"maybe\"", "CACHE_KEY_TEMPLATES", "-from and -to check one table"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("does not say %q:\n%s", want, errb.String())
+		}
 	}
 }
