@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stderr, "cachectl: sweep-epoch needs -epoch N with N > 0, the epoch the function now runs with")
 			return 2
 		}
-		n, err := rowcache.NewStore(rdb, 0).SweepEpoch(ctx, *match, *epoch)
+		n, err := rowcache.NewStore(rdb, 0).SweepEpoch(ctx, rowcache.TableKeys{Pattern: *match}, *epoch)
 		fmt.Fprintf(stdout, "deleted %d keys of epochs older than %d\n", n, *epoch)
 		if err != nil {
 			fmt.Fprintf(stderr, "cachectl: %v (safe to run again)\n", err)

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -243,7 +244,7 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 		r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
 	case tablepolicy.Truncate:
 		res.Key = ch.Table.Pattern
-		r, _, err = h.store.Truncate(ctx, ch.Table.FloorKey, ch.Table.Pattern, ch.Version)
+		r, _, err = h.store.Truncate(ctx, tableKeys(ch.Table), ch.Version)
 	}
 	obs.replied = time.Now()
 	if err != nil {
@@ -262,8 +263,34 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 		res.Outcome = Duplicate
 	case rowcache.Stale:
 		res.Outcome = Stale
-	case rowcache.Truncated:
-		res.Outcome, res.Reason = Stale, "truncated"
+	case rowcache.Collided:
+		res.Outcome, res.Reason = Applied, "version_collision"
+	case rowcache.Truncated, rowcache.Resnapshotted, rowcache.SchemaChanged:
+		res.Outcome, res.Reason = Stale, r.String()
 	}
 	return res
+}
+
+// tableKeys names the keys of t for a sweep. A key is the table's if it starts with the table's
+// literal key prefix (the checked key templates give every table a prefix no other table's keys
+// start with).
+func tableKeys(t *tablepolicy.Table) rowcache.TableKeys {
+	prefix := unglob(strings.TrimSuffix(t.Pattern, "*"))
+	return rowcache.TableKeys{
+		FloorKey: t.FloorKey,
+		Pattern:  t.Pattern,
+		Owns:     func(key string) bool { return strings.HasPrefix(key, prefix) },
+	}
+}
+
+// unglob undoes the escaping of a SCAN MATCH glob's literal text.
+func unglob(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
