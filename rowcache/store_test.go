@@ -431,13 +431,13 @@ func TestChangedKeysArePublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := rowcache.NewStore(rdb, time.Hour)
-	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))    // published
-	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))    // duplicate: not published
-	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`))    // stale: not published
-	st.Fill(ctx, "db.t:9", floor, "", []byte(`{}`), time.Minute) // fill: not published
-	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))                  // published
-	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`))    // published
-	st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, v(1, 4, 0))                // publishes the swept keys
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))                            // published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))                            // duplicate: not published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`))                            // stale: not published
+	st.Fill(ctx, "db.t:9", floor, "", []byte(`{}`), time.Minute)                         // fill: not published
+	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))                                          // published
+	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`))                            // published
+	st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, v(1, 4, 0)) // publishes the swept keys
 	var got []string
 	ch := sub.Channel()
 	timeout := time.After(5 * time.Second)
