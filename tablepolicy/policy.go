@@ -209,13 +209,13 @@ func (p *Policy) Table(db, table string) (*Table, bool) {
 	}
 	bound := tmpl.bind(db, table)
 	t := &Table{
-		DB:            db,
-		Name:          table,
-		FloorKey:      MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
-		Pattern:       globEscape(bound.prefix()) + "*",
-		key:           bound,
-		exclude:       p.exclude[id],
-		epoch:         p.epoch,
+		DB:       db,
+		Name:     table,
+		FloorKey: MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
+		Pattern:  globEscape(bound.prefix()) + "*",
+		key:      bound,
+		exclude:  p.exclude[id],
+		epoch:    p.epoch,
 	}
 	actual, _ := p.tables.LoadOrStore(id, t)
 	return actual.(*Table), true
