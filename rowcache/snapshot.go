@@ -78,3 +78,27 @@ func (s *Store) SetFingerprint(ctx context.Context, key string, v Version, fp st
 	}
 	return nil
 }
+
+// AddToSet adds members to the set at key (the registry of known tables).
+func (s *Store) AddToSet(ctx context.Context, key string, members ...string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	args := make([]any, len(members))
+	for i, m := range members {
+		args[i] = m
+	}
+	if err := s.rdb.SAdd(ctx, key, args...).Err(); err != nil {
+		return fmt.Errorf("rowcache: add to %s: %w", key, err)
+	}
+	return nil
+}
+
+// SetMembers returns the members of the set at key.
+func (s *Store) SetMembers(ctx context.Context, key string) ([]string, error) {
+	m, err := s.rdb.SMembers(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("rowcache: members of %s: %w", key, err)
+	}
+	return m, nil
+}

@@ -251,10 +251,3 @@ func (t *Table) Version(ev *debezium.Event) rowcache.Version {
 	}
 	return v
 }
-
-// Floor is the floor a truncate, snapshot or DDL of this table at src raises: its binlog position in
-// the table's epoch, column and row 0 (a query event's row number is stale; a snapshot's rows carry
-// exactly its position).
-func (t *Table) Floor(src debezium.Source) rowcache.Version {
-	return rowcache.Version{Epoch: t.epoch, File: src.FileSeq, Pos: src.Pos}
-}

@@ -19,7 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -89,8 +89,10 @@ type Options struct {
 
 // Handler is the push endpoint. It is safe for concurrent use.
 type Handler struct {
-	store   *rowcache.Store
-	policy  *tablepolicy.Policy
+	store  *rowcache.Store
+	policy *tablepolicy.Policy
+	// known holds the tables this process has added to the registry of known tables.
+	known   sync.Map
 	dlq     DeadLetterer
 	maxBody int64
 	timeout time.Duration
@@ -187,6 +189,14 @@ func (h *Handler) handleAt(ctx context.Context, m *push.Message, start time.Time
 		}
 	}
 	h.metrics.record(ctx, m, res, obs)
+	if res.Reason == "version_collision" {
+		// Two changes of one key under one version: a compressed transaction without transaction
+		// metadata. The later one was stored, but any replay of the pair out of order would not be.
+		h.log.LogAttrs(ctx, slog.LevelWarn, "version collision: two different changes share one version; turn on provide.transaction.metadata or binlog_transaction_compression off",
+			slog.String("outcome", string(res.Outcome)), slog.String("reason", res.Reason), slog.String("message_id", m.ID),
+			slog.String("ordering_key", m.OrderingKey), slog.String("table", res.Table), slog.String("op", res.Op),
+			slog.String("key", res.Key), slog.String("version", res.Version))
+	}
 	if res.Err != nil {
 		level := slog.LevelError
 		if res.Outcome == Retry {
@@ -221,22 +231,51 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 	if err != nil {
 		return Result{Err: &PermanentError{Reason: "decode", Err: err}}
 	}
-	if ev.Kind != debezium.Change {
-		return Result{Outcome: Ignored, Reason: ev.Kind.String()}
+	switch ev.Kind {
+	case debezium.Change:
+		return h.change(ctx, m, ev, obs)
+	case debezium.SchemaChange:
+		return h.schemaChange(ctx, ev, obs)
 	}
-	res.Table, res.Op = ev.Source.DB+"."+ev.Source.Table, ev.Op.String()
+	return Result{Outcome: Ignored, Reason: ev.Kind.String()}
+}
+
+// change applies a row change or a truncate, then, for a snapshot's marker records, completes what
+// the snapshot has finished (snapshot.go).
+func (h *Handler) change(ctx context.Context, m *push.Message, ev *debezium.Event, obs *observation) Result {
+	res := Result{Table: ev.Source.DB + "." + ev.Source.Table, Op: ev.Op.String()}
 	obs.source, obs.hasSource = ev.Source, true
 	ch, ok, err := h.policy.Resolve(ev, m.OrderingKey)
-	if !ok && err == nil {
-		res.Outcome, res.Reason = Ignored, "table_not_cached"
-		return res
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		res.Err = &PermanentError{Reason: "key", Err: err}
-		return res
+	case !ok:
+		res.Outcome, res.Reason = Ignored, "table_not_cached"
+	default:
+		h.write(ctx, ch, &res, obs)
 	}
+	var perm *PermanentError
+	if res.Outcome == "" && !errors.As(res.Err, &perm) {
+		return res // Redis failed: the retry does the rest
+	}
+	if ev.Op == debezium.Read && snapshotEnds(ev.Source.Snapshot) {
+		n, err := h.snapshotMarker(ctx, ev)
+		if err != nil {
+			obs.redisErr = err
+			return Result{Table: res.Table, Op: res.Op, Key: res.Key, Version: res.Version, Err: err}
+		}
+		if n > 0 && res.Reason == "" {
+			res.Reason = "snapshot_sweep"
+		}
+	}
+	return res
+}
+
+// write applies one cache change and sets res's outcome (or its error).
+func (h *Handler) write(ctx context.Context, ch tablepolicy.Change, res *Result, obs *observation) {
 	res.Key, res.Version = ch.Key, ch.Version.String()
 	var r rowcache.Result
+	var err error
 	switch ch.Kind {
 	case tablepolicy.Upsert:
 		r, err = h.store.Upsert(ctx, ch.Key, ch.Table.FloorKey, ch.Version, ch.Row)
@@ -244,7 +283,10 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 		r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
 	case tablepolicy.Truncate:
 		res.Key = ch.Table.Pattern
-		r, _, err = h.store.Truncate(ctx, tableKeys(ch.Table), ch.Version)
+		r, err = h.raiseFloor(ctx, ch.Table, ch.Version, rowcache.FloorTruncate, "")
+	}
+	if err == nil {
+		err = h.register(ctx, ch.Table)
 	}
 	obs.replied = time.Now()
 	if err != nil {
@@ -254,7 +296,7 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 			res.Err = err
 			obs.redisErr = err
 		}
-		return res
+		return
 	}
 	switch r {
 	case rowcache.Applied:
@@ -268,29 +310,4 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 	case rowcache.Truncated, rowcache.Resnapshotted, rowcache.SchemaChanged:
 		res.Outcome, res.Reason = Stale, r.String()
 	}
-	return res
-}
-
-// tableKeys names the keys of t for a sweep. A key is the table's if it starts with the table's
-// literal key prefix (the checked key templates give every table a prefix no other table's keys
-// start with).
-func tableKeys(t *tablepolicy.Table) rowcache.TableKeys {
-	prefix := unglob(strings.TrimSuffix(t.Pattern, "*"))
-	return rowcache.TableKeys{
-		FloorKey: t.FloorKey,
-		Pattern:  t.Pattern,
-		Owns:     func(key string) bool { return strings.HasPrefix(key, prefix) },
-	}
-}
-
-// unglob undoes the escaping of a SCAN MATCH glob's literal text.
-func unglob(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
