@@ -94,17 +94,33 @@ func (h *Handler) schemaChange(ctx context.Context, ev *debezium.Event, obs *obs
 		// seen, complete it here. A schema record marked "last" (a snapshot without data: no_data,
 		// recovery, or only empty tables) completes nothing: nothing says its tables' rows were read.
 		completed := 0
+		announce := map[*tablepolicy.Table]string{} // the table → its fingerprint, if the record has one
 		for _, tc := range sc.Tables {
-			t, ok := h.policy.Table(tc.DB, tc.Table)
-			if !ok {
-				continue
+			if t, ok := h.policy.Table(tc.DB, tc.Table); ok {
+				announce[t] = tc.Fingerprint
 			}
-			if tc.Fingerprint != "" {
-				if err := h.store.SetFingerprint(ctx, t.SchemaKey(), t.Floor(src), tc.Fingerprint); err != nil {
+		}
+		if db := debezium.ReadDDL(sc.DDL).DropDatabase; len(sc.Tables) == 0 && db != "" {
+			// DROP DATABASE IF EXISTS of a captured database, before the CREATE of each of its tables: the
+			// snapshot is a statement about every table of the database, so a known table that no
+			// CREATE follows (a restored database without it) completes too, and its rows go.
+			known, err := h.knownTables(ctx, db)
+			if err != nil {
+				return fail(err)
+			}
+			for _, t := range known {
+				if _, ok := announce[t]; !ok {
+					announce[t] = ""
+				}
+			}
+		}
+		for t, fp := range announce {
+			if fp != "" {
+				if err := h.store.SetFingerprint(ctx, t.SchemaKey(), t.Floor(src), fp); err != nil {
 					return fail(err)
 				}
 			}
-			lastSeen, err := h.store.SnapshotTable(ctx, h.policy.SnapshotKeys(src), tablepolicy.TableID(tc.DB, tc.Table))
+			lastSeen, err := h.store.SnapshotTable(ctx, h.policy.SnapshotKeys(src), tablepolicy.TableID(t.DB, t.Name))
 			if err != nil {
 				return fail(err)
 			}
@@ -180,20 +196,13 @@ func (h *Handler) ddlTargets(ctx context.Context, sc *debezium.SchemaChangeInfo)
 		}
 		ids = append(ids, tablepolicy.TableID(db, table))
 	}
+	var targets []*tablepolicy.Table
 	if len(sc.Tables) == 0 && stmt.DropDatabase != "" {
-		db := stmt.DropDatabase
-		for _, t := range h.policy.Listed(db) {
-			add(db, t, "")
-		}
-		known, err := h.store.SetMembers(ctx, tablepolicy.KnownTablesKey)
+		known, err := h.knownTables(ctx, stmt.DropDatabase)
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range known {
-			if d, t, err := tablepolicy.ParseTableID(id); err == nil && d == db {
-				add(d, t, "")
-			}
-		}
+		targets = known
 	}
 	for _, tc := range sc.Tables {
 		defaultDB := sc.DatabaseName
@@ -224,6 +233,25 @@ func (h *Handler) ddlTargets(ctx context.Context, sc *debezium.SchemaChangeInfo)
 			if sweep {
 				add(tc.DB, tc.Table, "")
 			}
+		}
+	}
+	return append(targets, h.cachedTables(ids)...), nil
+}
+
+// knownTables are the cached tables of database db the function knows of: the include-list's, and
+// those in the registry of tables seen in schema records and row changes.
+func (h *Handler) knownTables(ctx context.Context, db string) ([]*tablepolicy.Table, error) {
+	var ids []string
+	for _, t := range h.policy.Listed(db) {
+		ids = append(ids, tablepolicy.TableID(db, t))
+	}
+	known, err := h.store.SetMembers(ctx, tablepolicy.KnownTablesKey)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range known {
+		if d, _, err := tablepolicy.ParseTableID(id); err == nil && d == db {
+			ids = append(ids, id)
 		}
 	}
 	return h.cachedTables(ids), nil
