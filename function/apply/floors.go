@@ -91,8 +91,11 @@ func (h *Handler) schemaChange(ctx context.Context, ev *debezium.Event, obs *obs
 
 	if snapshotPhase(src.Snapshot) {
 		// Announce each table for the snapshot's completion; if the snapshot's last record was already
-		// seen, complete it here. A schema record marked "last" (a snapshot without data: no_data,
-		// recovery, or only empty tables) completes nothing: nothing says its tables' rows were read.
+		// seen, complete it here. A schema record marked "last" is the snapshot's last record when no
+		// table had a row (or no data was read: no_data, recovery): it completes every announced table
+		// as a data record marked "last" does. After an empty snapshot that removes what the tables no
+		// longer hold; after a schema-only one it flushes the tables' cached rows (misses, not wrong
+		// rows), the price of not telling the two apart.
 		completed := 0
 		announce := map[*tablepolicy.Table]string{} // the table → its fingerprint, if the record has one
 		for _, tc := range sc.Tables {
@@ -125,6 +128,18 @@ func (h *Handler) schemaChange(ctx context.Context, ev *debezium.Event, obs *obs
 				return fail(err)
 			}
 			if lastSeen {
+				if _, err := h.raiseFloor(ctx, t, t.Floor(src), rowcache.FloorSnapshot, ""); err != nil {
+					return fail(err)
+				}
+				completed++
+			}
+		}
+		if src.Snapshot == "last" {
+			announced, err := h.store.SnapshotLast(ctx, h.policy.SnapshotKeys(src))
+			if err != nil {
+				return fail(err)
+			}
+			for _, t := range h.cachedTables(announced) {
 				if _, err := h.raiseFloor(ctx, t, t.Floor(src), rowcache.FloorSnapshot, ""); err != nil {
 					return fail(err)
 				}

@@ -194,8 +194,8 @@ func TestSnapshotCompletionWithConcurrentDeliveries(t *testing.T) {
 }
 
 // What does not say "every row of this table was read" completes nothing: incremental snapshot
-// chunks, a schema-only snapshot (its last schema record marked "last"), the snapshot-phase
-// DROP TABLE IF EXISTS / DROP DATABASE IF EXISTS records.
+// chunks, the snapshot-phase DROP TABLE IF EXISTS / DROP DATABASE IF EXISTS records without the
+// snapshot's last record.
 func TestWhatCompletesNothing(t *testing.T) {
 	all := realMessages(t)
 	schema, data := snapshotRecords(t, all)
@@ -205,8 +205,6 @@ func TestWhatCompletesNothing(t *testing.T) {
 		incremental = append(incremental, withSnapshotMarker(m, "incremental"))
 	}
 	cases["incremental snapshot"] = incremental
-	schemaOnly := append([]realMessage{}, schema[:len(schema)-1]...)
-	cases["schema-only snapshot"] = append(schemaOnly, withSnapshotMarker(schema[len(schema)-1], "last"))
 	cases["snapshot-phase drops"] = pick(t, schema, "snapshot", "local", `"ddl":"DROP `)
 	for name, ms := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -224,6 +222,32 @@ func TestWhatCompletesNothing(t *testing.T) {
 				t.Errorf("%d completions counted", n)
 			}
 		})
+	}
+}
+
+// A snapshot in which no table has a row: its last record is its last schema record, marked "last".
+// Every table it announced completes, and what the tables no longer hold goes.
+func TestSnapshotOfEmptyTables(t *testing.T) {
+	all := realMessages(t)
+	schema, _ := snapshotRecords(t, all)
+	ms := append(append([]realMessage{}, schema[:len(schema)-1]...), withSnapshotMarker(schema[len(schema)-1], "last"))
+	for _, reversed := range []bool{false, true} {
+		e := newEnv(t)
+		oldState(e)
+		order := append([]realMessage{}, ms...)
+		if reversed {
+			for i, j := 0, len(order)-1; i < j; i, j = i+1, j-1 {
+				order[i], order[j] = order[j], order[i]
+			}
+		}
+		for _, m := range order {
+			e.mustDeliverReal(m, "")
+		}
+		for _, k := range []string{"shop.customers:1", "shop.customers:99", "shop.doomed:5", "shop.products:gone"} {
+			if got := e.get(k); got != "" {
+				t.Errorf("reversed=%v: %s still cached: %q", reversed, k, got)
+			}
+		}
 	}
 }
 
