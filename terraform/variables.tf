@@ -430,7 +430,7 @@ variable "function_memory" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "topic_prefix" {
-  description = "Debezium topic.prefix: table topics are <topic_prefix>.<db>.<table>. Must start with a letter (Pub/Sub topic IDs). Changing it makes Debezium lose its offsets and re-snapshot."
+  description = "Debezium topic.prefix: table topics are <topic_prefix>.<db>.<table>, schema changes go to the topic <topic_prefix>. Must start with a letter (Pub/Sub topic IDs). Changing it makes Debezium lose its offsets and re-snapshot."
   type        = string
   default     = "cloudsql-cache"
 
