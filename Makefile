@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeRoundTrip$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzReadDDL$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tablepolicy -run '^$$' -fuzz '^FuzzKeyTemplates$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmarks of BENCHMARKS.md, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory

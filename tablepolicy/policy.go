@@ -7,7 +7,6 @@ package tablepolicy
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -101,6 +100,11 @@ func New(cfg Config) (*Policy, error) {
 			continue
 		}
 		bound := t.bind(db, name)
+		if p.include == nil || p.include[table] {
+			if err := (&keySpace{table: table, src: src, own: true, keys: bound.lang()}).checkAmbiguous(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if bound.prefix() == "" {
 			errs = append(errs, fmt.Errorf("key templates: %s: %q must start with literal text (or {db}/{table}) before the key columns, so the table's keys can be found for a truncate", table, src))
 			continue
@@ -108,7 +112,7 @@ func New(cfg Config) (*Policy, error) {
 		p.custom[table] = t
 	}
 	if len(errs) == 0 {
-		errs = append(errs, p.checkPrefixes()...)
+		errs = append(errs, p.checkKeys()...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -124,20 +128,17 @@ func splitTable(s string) (db, table string, err error) {
 	return s[:i], s[i+1:], nil
 }
 
-// checkSharedTemplate makes sure a template used by many tables gives each table its own key space:
-// {db} and {table} must both come before the key columns, each followed by a character that escaping
-// removes from names, so one table's keys can never be another's.
+// checkSharedTemplate makes sure a template used by many tables can give each table its own key space
+// and SCAN pattern: it names {db} and {table}, before the key columns. Whether it does (separators
+// that keep the names apart) is decided exactly by checkKeys.
 func checkSharedTemplate(t *keyTemplate) error {
 	seen := map[string]bool{}
-	for i, s := range t.segs {
+	for _, s := range t.segs {
 		if s.isLit {
 			continue
 		}
 		if s.ph != "db" && s.ph != "table" {
 			break
-		}
-		if i+1 >= len(t.segs) || !t.segs[i+1].isLit || keep(t.segs[i+1].lit[0], true) {
-			return fmt.Errorf("%q: {%s} must be followed by a separator such as \".\" or \":\"", t.src, s.ph)
 		}
 		seen[s.ph] = true
 	}
@@ -150,57 +151,36 @@ func checkSharedTemplate(t *keyTemplate) error {
 	return nil
 }
 
-// checkPrefixes rejects per-table templates whose key space could overlap another table's: the literal
-// prefixes of two tables must not be prefixes of one another.
-func (p *Policy) checkPrefixes() []error {
-	type tp struct{ table, prefix string }
-	var all []tp
-	for table, t := range p.custom {
-		db, name, _ := splitTable(table)
-		all = append(all, tp{table, t.bind(db, name).prefix()})
-	}
-	for table := range p.include {
-		if _, ok := p.custom[table]; !ok {
-			db, name, _ := splitTable(table)
-			all = append(all, tp{table, p.def.bind(db, name).prefix()})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].table < all[j].table })
-	var errs []error
-	for i, a := range all {
-		if strings.HasPrefix(a.prefix, MetaPrefix) {
-			errs = append(errs, fmt.Errorf("key templates: %s: keys may not start with %q, which the cache reserves", a.table, MetaPrefix))
-		}
-		for _, b := range all[i+1:] {
-			if strings.HasPrefix(a.prefix, b.prefix) || strings.HasPrefix(b.prefix, a.prefix) {
-				errs = append(errs, fmt.Errorf("key templates: %s (%q…) and %s (%q…) could produce the same key; give them distinct prefixes", a.table, a.prefix, b.table, b.prefix))
-			}
-		}
-	}
-	return errs
-}
-
 // Table is the policy of one table.
 type Table struct {
 	DB, Name string
 	// FloorKey holds the table's floor: the binlog position of its last truncate, completed snapshot or
 	// row-removing DDL, below which every change is refused.
 	FloorKey string
-	// Pattern is a SCAN MATCH glob covering every key of the table.
+	// Pattern is a SCAN MATCH glob covering every key of the table. It may also match keys that are not
+	// the table's (no other table's: New refuses that); OwnsKey tells them apart.
 	Pattern string
 
 	key     *keyTemplate
+	keys    *keyLang
 	exclude map[string]bool
 	epoch   uint64
 }
 
-// Table returns the policy of db.table, and false if the table is not cached.
+// Table returns the policy of db.table, and false if the table is not cached. No MySQL database or
+// table has an empty name; such a table is never cached.
 func (p *Policy) Table(db, table string) (*Table, bool) {
+	if db == "" || table == "" {
+		return nil, false
+	}
 	id := db + "." + table
 	if p.include != nil && !p.include[id] {
 		return nil, false
 	}
-	if t, ok := p.tables.Load(id); ok {
+	// Names may contain ".": "a.b"."c" and "a"."b.c" are different tables with the same id. The
+	// settings cannot name either (splitTable), but the cache of tables must keep them apart.
+	cacheID := EscapeName(db) + "." + EscapeName(table)
+	if t, ok := p.tables.Load(cacheID); ok {
 		return t.(*Table), true
 	}
 	tmpl := p.def
@@ -214,15 +194,21 @@ func (p *Policy) Table(db, table string) (*Table, bool) {
 		FloorKey: MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
 		Pattern:  globEscape(bound.prefix()) + "*",
 		key:      bound,
+		keys:     bound.lang(),
 		exclude:  p.exclude[id],
 		epoch:    p.epoch,
 	}
-	actual, _ := p.tables.LoadOrStore(id, t)
+	actual, _ := p.tables.LoadOrStore(cacheID, t)
 	return actual.(*Table), true
 }
 
 // Key returns the Redis key of the row whose primary key is pk.
 func (t *Table) Key(pk debezium.Row) (string, error) { return t.key.render(pk) }
+
+// OwnsKey reports whether key is one of this table's keys: a key Key returns for some primary key. A
+// sweep or a report that finds keys with Pattern checks each with OwnsKey, so it never touches a key
+// of another table, of the cache itself, or of another application that only looks like the table's.
+func (t *Table) OwnsKey(key string) bool { return t.keys.match(key) }
 
 // KeyNamesColumns reports whether the table's key template names key columns (rather than using
 // {pk}), so that building a key needs the columns' names, not only their values in key order.

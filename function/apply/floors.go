@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
@@ -324,28 +323,10 @@ func (h *Handler) register(ctx context.Context, t *tablepolicy.Table) error {
 	return nil
 }
 
-// tableKeys names the keys of t for a sweep. A key is the table's if it starts with the table's
-// literal key prefix (the checked key templates give every table a prefix no other table's keys
-// start with).
+// tableKeys names the keys of t for a sweep: whatever its SCAN glob matches, only the keys the table
+// owns exactly (Table.OwnsKey) are examined, so a sweep never touches another table's row.
 func tableKeys(t *tablepolicy.Table) rowcache.TableKeys {
-	prefix := unglob(strings.TrimSuffix(t.Pattern, "*"))
-	return rowcache.TableKeys{
-		FloorKey: t.FloorKey,
-		Pattern:  t.Pattern,
-		Owns:     func(key string) bool { return strings.HasPrefix(key, prefix) },
-	}
-}
-
-// unglob undoes the escaping of a SCAN MATCH glob's literal text.
-func unglob(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return rowcache.TableKeys{FloorKey: t.FloorKey, Pattern: t.Pattern, Owns: t.OwnsKey}
 }
 
 func truncateText(s string, n int) string {

@@ -229,7 +229,9 @@ func checkTable(ctx context.Context, cfg Config, db, name string) (TableReport, 
 		}
 	}
 
-	// Cached live rows of the table whose key the database did not return.
+	// Cached live rows of the table whose key the database did not return. The pattern is a glob that can
+	// also match keys the table can never have (the cache's own, another application's); only the
+	// table's own keys can be its extra rows.
 	var extras []string
 	var cursor uint64
 	for {
@@ -238,7 +240,7 @@ func checkTable(ctx context.Context, cfg Config, db, name string) (TableReport, 
 			return tr, nil, fmt.Errorf("verify: redis SCAN: %w", err)
 		}
 		for _, k := range ks {
-			if !seen[k] && !strings.HasPrefix(k, tablepolicy.MetaPrefix) {
+			if !seen[k] && pt.OwnsKey(k) {
 				extras = append(extras, k)
 			}
 		}
