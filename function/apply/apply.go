@@ -4,10 +4,10 @@
 //
 // Every message ends in exactly one outcome:
 //
-//	applied       the change is now in Redis                                  200
-//	duplicate     the same version was already stored                         200
-//	stale         a newer version (or a later truncate) was already stored    200
-//	ignored       not a row change of a cached table (heartbeat, DDL, …)      200
+//	applied       the change is now in Redis (or a schema change swept tables) 200
+//	duplicate     the same version and value were already stored              200
+//	stale         a newer version, or a newer floor of the table, is stored   200
+//	ignored       nothing to do (heartbeat, an uncached table, an index DDL…) 200
 //	dead_lettered permanently bad, preserved on the dead-letter topic first   200
 //	retry         Redis or the dead-letter topic failed; try again later      503
 //	rejected      permanently bad and no dead-letter topic is configured      400
@@ -47,7 +47,8 @@ const (
 type Result struct {
 	Outcome Outcome
 	// Reason refines the outcome: why a message was ignored, stale or bad ("heartbeat",
-	// "table_not_cached", "truncated", "decode", "key", …).
+	// "table_not_cached", "truncated", "resnapshot", "ddl", "decode", "key", …), or what an applied one
+	// also did ("version_collision", "snapshot_sweep", "ddl_sweep").
 	Reason  string
 	Table   string // db.table, when known
 	Op      string // c, u, d, r, t, when known
