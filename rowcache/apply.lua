@@ -17,12 +17,11 @@
 --          in-process caches of the read path drop it; "" publishes nothing
 -- ARGV[6]  mode "f": the table's floor as the caller read it before its database read ("" if none)
 --
--- A table's floor is "<version>" or "<version> <reason>": every change of the table whose binlog
+-- A table's floor is "<version>" (a truncate's) or "<version> <reason>": every change of the table whose binlog
 -- position (the version with its column component zeroed) is strictly older than the floor is
--- refused. A floor stored without a reason is a truncate's (floors written before reasons existed;
--- they carry the TRUNCATE's stale row number, and no row change shares a query event's file and
--- position, so "strictly older than (file, pos, row)" refuses exactly what "older than (file, pos, 0)"
--- does).
+-- refused. Floors written before reasons existed are truncates' too, and carry the TRUNCATE's stale
+-- row number: no row change shares a query event's file and position, so "strictly older than (file,
+-- pos, row)" refuses exactly what "strictly older than (file, pos, 0)" does.
 --
 -- Returns, for "u" and "d": 1 applied, 2 applied over a different value stored under the same version
 -- (a version collision), 0 duplicate (the same value is stored), -1 stale (newer version stored),
@@ -155,7 +154,12 @@ if mode == 'T' then
     if c == 0 then return 0 end
     if c < 0 then return -1 end
   end
-  redis.call('SET', KEYS[1], version .. ' ' .. ARGV[3])
+  -- A truncate's floor keeps the bare form floors had before they had reasons (and that tools read).
+  if ARGV[3] == 'truncate' then
+    redis.call('SET', KEYS[1], version)
+  else
+    redis.call('SET', KEYS[1], version .. ' ' .. ARGV[3])
+  end
   return 1
 end
 

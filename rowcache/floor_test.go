@@ -53,6 +53,9 @@ func TestFloorRuleAndReasons(t *testing.T) {
 			t.Fatalf("old change (delete=%v) after the completion: %v %v, want resnapshot", del, r, err)
 		}
 	}
+	if v, why, err := rowcache.ParseFloor(rdb.Get(ctx, floor).Val()); err != nil || why != rowcache.FloorSnapshot || v != snap {
+		t.Fatalf("ParseFloor: %v %v %v", v, why, err)
+	}
 	// Floors only go up; the same floor again is a duplicate.
 	if r, _, _ := st.RaiseFloor(ctx, tk, snap, rowcache.FloorSnapshot); r != rowcache.Duplicate {
 		t.Fatalf("same floor: %v", r)
@@ -68,6 +71,21 @@ func TestFloorRuleAndReasons(t *testing.T) {
 	}
 	if _, found, _ := rowcache.Get(ctx, rdb, "db.t:newer"); found {
 		t.Fatal("the ddl sweep kept a row older than its floor")
+	}
+	// A truncate's floor is a bare version, as floors were before they had reasons.
+	if r, _, _ := st.Truncate(ctx, tk, v(3, 9600, 4)); r != rowcache.Applied {
+		t.Fatalf("truncate: %v", r)
+	}
+	if got := rdb.Get(ctx, floor).Val(); got != "0.0.3.9600.0" {
+		t.Fatalf("truncate floor %q", got)
+	}
+	if v, why, err := rowcache.ParseFloor("0.0.3.9600.0"); err != nil || why != rowcache.FloorTruncate || v != (rowcache.Version{File: 3, Pos: 9600}) {
+		t.Fatalf("ParseFloor of a truncate's: %v %v %v", v, why, err)
+	}
+	for _, bad := range []string{"", "1.2.3", "0.0.1.2.0 because", "0.0.1.2.0 "} {
+		if _, _, err := rowcache.ParseFloor(bad); err == nil {
+			t.Errorf("ParseFloor(%q): want an error", bad)
+		}
 	}
 	// A floor written before floors had reasons is a truncate's, compared strictly.
 	rdb.Set(ctx, floor, "0.0.4.10.3", 0)

@@ -74,6 +74,24 @@ const (
 	FloorDDL FloorReason = "ddl"
 )
 
+// ParseFloor decodes a table's floor as the script stores it: "<version>" (a truncate's, and every
+// floor written before floors had reasons) or "<version> <reason>".
+func ParseFloor(value string) (Version, FloorReason, error) {
+	head, why, ok := strings.Cut(value, " ")
+	v, err := ParseVersion(head)
+	if err != nil {
+		return Version{}, "", fmt.Errorf("rowcache: floor %q: %w", value, err)
+	}
+	if !ok {
+		return v, FloorTruncate, nil
+	}
+	switch r := FloorReason(why); r {
+	case FloorSnapshot, FloorDDL, FloorTruncate:
+		return v, r, nil
+	}
+	return Version{}, "", fmt.Errorf("rowcache: floor %q: unknown reason %q", value, why)
+}
+
 // TableKeys names the keys of one table for a sweep.
 type TableKeys struct {
 	// FloorKey holds the table's floor.
