@@ -36,7 +36,7 @@ func TestCanonicalIgnoresSpelling(t *testing.T) {
 					KeyTemplate:    DefaultKeyTemplate,
 					KeyTemplates: map[string]string{"shop.orders": "order:{tenant}:{id}", "shop.customers": "shop.customers:{pk}",
 						"other.t": "t:{pk}"},
-					Epoch:          2,
+					Epoch: 2,
 				}
 			},
 			func() Config {
@@ -44,9 +44,9 @@ func TestCanonicalIgnoresSpelling(t *testing.T) {
 					Tables:         []string{"shop.orders", "shop.customers"},
 					ExcludeColumns: []string{"shop.customers.email", "shop.customers.phone"},
 					// The shared template is used by no table here: each has its own.
-					KeyTemplate:    "cache/{db}/{table}/{pk}",
-					KeyTemplates:   map[string]string{"shop.orders": "order:{tenant}:{id}", "shop.customers": "{db}.{table}:{pk}"},
-					Epoch:          2,
+					KeyTemplate:  "cache/{db}/{table}/{pk}",
+					KeyTemplates: map[string]string{"shop.orders": "order:{tenant}:{id}", "shop.customers": "{db}.{table}:{pk}"},
+					Epoch:        2,
 				}
 			},
 		},
