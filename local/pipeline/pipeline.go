@@ -35,6 +35,12 @@ type Config struct {
 	MaxDeliveryAttempts int
 	// MinBackoff, MaxBackoff: the subscriptions' retry policy; 0 means 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
+	// AckDeadline of the subscriptions (0: 600 s) and ExtendEvery, how often the relay renews it for
+	// the messages it holds (0: a minute).
+	AckDeadline, ExtendEvery time.Duration
+	// Housekeeping is how often the emulator's record of published messages is dropped (0: a minute);
+	// see pubsubemu.Emulator.Forget.
+	Housekeeping time.Duration
 	// DuplicateRate: share of pushes delivered twice (fault injection).
 	DuplicateRate float64
 	Seed          uint64
@@ -78,8 +84,12 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	var r *relay.Relay
 	var pending []string
 	var rmu sync.Mutex
+	if cfg.Housekeeping == 0 {
+		cfg.Housekeeping = time.Minute
+	}
 	emu, err := pubsubemu.Start(ctx, pubsubemu.Options{
 		MaxDeliveryAttempts: cfg.MaxDeliveryAttempts,
+		AckDeadline:         cfg.AckDeadline,
 		OnSubscription: func(name string) {
 			rmu.Lock()
 			defer rmu.Unlock()
@@ -103,6 +113,8 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 		DeadLetter:          dlq,
 		MinBackoff:          cfg.MinBackoff,
 		MaxBackoff:          cfg.MaxBackoff,
+		AckDeadline:         emu.AckDeadline(),
+		ExtendEvery:         cfg.ExtendEvery,
 		DuplicateRate:       cfg.DuplicateRate,
 		Seed:                cfg.Seed,
 		OnAck:               emu.Acked,
@@ -120,23 +132,37 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	}
 	rmu.Unlock()
 	p.Relay = r
-	// pstest keeps a copy of every message ever published; drop it now and then.
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.ctx.Done():
-				return
-			case <-t.C:
-				emu.Forget()
-			}
-		}
+		p.housekeeping()
 	}()
 	return p, nil
 }
+
+// housekeeping drops pstest's copy of every message ever published every Config.Housekeeping, at a
+// moment when nothing waits in a subscription (Forget holds publishes back up to forgetPause for
+// that); when the subscriptions do not drain in time it tries again a second later.
+func (p *Pipeline) housekeeping() {
+	next := p.cfg.Housekeeping
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(next):
+		}
+		next = p.cfg.Housekeeping
+		if !p.Emu.Forget(forgetPause) {
+			next = min(time.Second, p.cfg.Housekeeping)
+		}
+	}
+}
+
+// forgetPause bounds how long housekeeping holds publishes back.
+const forgetPause = 100 * time.Millisecond
+
+// Forgets is how many times housekeeping dropped the emulator's record.
+func (p *Pipeline) Forgets() int { return p.Emu.Forgets() }
 
 // observe measures an applied change's lag and hands it to Config.OnApplied.
 func (p *Pipeline) observe(d relay.Delivery) {
