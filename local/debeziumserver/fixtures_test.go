@@ -131,9 +131,6 @@ type manifest struct {
 func TestRealFixtures(t *testing.T) {
 	s := newStack(t, fixtureTables, map[string]string{"HEARTBEAT_INTERVAL_MS": "1000"},
 		map[string]string{"debezium.source.include.schema.changes": "true"})
-	if err := s.emu.EnsureTopic(t.Context(), "local"); err != nil { // schema changes: topic <topic.prefix>
-		t.Fatal(err)
-	}
 	db := s.mysql.DB("shop")
 	s.exec(db, fixtureSchema...)
 	var version string
