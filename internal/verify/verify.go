@@ -7,7 +7,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -201,7 +200,7 @@ func checkTable(ctx context.Context, cfg Config, db, name string) (TableReport, 
 		}
 		for i, k := range keys {
 			seen[k] = true
-			if !same(vals[i], want[i]) {
+			if !same(vals[i], want[i], t) {
 				pkText := make([]*string, len(pkIdx))
 				for j, idx := range pkIdx {
 					pkText[j] = texts[i][idx]
@@ -284,7 +283,7 @@ func checkTable(ctx context.Context, cfg Config, db, name string) (TableReport, 
 				tr.Extra++
 				diffs = append(diffs, Diff{Kind: Extra, Table: tr.Table, Key: s.key, Cache: e})
 			}
-		case same(have, pt.RowJSON(row)):
+		case same(have, pt.RowJSON(row), t):
 		default:
 			d := Diff{Table: tr.Table, Key: s.key, DB: string(pt.RowJSON(row))}
 			if e, ok := live(have); ok {
@@ -325,14 +324,15 @@ func checkTable(ctx context.Context, cfg Config, db, name string) (TableReport, 
 	return tr, diffs, nil
 }
 
-// same reports whether the cached value v holds exactly the row JSON want.
-func same(v any, want []byte) bool {
+// same reports whether the cached value v holds the row JSON want (mysqlrow.Table.SameRow: byte for
+// byte, but for the way a snapshot writes TIMESTAMP values).
+func same(v any, want []byte, t *mysqlrow.Table) bool {
 	s, ok := v.(string)
 	if !ok {
 		return false
 	}
 	e, err := rowcache.Decode([]byte(s))
-	return err == nil && !e.Deleted() && bytes.Equal(e.Row, want)
+	return err == nil && !e.Deleted() && t.SameRow(e.Row, want)
 }
 
 // live returns the cached value v if it is a live row (not absent, not a tombstone).
