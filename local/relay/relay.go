@@ -39,6 +39,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout of one POST (Pub/Sub: the ack deadline); 0 means 30s.
 	Timeout time.Duration
+	// MaxInFlight bounds the POSTs outstanding at once, across keys; 0 means 80, what one Cloud Run
+	// instance of the function accepts with Terraform's default function_concurrency (Cloud Run
+	// queues or refuses the rest). Without a bound a snapshot would open a request per row at once.
+	MaxInFlight int
 	// ExtendEvery is how often the ack deadlines of the messages the relay holds (pulled, waiting for
 	// their key's turn or being retried) are renewed; 0 means a minute. It must be well below the
 	// subscriptions' ack deadline, or the emulator hands held messages out again.
@@ -81,6 +85,7 @@ type Relay struct {
 	queues map[string][]*pb.ReceivedMessage // subscription + "\x00" + ordering key → in publish order
 	held   map[string]*pb.ReceivedMessage   // by message id: everything in queues
 	stats  counters
+	slots  chan struct{} // one per POST in flight
 	wg     sync.WaitGroup
 	ctx    context.Context
 }
@@ -112,6 +117,9 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 80
+	}
 	if cfg.ExtendEvery == 0 {
 		cfg.ExtendEvery = time.Minute
 	}
@@ -132,6 +140,7 @@ func New(cfg Config) (*Relay, error) {
 		subs:   map[string]bool{},
 		queues: map[string][]*pb.ReceivedMessage{},
 		held:   map[string]*pb.ReceivedMessage{},
+		slots:  make(chan struct{}, cfg.MaxInFlight),
 		stats:  counters{outcomes: map[string]int64{}},
 	}, nil
 }
@@ -400,6 +409,12 @@ func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage)
 // post sends one push request; ok means Pub/Sub would acknowledge it. outcome is the function's answer
 // ("applied", "stale", …) or "retry"/"error".
 func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, "stopping"
+	}
+	defer func() { <-r.slots }()
 	r.mu.Lock()
 	endpoint := r.cfg.Endpoint
 	r.mu.Unlock()
