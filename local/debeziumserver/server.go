@@ -284,6 +284,9 @@ func (s *Server) Start(ctx context.Context) error {
 		err := cmd.Wait()
 		s.mu.Lock()
 		s.err = err
+		if s.cmd == cmd { // it exited by itself: it can be started again
+			s.cmd = nil
+		}
 		s.mu.Unlock()
 		close(done)
 	}()
