@@ -24,8 +24,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 )
 
 // Options configure the emulator.
@@ -61,7 +59,6 @@ type Emulator struct {
 	outstanding map[string]struct{} // ids published to those topics and not acknowledged yet
 	deadLetters []*pstest.Message   // everything published to the dead-letter topic, kept across Forget
 	forgets     int
-	publishers  map[string]*pubsub.Publisher // the CDC source's, by topic id
 }
 
 // Start starts the server and creates the dead-letter topic (with a subscription that keeps its
@@ -236,48 +233,6 @@ func (e *Emulator) Forget(maxPause time.Duration) bool {
 	}
 }
 
-// Publish implements cdc.Sink. The returned wait ends when the message has been published and
-// acknowledged on its push subscription: the stand-in advances its offset only then, since the
-// emulator keeps messages in memory only.
-func (e *Emulator) Publish(ctx context.Context, m cdc.Message) func(context.Context) error {
-	if err := e.EnsureTopic(ctx, m.Topic); err != nil {
-		return func(context.Context) error { return err }
-	}
-	e.mu.Lock()
-	if e.publishers == nil {
-		e.publishers = map[string]*pubsub.Publisher{}
-	}
-	pub, ok := e.publishers[m.Topic]
-	if !ok {
-		pub = e.client.Publisher("projects/" + e.opts.Project + "/topics/" + m.Topic)
-		pub.EnableMessageOrdering = true
-		pub.PublishSettings.DelayThreshold = time.Millisecond
-		e.publishers[m.Topic] = pub
-	}
-	e.mu.Unlock()
-	res := pub.Publish(ctx, &pubsub.Message{Data: m.Data, OrderingKey: m.OrderingKey})
-	return func(ctx context.Context) error {
-		id, err := res.Get(ctx)
-		if err != nil {
-			pub.ResumePublish(m.OrderingKey)
-			return fmt.Errorf("pubsubemu: publish to %s: %w", m.Topic, err)
-		}
-		for {
-			e.mu.Lock()
-			_, waiting := e.outstanding[id]
-			e.mu.Unlock()
-			if !waiting {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-}
-
 // Forgets is how many times Forget cleared pstest's record.
 func (e *Emulator) Forgets() int {
 	e.mu.Lock()
@@ -337,12 +292,6 @@ func (e *Emulator) AckDeadline() time.Duration { return e.opts.AckDeadline }
 
 // Close stops the client and the server.
 func (e *Emulator) Close() {
-	e.mu.Lock()
-	for _, p := range e.publishers {
-		p.Stop()
-	}
-	e.publishers = nil
-	e.mu.Unlock()
 	if e.client != nil {
 		_ = e.client.Close()
 	}
