@@ -69,7 +69,7 @@ func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // Debezium's snapshot writes TIMESTAMP(n) without the fraction's trailing zeros; the same instant is
-// no drift (testdata/debezium/real/023-snapshot-customers-r.json: "2026-01-02T03:04:07.1Z").
+// no drift (testdata/debezium/real, the snapshot reads of customers: "2026-01-02T03:04:07.1Z").
 func TestSnapshotTimestampsAreNoDrift(t *testing.T) {
 	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
