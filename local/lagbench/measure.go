@@ -38,7 +38,7 @@ type result struct {
 func (b *bench) measure(ctx context.Context, c *Config, w io.Writer) error {
 	// Wait for the snapshot to be in the cache.
 	qctx, cancel := context.WithTimeout(ctx, quiesceTimeout)
-	err := b.waitSnapshot(qctx)
+	err := b.waitSnapshot(qctx, c.Keys)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("the snapshot did not drain: %w", err)
@@ -107,15 +107,12 @@ func (b *bench) measure(ctx context.Context, c *Config, w io.Writer) error {
 	return nil
 }
 
-// waitSnapshot waits until Debezium streams and everything it published is in the cache.
-func (b *bench) waitSnapshot(ctx context.Context) error {
-	for {
-		if p := b.p.Debezium().Progress(); p.Phase == "streaming" {
-			break
-		}
+// waitSnapshot waits until every row of the snapshot is in the cache and nothing is left to deliver.
+func (b *bench) waitSnapshot(ctx context.Context, keys int) error {
+	for b.acked.Load() < int64(keys) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Debezium: %s: %w", b.p.Debezium().Progress(), ctx.Err())
+			return fmt.Errorf("%d of %d snapshot rows delivered (Debezium: %s): %w", b.acked.Load(), keys, b.p.Debezium().Progress(), ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
