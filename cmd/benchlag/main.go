@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Conns, "conns", 8, "database connections of the load generator")
 	fs.IntVar(&c.RowBytes, "row-bytes", 1000, "payload bytes per row")
 	fs.IntVar(&c.MaxDeliveryAttempts, "max-delivery-attempts", 50, "push attempts before the dead-letter topic")
+	fs.StringVar(&c.JavaOpts, "dbz-java-opts", "", "Debezium's JAVA_OPTS instead of the default, e.g. '-Xmx1g -XX:StartFlightRecording=filename=/tmp/dbz.jfr,settings=profile' for a profile (jfr print --events jdk.ExecutionSample)")
 	keepDir := fs.Bool("keep", false, "keep the temp dir (logs) instead of deleting it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the emulator, the relay and the load generator) to this file")
 	if err := fs.Parse(args); err != nil {

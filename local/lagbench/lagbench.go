@@ -64,6 +64,9 @@ type Config struct {
 	// debezium.source.poll.interval.ms, debezium.sink.pubsub.batch.delay.threshold.ms, …); empty runs
 	// the shipped configuration.
 	Properties map[string]string
+	// JavaOpts replaces Debezium's JAVA_OPTS, e.g. with a flight recording for a profile; empty keeps
+	// the default.
+	JavaOpts string
 	// ModuleDir is the repository (the function's source, debezium-server/).
 	ModuleDir string
 	// Dir holds the servers' data and the logs.
@@ -173,7 +176,7 @@ func start(ctx context.Context, c *Config) (*bench, error) {
 		return b, err
 	}
 	if b.p, err = pipeline.Start(ctx, pipeline.Config{DBAddr: b.db.Addr(), RootDSN: b.db.DSN(""), Tables: []string{loadgen.Table},
-		ConfigDir: filepath.Join(c.ModuleDir, "debezium-server"), StateDir: filepath.Join(dir, "debezium"), DebeziumProperties: c.Properties,
+		ConfigDir: filepath.Join(c.ModuleDir, "debezium-server"), StateDir: filepath.Join(dir, "debezium"), DebeziumProperties: c.Properties, DebeziumJavaOpts: c.JavaOpts,
 		FetchLog: c.Progress, MaxDeliveryAttempts: c.MaxDeliveryAttempts, Seed: 1, OnApplied: b.record, OnDelivery: b.count, Logger: logger}); err != nil {
 		return b, err
 	}

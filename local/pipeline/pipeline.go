@@ -46,6 +46,8 @@ type Config struct {
 	// system properties beyond the local overrides: for tuning experiments and tests only, since with
 	// them the server no longer runs the shipped configuration.
 	DebeziumEnv, DebeziumProperties map[string]string
+	// DebeziumJavaOpts replaces JAVA_OPTS (e.g. to add a flight recording); empty keeps the default.
+	DebeziumJavaOpts string
 	// DebeziumHTTPPort serves its /q/health; 0 picks a free port.
 	DebeziumHTTPPort int
 	// RestartDelay: when Debezium Server exits by itself (it does on any connector or publish failure),
@@ -165,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	p.Emu = emu
 	p.dbz = debeziumserver.Config{Dist: dist, Java: java, ConfigDir: cfg.ConfigDir, RunDir: cfg.StateDir, DB: db,
 		TopicPrefix: cfg.Prefix, Tables: cfg.Tables, PubSub: debeziumserver.PubSub{Project: emu.Project(), EmulatorAddr: emu.Addr()},
-		HTTPPort: cfg.DebeziumHTTPPort, Env: cfg.DebeziumEnv, Properties: cfg.DebeziumProperties}
+		HTTPPort: cfg.DebeziumHTTPPort, Env: cfg.DebeziumEnv, Properties: cfg.DebeziumProperties, JavaOpts: cfg.DebeziumJavaOpts}
 	topics, err := p.dbz.Topics()
 	if err == nil {
 		for _, t := range topics {
