@@ -69,11 +69,19 @@ func TestTopicsFromTheConfiguration(t *testing.T) {
 		env, props map[string]string
 		want       string
 	}{
-		{nil, nil, "local.shop.customers,local.app.x,debezium-heartbeat.local"},
-		{map[string]string{"HEARTBEAT_PREFIX": "hb"}, nil, "local.shop.customers,local.app.x,hb.local"},
-		{map[string]string{"HEARTBEAT_INTERVAL_MS": "0"}, nil, "local.shop.customers,local.app.x"},
-		{nil, map[string]string{"debezium.source.include.schema.changes": "true"}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local"},
-		{nil, map[string]string{"debezium.source.provide.transaction.metadata": "true"}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local.transaction"},
+		// The shipped configuration: schema changes on topic.prefix; transaction metadata on, but its
+		// BEGIN/END records dropped by the Filter transform, so no transaction topic.
+		{nil, nil, "local.shop.customers,local.app.x,debezium-heartbeat.local,local"},
+		{map[string]string{"HEARTBEAT_PREFIX": "hb"}, nil, "local.shop.customers,local.app.x,hb.local,local"},
+		{map[string]string{"HEARTBEAT_INTERVAL_MS": "0"}, nil, "local.shop.customers,local.app.x,local"},
+		{map[string]string{"TOPIC_PREFIX": "a.b"}, nil, "a.b.shop.customers,a.b.app.x,debezium-heartbeat.a.b,a.b"},
+		{nil, map[string]string{"debezium.source.include.schema.changes": "false"}, "local.shop.customers,local.app.x,debezium-heartbeat.local"},
+		{nil, map[string]string{"debezium.transforms": ""}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		{nil, map[string]string{"debezium.transforms.droptx.negate": "true"}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		// The filter drops the topics its pattern matches, whole names only.
+		{nil, map[string]string{"debezium.predicates.transactiontopic.pattern": `local\.shop\..*`}, "local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		{nil, map[string]string{"debezium.predicates.transactiontopic.pattern": `local\.shop`}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		{nil, map[string]string{"debezium.source.provide.transaction.metadata": "false", "debezium.transforms": ""}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local"},
 	} {
 		c.Env, c.Properties = tc.env, tc.props
 		topics, err := c.Topics()
@@ -105,5 +113,26 @@ func TestTopicsFromTheConfiguration(t *testing.T) {
 	}
 	if _, err := expand("${NOPE}", nil); err == nil || !strings.Contains(err.Error(), "NOPE is not set") {
 		t.Errorf("an unset variable without a default: %v", err)
+	}
+}
+
+// The template's values are unescaped as java.util.Properties does: its transaction-topic pattern is
+// written \\Q…\\E\\.transaction.
+func TestPropertiesUnescape(t *testing.T) {
+	got, err := parseProperties(`a=\\Q${P}\\E\\.transaction
+b=tab\there \u00e9 \:x
+c=plain`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"a": `\Q${P}\E\.transaction`, "b": "tab\there é :x", "c": "plain"} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
+	}
+	for _, bad := range []string{`a=x\u12`, `a=x\uzzzz`} {
+		if _, err := parseProperties(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -60,8 +61,9 @@ func (c Config) Effective() (map[string]string, error) {
 	return props, nil
 }
 
-// parseProperties reads the key=value lines of a properties file; # and ! start comments. Line
-// continuations and escapes, which the template does not use, are refused rather than misread.
+// parseProperties reads the key=value lines of a properties file; # and ! start comments; values are
+// unescaped as java.util.Properties does (\\ is a backslash). Line continuations and escaped keys,
+// which the template does not use, are refused rather than misread.
 func parseProperties(text string) (map[string]string, error) {
 	props := map[string]string{}
 	for i, line := range strings.Split(text, "\n") {
@@ -76,9 +78,55 @@ func parseProperties(text string) (map[string]string, error) {
 		if !ok || strings.ContainsAny(k, ` :\`) {
 			return nil, fmt.Errorf("line %d: not key=value: %q", i+1, line)
 		}
-		props[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		u, err := unescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		props[strings.TrimSpace(k)] = u
 	}
 	return props, nil
+}
+
+// unescape resolves a properties value's escapes: \t, \n, \r, \f, \uXXXX, and \ before any other
+// character stands for that character.
+func unescape(v string) (string, error) {
+	if !strings.Contains(v, `\`) {
+		return v, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '\\' {
+			b.WriteByte(v[i])
+			continue
+		}
+		i++
+		if i == len(v) {
+			return "", errors.New("a value ends in a lone backslash")
+		}
+		switch c := v[i]; c {
+		case 't':
+			b.WriteByte('\t')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 'f':
+			b.WriteByte('\f')
+		case 'u':
+			if i+5 > len(v) {
+				return "", fmt.Errorf("a short \\u escape in %q", v)
+			}
+			r, err := strconv.ParseUint(v[i+1:i+5], 16, 16)
+			if err != nil {
+				return "", fmt.Errorf("a bad \\u escape in %q", v)
+			}
+			b.WriteRune(rune(r))
+			i += 4
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
 }
 
 var expression = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}`)
@@ -108,9 +156,12 @@ func expand(v string, vars map[string]string) (string, error) {
 // <topic.prefix>.<db>.<table> per captured table; the heartbeat topic <topic.heartbeat.prefix>.<topic.prefix>
 // when heartbeat.interval.ms is above 0; the schema-change topic <topic.prefix> when
 // include.schema.changes is on; and <topic.prefix>.<topic.transaction> when provide.transaction.metadata
-// is on. Debezium's defaults apply where a property is not set. They must exist before it starts: the
-// sink does not create topics, and a publish to a missing one fails the batch and stops the server. (A
-// transform that renames or drops topics is not followed: a topic created and never used is harmless.)
+// is on; less the topics a Filter transform with a TopicNameMatches predicate drops (the shipped
+// configuration drops the transaction topic's BEGIN/END records, and Terraform creates no topic for
+// it: a broken filter then fails here as it would there). Debezium's defaults apply where a property
+// is not set. They must exist before it starts: the sink does not create topics, and a publish to a
+// missing one fails the batch and stops the server. (Other transforms that rename or drop topics are
+// not followed: a topic created and never used is harmless.)
 func (c Config) Topics() ([]string, error) {
 	p, err := c.Effective()
 	if err != nil {
@@ -143,5 +194,38 @@ func (c Config) Topics() ([]string, error) {
 	if get("provide.transaction.metadata", "false") == "true" {
 		topics = append(topics, prefix+delim+get("topic.transaction", "transaction"))
 	}
-	return topics, nil
+	dropped, err := filteredTopics(p)
+	if err != nil {
+		return nil, err
+	}
+	kept := topics[:0]
+	for _, t := range topics {
+		if !slices.ContainsFunc(dropped, func(re *regexp.Regexp) bool { return re.MatchString(t) }) {
+			kept = append(kept, t)
+		}
+	}
+	return kept, nil
+}
+
+// filteredTopics are the patterns of the topics whose every record a transform drops: Kafka's Filter
+// under a TopicNameMatches predicate, not negated (Java's Matcher.matches: the whole name).
+func filteredTopics(p map[string]string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, name := range strings.Split(p["debezium.transforms"], ",") {
+		name = strings.TrimSpace(name)
+		tr := "debezium.transforms." + name + "."
+		if name == "" || p[tr+"type"] != "org.apache.kafka.connect.transforms.Filter" || p[tr+"negate"] == "true" {
+			continue
+		}
+		pred := "debezium.predicates." + p[tr+"predicate"] + "."
+		if p[tr+"predicate"] == "" || p[pred+"type"] != "org.apache.kafka.connect.transforms.predicates.TopicNameMatches" {
+			continue
+		}
+		re, err := regexp.Compile(`^(?:` + p[pred+"pattern"] + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("debeziumserver: %spattern: %w", pred, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
 }

@@ -282,7 +282,7 @@ func (s *stack) settle(t *testing.T, fnRestarted bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := 0
+	var rows int64
 	for _, tr := range rep.Tables {
 		t.Logf("verify %s: %d rows, missing %d, extra %d, different %d", tr.Table, tr.Rows, tr.Missing, tr.Extra, tr.Different)
 		rows += tr.Rows

@@ -194,7 +194,7 @@ func hotKeys() []string {
 }
 
 // watch polls the hot keys until ctx ends and reports every time a key's version went back or a row
-// vanished (other than by a truncate of its table).
+// vanished (other than under a new floor of its table: a truncate, a snapshot, a schema change).
 func (s *stack) watch(ctx context.Context) (regressions func() []string) {
 	var mu sync.Mutex
 	var bad []string
@@ -211,7 +211,7 @@ func (s *stack) watch(ctx context.Context) (regressions func() []string) {
 				}
 				prev, had := seen[k]
 				if !found {
-					if had && !s.truncatedSince(ctx, k, prev) {
+					if had && !s.flooredSince(ctx, k, prev) {
 						mu.Lock()
 						bad = append(bad, fmt.Sprintf("%s vanished after version %s", k, prev))
 						mu.Unlock()
@@ -237,15 +237,16 @@ func (s *stack) watch(ctx context.Context) (regressions func() []string) {
 	}
 }
 
-// truncatedSince reports whether key's table was truncated after version prev: a truncate deletes the
-// table's older rows from the cache, so the key may vanish then.
-func (s *stack) truncatedSince(ctx context.Context, key string, prev rowcache.Version) bool {
+// flooredSince reports whether key's table got a floor above version prev: a truncate, a completed
+// snapshot or a schema change that removes rows without row events deletes the table's older values
+// from the cache (README: Floors), so the key may vanish then.
+func (s *stack) flooredSince(ctx context.Context, key string, prev rowcache.Version) bool {
 	table, _, _ := strings.Cut(key, ":")
 	v, err := s.rdb.Get(ctx, tablepolicy.MetaPrefix+"truncated:"+table).Result()
 	if err != nil {
 		return false
 	}
-	floor, err := rowcache.ParseVersion(v)
+	floor, _, err := rowcache.ParseFloor(v)
 	if err != nil {
 		return false
 	}
