@@ -91,9 +91,13 @@ type Pipeline struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	srv      *debeziumserver.Server
-	wanted   bool // Debezium should be running: an exit is a failure, and it is restarted
+	mu     sync.Mutex
+	srv    *debeziumserver.Server
+	wanted bool // Debezium should be running: an exit is a failure, and it is restarted
+	// run counts StartDebezium, StopDebezium and KillDebezium calls: a supervisor restarts the server
+	// only while the run it watches is the current one, so a stop and a start during its restart delay
+	// leave one supervisor, not two.
+	run      int
 	exits    []error
 	restarts int
 }
@@ -286,6 +290,8 @@ func (p *Pipeline) StartDebezium(ctx context.Context) error {
 		return errors.New("pipeline: Debezium Server is running")
 	}
 	p.wanted = true
+	p.run++
+	run := p.run
 	srv := p.srv
 	p.mu.Unlock()
 	var err error
@@ -305,13 +311,13 @@ func (p *Pipeline) StartDebezium(ctx context.Context) error {
 		p.mu.Unlock()
 		return err
 	}
-	p.supervise(srv, srv.Exited())
+	p.supervise(srv, srv.Exited(), run)
 	return nil
 }
 
 // supervise waits for the process behind exited to end; if nobody asked for that, it records the exit
 // and starts the server again, as the worker pool would.
-func (p *Pipeline) supervise(srv *debeziumserver.Server, exited <-chan struct{}) {
+func (p *Pipeline) supervise(srv *debeziumserver.Server, exited <-chan struct{}, run int) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -321,7 +327,7 @@ func (p *Pipeline) supervise(srv *debeziumserver.Server, exited <-chan struct{})
 		case <-exited:
 		}
 		p.mu.Lock()
-		if !p.wanted {
+		if !p.wanted || p.run != run {
 			p.mu.Unlock()
 			return
 		}
@@ -339,9 +345,9 @@ func (p *Pipeline) supervise(srv *debeziumserver.Server, exited <-chan struct{})
 			case <-time.After(p.cfg.RestartDelay):
 			}
 			p.mu.Lock()
-			wanted := p.wanted
+			current := p.wanted && p.run == run
 			p.mu.Unlock()
-			if !wanted {
+			if !current {
 				return
 			}
 			if err := srv.Start(p.ctx); err != nil {
@@ -353,13 +359,13 @@ func (p *Pipeline) supervise(srv *debeziumserver.Server, exited <-chan struct{})
 			}
 			p.mu.Lock()
 			p.restarts++
-			wanted = p.wanted
+			current = p.wanted && p.run == run
 			p.mu.Unlock()
-			if !wanted { // stopped while it was starting
+			if !current { // stopped while it was starting
 				_ = srv.Stop(0)
 				return
 			}
-			p.supervise(srv, srv.Exited())
+			p.supervise(srv, srv.Exited(), run)
 			return
 		}
 	}()
@@ -386,6 +392,7 @@ func (p *Pipeline) unwant() *debeziumserver.Server {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.wanted = false
+	p.run++
 	return p.srv
 }
 
