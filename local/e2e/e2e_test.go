@@ -361,6 +361,7 @@ func (s *stack) binlogsPurgedThenKilledMidSnapshot(t *testing.T) {
 			t.Fatalf("shop.customers:%d is not cached before the scenario (%v)", id, err)
 		}
 	}
+	exitsBefore, _ := s.p.DebeziumExits()
 	s.run(t, scenario{d: 6 * time.Second, during: func(t *testing.T) {
 		if err := s.p.StopDebezium(0); err != nil {
 			t.Fatal(err)
@@ -420,6 +421,12 @@ func (s *stack) binlogsPurgedThenKilledMidSnapshot(t *testing.T) {
 			t.Errorf("the start after the kill did not snapshot everything again: %#v", p)
 		}
 	}})
+	// The crash loop ended with the stop before the repair: one exit, perhaps a second from a restart
+	// that had begun. (A supervisor left over from the crash would go on failing to restart the
+	// repaired server, an exit recorded every second.)
+	if exits, _ := s.p.DebeziumExits(); len(exits)-len(exitsBefore) > 3 {
+		t.Errorf("%d exits of Debezium recorded during the scenario, want at most 3: %v", len(exits)-len(exitsBefore), exits[len(exitsBefore):])
+	}
 	for id := firstGone; id <= snapshotRows; id++ {
 		if e, found, err := rowcache.Get(ctx, s.rdb, fmt.Sprintf("shop.customers:%d", id)); err != nil || found {
 			t.Errorf("shop.customers:%d, deleted while the binlog was lost, is still cached: %s (%v)", id, e.Row, err)
