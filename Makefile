@@ -16,7 +16,7 @@ FUZZTIME ?= 50000x
 
 .PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify memory cost build deps clean
 
-## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
+## run: the whole pipeline: MariaDB → Debezium Server → Pub/Sub emulator → push relay → function → Redis,
 ## and the example read service (examples/rowservice) on READ_PORT
 run: deps
 	$(GO) build -o $(STATE)/bin/localrun ./cmd/localrun
@@ -62,7 +62,7 @@ fuzz:
 bench: deps memory
 	$(GO) test ./function/push ./debezium -run '^$$' -bench Decode -count 3
 	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
-	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
+	$(GO) run ./cmd/benchlag -rates 500,1000,2000,5000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
 	$(MAKE) bench-verify

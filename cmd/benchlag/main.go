@@ -1,9 +1,11 @@
-// Command benchlag measures end-to-end lag through the whole local pipeline — MariaDB → CDC source →
-// Pub/Sub emulator → push relay → the real function binary → redis-server — at fixed offered rates of
-// row changes, and finds the rate it can no longer keep up with. The method is local/lagbench's; this
-// command reads its flags.
+// Command benchlag measures end-to-end lag through the whole local pipeline — MariaDB → Debezium
+// Server → Pub/Sub emulator → push relay → the real function binary → redis-server — at fixed offered
+// rates of row changes, and finds the rate it can no longer keep up with. The method is
+// local/lagbench's; this command reads its flags. Debezium runs the shipped configuration; -dbz sets a
+// property on top of it, to measure what a setting would do before shipping it:
 //
-//	go run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
+//	go run ./cmd/benchlag -rates 500,1000,2000,5000 -duration 20s
+//	go run ./cmd/benchlag -rates 1000 -dbz debezium.source.poll.interval.ms=500
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
@@ -32,8 +35,16 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("benchlag", flag.ContinueOnError)
-	rates := fs.String("rates", "500,2000,10000", "comma-separated offered rates, row changes per second, in increasing order")
-	c := lagbench.Config{Progress: os.Stderr}
+	rates := fs.String("rates", "500,1000,2000,5000", "comma-separated offered rates, row changes per second, in increasing order")
+	c := lagbench.Config{Progress: os.Stderr, Properties: map[string]string{}}
+	fs.Func("dbz", "a Debezium Server `property=value` on top of the shipped configuration (repeatable), e.g. debezium.source.poll.interval.ms=500", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q is not property=value", v)
+		}
+		c.Properties[k] = val
+		return nil
+	})
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "measured time per rate (after the warm-up)")
 	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "load at the rate before measuring")
 	fs.DurationVar(&c.KeepUp, "keep-up", 5*time.Second, "a rate is kept up with when the outstanding changes drain within this after the load stops")
@@ -43,8 +54,9 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Conns, "conns", 8, "database connections of the load generator")
 	fs.IntVar(&c.RowBytes, "row-bytes", 1000, "payload bytes per row")
 	fs.IntVar(&c.MaxDeliveryAttempts, "max-delivery-attempts", 50, "push attempts before the dead-letter topic")
+	fs.StringVar(&c.JavaOpts, "dbz-java-opts", "", "Debezium's JAVA_OPTS instead of the default, e.g. '-Xmx1g -XX:StartFlightRecording=filename=/tmp/dbz.jfr,settings=profile' for a profile (jfr print --events jdk.ExecutionSample)")
 	keepDir := fs.Bool("keep", false, "keep the temp dir (logs) instead of deleting it")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the CDC source, the emulator and the relay) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the emulator, the relay and the load generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +78,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return fmt.Errorf("go list -m (run benchlag from the repository): %w", err)
+	}
+	c.ModuleDir = strings.TrimSpace(string(root))
 	dir, err := os.MkdirTemp("", "benchlag")
 	if err != nil {
 		return err

@@ -1,7 +1,8 @@
 // Command localrun is `make run`: the whole pipeline on one machine. It starts MariaDB (ROW binlog, FULL
-// row image, GTIDs) and Redis under the state directory, creates a demo schema, and runs the local CDC
-// source → Pub/Sub emulator → push relay → the real apply function, plus a small demo workload, with a
-// live status line. Ctrl-C stops everything cleanly; the next start resumes from the saved offsets.
+// row image, GTIDs) and Redis under the state directory, creates a demo schema, and runs the real
+// Debezium Server (from debezium-server/'s template and entry point) → Pub/Sub emulator → push relay →
+// the real apply function, plus a small demo workload, with a live status line. Ctrl-C stops everything
+// cleanly; the next start resumes from Debezium's stored offsets.
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
+	"github.com/cloudsql-cache/cloudsql-cache/local/debeziumserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
@@ -45,7 +47,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("localrun", flag.ContinueOnError)
-	state := fs.String("state", ".state", "state directory (databases, offsets, logs)")
+	state := fs.String("state", ".state", "state directory (databases, Debezium's run directory, logs)")
 	mysqlPort := fs.Int("mysql-port", 3307, "MariaDB port on 127.0.0.1")
 	redisPort := fs.Int("redis-port", 6390, "Redis port on 127.0.0.1")
 	fnPort := fs.Int("port", 8080, "the function's port on 127.0.0.1")
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string) error {
 	dupRate := fs.Float64("duplicate-rate", 0, "share of pushes delivered twice (fault injection)")
 	maxAttempts := fs.Int("max-delivery-attempts", 50, "push attempts before a message goes to the dead-letter topic (5..100; the Terraform default is 50)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	tables := fs.String("tables", strings.Join(demoTables, ","), "captured tables, db.table, comma-separated (Debezium's include list and a topic each, as Terraform's tables)")
+	resnapshot := fs.Bool("resnapshot", false, "delete Debezium's offsets and schema history first: a new snapshot of every table")
 	statusEvery := fs.Duration("status", time.Second, "status line interval")
 	var extras extraList
 	fs.Var(&extras, "extra", "extra process `name=command` started with the pipeline's environment (MYSQL_DSN, REDIS_ADDR, CACHE_*) and stopped with it; repeatable")
@@ -88,6 +92,7 @@ func run(ctx context.Context, args []string) error {
 	say := func(format string, a ...any) { fmt.Printf(format+"\n", a...) }
 	bg := context.Background() // for starting and stopping: Ctrl-C must not abort a clean stop
 
+	started := time.Now()
 	say("starting MariaDB on 127.0.0.1:%d (data in %s/mariadb)", *mysqlPort, *state)
 	db0, err := mariadbserver.Start(bg, mariadbserver.Options{Dir: filepath.Join(dir, "mariadb"), Port: *mysqlPort})
 	if err != nil {
@@ -110,7 +115,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer func() { say("stopping Redis"); rs.Stop() }()
 
-	p, err := pipeline.Start(bg, pipeline.Config{DSN: db0.DSN(""), Flavor: "mariadb", Databases: []string{"shop"}, StateDir: filepath.Join(dir, "cdc"),
+	say("preparing Debezium Server %s (fetched through Maven and cached on the first run) and the Pub/Sub emulator", debeziumserver.Version)
+	p, err := pipeline.Start(bg, pipeline.Config{DBAddr: db0.Addr(), RootDSN: db0.DSN(""), Tables: strings.Split(*tables, ","),
+		ConfigDir: filepath.Join(root, "debezium-server"), StateDir: filepath.Join(dir, "debezium"), FetchLog: os.Stdout,
 		MaxDeliveryAttempts: *maxAttempts, DuplicateRate: *dupRate, Seed: uint64(time.Now().UnixNano()), Logger: logger})
 	if err != nil {
 		return err
@@ -135,11 +142,31 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer func() { say("stopping the function"); fn.Stop() }()
 	p.Deliver(fn.URL())
-	say("starting the CDC source (offsets in %s/cdc)", *state)
-	if err := p.StartCDC(); err != nil {
+	if *resnapshot {
+		say("deleting Debezium's offsets and schema history (-resnapshot)")
+		if err := p.ResetState(bg); err != nil {
+			return err
+		}
+	}
+	say("starting Debezium Server (log in %s/debezium/debezium.log): it resumes from its offsets in MariaDB's debezium_state, or snapshots", *state)
+	t0 := time.Now()
+	if err := p.StartDebezium(bg); err != nil {
 		return err
 	}
-	defer func() { say("stopping the CDC source (saving its offset)"); _ = p.StopCDC() }()
+	say("Debezium Server healthy after %.1f s (%.1f s since start-up)", time.Since(t0).Seconds(), time.Since(started).Seconds())
+	defer func() {
+		say("stopping Debezium Server (it commits its offsets)")
+		if err := p.StopDebezium(0); err != nil {
+			say("  %v", err)
+		}
+		// The emulator keeps messages in memory only: deliver what Debezium published before stopping
+		// it, or the next start would not see those changes again (Debezium's offsets are past them).
+		dctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		defer cancel()
+		if err := p.Quiesce(dctx, 200*time.Millisecond); err != nil {
+			say("  %d published changes were not delivered and are lost with the emulator: run make verify-local; 'make run RUN_FLAGS=-resnapshot' repairs (%v)", p.Emu.Outstanding(), err)
+		}
+	}()
 
 	// The hook for more processes (e.g. an example read service): each gets the pipeline's settings.
 	extraEnv := append(append([]string{}, env...), "MYSQL_DSN="+db0.DSN(""))
@@ -157,16 +184,17 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	say(`
-The pipeline is running: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis.
+The pipeline is running: MariaDB → Debezium Server → Pub/Sub emulator → push relay → function → Redis.
 Poke it by hand in another terminal:
   mariadb -h 127.0.0.1 -P %[1]d -u root shop -e "UPDATE products SET price = price + 1 WHERE sku = 'tea'"
   redis-cli -p %[2]d GET shop.products:tea
   redis-cli -p %[2]d GET shop.order_lines:1:1          # a composite key: order_id 1, line_no 1
   REDIS_ADDR=127.0.0.1:%[2]d go run ./cmd/verify -dsn 'root@tcp(127.0.0.1:%[1]d)/' -databases shop
   curl -s %[4]s | grep ^cloudsql_cache      # the function's metrics, as operators chart them
+  curl -s %[5]s                              # Debezium Server's health
 Logs: %[3]s/logs. Ctrl-C stops everything; 'make run' again resumes where it stopped.
 The status line's outcomes and commit→cache lag come from the function's /metrics (lag over the last ~10 s).
-`, *mysqlPort, *redisPort, *state, metricsURL)
+`, *mysqlPort, *redisPort, *state, metricsURL, p.Debezium().HealthURL("/q/health"))
 
 	var wg sync.WaitGroup
 	wctx, wcancel := context.WithCancel(ctx)
@@ -178,9 +206,6 @@ The status line's outcomes and commit→cache lag come from the function's /metr
 	wcancel()
 	wg.Wait()
 	fmt.Println()
-	if err := p.CDCErr(); err != nil {
-		return fmt.Errorf("the CDC source failed (see %s/logs/pipeline.log): %w", *state, err)
-	}
 	return nil
 }
 
@@ -216,13 +241,10 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every 
 				}
 				p50, _ := snap.LagQuantile(0.5, base)
 				p99, _ := snap.LagQuantile(0.99, base)
-				cdc := p.Lag().CDC
-				line = fmt.Sprintf("%s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (cdc→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
-					now.Format("15:04:05"), rate, p50, p99, cdc.P50, cdc.P99, s.Backlog,
+				dbz := p.Lag().Debezium
+				line = fmt.Sprintf("%s  %s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (dbz→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
+					now.Format("15:04:05"), debeziumStatus(ctx, p), rate, p50, p99, dbz.P50, dbz.P99, s.Backlog,
 					snap.Outcomes["applied"], snap.Outcomes["duplicate"], snap.Outcomes["stale"], int64(snap.Outcomes["dead_lettered"])+s.RelayDLQ)
-			}
-			if err := p.CDCErr(); err != nil {
-				line += "  CDC STOPPED: " + err.Error()
 			}
 			if tty {
 				fmt.Fprintf(w, "\r\033[K%s", line)
@@ -235,6 +257,22 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every 
 			}
 		}
 	}
+}
+
+// debeziumStatus is Debezium Server's /q/health and what its log says it is doing.
+func debeziumStatus(ctx context.Context, p *pipeline.Pipeline) string {
+	srv := p.Debezium()
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	health := "DOWN"
+	if up, _ := srv.Health(hctx); up {
+		health = "UP"
+	}
+	line := "debezium " + health + " " + srv.Progress().String()
+	if exits, restarts := p.DebeziumExits(); len(exits) > 0 {
+		line += fmt.Sprintf(" (exited by itself %d×, restarted %d×: see the log)", len(exits), restarts)
+	}
+	return line
 }
 
 func isTerminal() bool {
@@ -268,6 +306,9 @@ func startExtra(name, command string, env []string, logPath string) (func(), err
 		log.Close()
 	}, nil
 }
+
+// demoTables are the tables `make run` captures by default.
+var demoTables = []string{"shop.customers", "shop.products", "shop.order_lines"}
 
 const schemaSQL = `CREATE DATABASE IF NOT EXISTS shop;
 CREATE TABLE IF NOT EXISTS shop.customers (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(200) NOT NULL, tier ENUM('free','pro') NOT NULL DEFAULT 'free', created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3));

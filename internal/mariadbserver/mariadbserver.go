@@ -278,6 +278,16 @@ func find(name string) (string, error) {
 	return "", fmt.Errorf("mariadbserver: %s not found on PATH or in /usr/sbin (apt-get install mariadb-server)", name)
 }
 
+// Pid is the server process's id (0 when stopped), e.g. to read its CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Port is the TCP port on 127.0.0.1.
 func (s *Server) Port() int { return s.port }
 

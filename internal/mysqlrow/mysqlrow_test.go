@@ -109,3 +109,28 @@ func TestCheckDSN(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot's TIMESTAMP(n) strings drop trailing fraction zeros (testdata/debezium/real's snapshot
+// reads of customers); the same instant is the same row. Nothing else is.
+func TestSameRow(t *testing.T) {
+	tbl := &mysqlrow.Table{DB: "shop", Name: "customers", Columns: []mysqlrow.Column{
+		{Name: "id", DataType: "int"}, {Name: "at", DataType: "timestamp", FSP: 3}, {Name: "s", DataType: "varchar"}}}
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{`{"id":1,"at":"2026-01-02T03:04:07.100Z","s":"x"}`, `{"id":1,"at":"2026-01-02T03:04:07.1Z","s":"x"}`, true},
+		{`{"id":1,"at":"2026-01-02T03:04:06.000Z","s":"x"}`, `{"id":1,"at":"2026-01-02T03:04:06Z","s":"x"}`, true},
+		{`{"id":1,"at":null,"s":"x"}`, `{"id":1,"at":null,"s":"x"}`, true},
+		{`{"id":1,"at":"2026-01-02T03:04:07.100Z","s":"x"}`, `{"id":1,"at":"2026-01-02T03:04:07.101Z","s":"x"}`, false},
+		{`{"id":1,"at":"2026-01-02T03:04:07.100Z","s":"x"}`, `{"id":1,"at":null,"s":"x"}`, false},
+		{`{"id":1,"at":"2026-01-02T03:04:07Z","s":"2026-01-02T03:04:07.0Z"}`, `{"id":1,"at":"2026-01-02T03:04:07Z","s":"2026-01-02T03:04:07Z"}`, false}, // not a TIMESTAMP column
+		{`{"id":1,"at":"2026-01-02T03:04:07Z","s":"x"}`, `{"at":"2026-01-02T03:04:07Z","id":1,"s":"x"}`, false},
+		{`{"id":1,"at":"2026-01-02T03:04:07Z","s":"x"}`, `{"id":1,"at":"2026-01-02T03:04:07Z"}`, false},
+		{`{"id":1}`, `not json`, false},
+	} {
+		if got := tbl.SameRow([]byte(tc.a), []byte(tc.b)); got != tc.same {
+			t.Errorf("SameRow(%s, %s) = %v", tc.a, tc.b, got)
+		}
+	}
+}

@@ -1,9 +1,9 @@
 // Package mysqlrow turns MySQL row values into exactly the JSON Debezium's MySQL connector publishes
 // with schemas off and the settings the README recommends (decimal.handling.mode=string,
 // bigint.unsigned.handling.mode=long, time.precision.mode=adaptive_time_microseconds,
-// binary.handling.mode=base64). It reads rows two ways that must agree byte for byte: from a
-// database/sql query (snapshots, the drift checker, the read path filling the cache on a miss) and from
-// go-mysql binlog row values (the local CDC source).
+// binary.handling.mode=base64), from a database/sql query: the drift checker compares the database
+// with the cache through it, and the read path fills the cache with it on a miss, so its bytes are
+// those the function writes from Debezium's streamed changes (SameRow says where a snapshot's differ).
 package mysqlrow
 
 import (

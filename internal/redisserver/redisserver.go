@@ -114,6 +114,16 @@ func start(ctx context.Context, opts Options, parentDeath syscall.Signal) (*Serv
 	}
 }
 
+// Pid is the server process's id (0 when stopped), e.g. to read its CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.Port) }
 

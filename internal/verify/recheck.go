@@ -63,7 +63,7 @@ func (c *tableCheck) recheckRow(ctx context.Context, s *suspect) error {
 			tr.Extra++
 			c.r.addDiff(Diff{Kind: Extra, Table: tr.Table, Key: s.Key, Cache: e})
 		}
-	case same(have, c.pt.RowJSON(row)):
+	case same(have, c.pt.RowJSON(row), c.t):
 	default:
 		d := Diff{Table: tr.Table, Key: s.Key, DB: string(c.pt.RowJSON(row))}
 		if e, ok := live(have); ok {

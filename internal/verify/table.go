@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -293,7 +292,7 @@ func (c *tableCheck) compareQuery(ctx context.Context, q string, args []any, see
 	}
 	now := time.Now()
 	for i, k := range keys {
-		if !same(vals[i], want[i]) {
+		if !same(vals[i], want[i], c.t) {
 			c.pending = append(c.pending, &suspect{Key: k, PK: pks[i], found: now})
 		}
 	}
@@ -476,14 +475,15 @@ func isInteger(c *mysqlrow.Column) bool {
 	return false
 }
 
-// same reports whether the cached value v holds exactly the row JSON want.
-func same(v any, want []byte) bool {
+// same reports whether the cached value v holds the row JSON want (mysqlrow.Table.SameRow: byte for
+// byte, but for the way a snapshot writes TIMESTAMP values).
+func same(v any, want []byte, t *mysqlrow.Table) bool {
 	s, ok := v.(string)
 	if !ok {
 		return false
 	}
 	e, err := rowcache.Decode([]byte(s))
-	return err == nil && !e.Deleted() && bytes.Equal(e.Row, want)
+	return err == nil && !e.Deleted() && t.SameRow(e.Row, want)
 }
 
 // live returns the cached value v if it is a live row (not absent, not a tombstone); foreign values

@@ -71,3 +71,35 @@ func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Debezium's snapshot writes TIMESTAMP(n) without the fraction's trailing zeros; the same instant is
+// no drift (testdata/debezium/real, the snapshot reads of customers: "2026-01-02T03:04:07.1Z").
+func TestSnapshotTimestampsAreNoDrift(t *testing.T) {
+	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
+	db := srv.DB("app")
+	srv.Exec(db, "CREATE TABLE c (id INT NOT NULL PRIMARY KEY, at TIMESTAMP(3) NOT NULL)",
+		"INSERT INTO c VALUES (1, '2026-01-02 03:04:07.100'), (2, '2026-01-02 03:04:06.000'), (3, '2026-01-02 03:04:05.678')")
+	rdb := redisserver.StartForTest(t, redisserver.Options{}).Client()
+	ctx := context.Background()
+	policy, err := tablepolicy.New(tablepolicy.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := rowcache.NewStore(rdb, time.Hour)
+	for key, row := range map[string]string{
+		"app.c:1": `{"id":1,"at":"2026-01-02T03:04:07.1Z"}`, // as a snapshot writes it
+		"app.c:2": `{"id":2,"at":"2026-01-02T03:04:06Z"}`,
+		"app.c:3": `{"id":3,"at":"2026-01-02T03:04:05.679Z"}`, // another instant: drift
+	} {
+		if _, err := store.Upsert(ctx, key, "floor", rowcache.Version{File: 1, Pos: 4}, []byte(row)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := verify.Run(ctx, verify.Config{DB: db, Redis: rdb, Policy: policy, Tables: []string{"app.c"}, Settle: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := rep.Tables[0]; tr.Rows != 3 || tr.Different != 1 || len(rep.Diffs) != 1 || rep.Diffs[0].Key != "app.c:3" {
+		t.Errorf("report %+v, diffs %+v", tr, rep.Diffs)
+	}
+}

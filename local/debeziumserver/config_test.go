@@ -52,11 +52,87 @@ func TestEnvironment(t *testing.T) {
 	if !strings.Contains(got["JAVA_OPTS"], "--add-opens=java.base/java.lang=ALL-UNNAMED") {
 		t.Errorf("Java 25 without --add-opens: %s", got["JAVA_OPTS"])
 	}
-	if topics := strings.Join(c.Topics(), ","); topics != "local.shop.customers,local.shop.order_lines,local.app.x,local,hb.local" {
-		t.Errorf("topics %s", topics)
-	}
 	c.Properties["x"] = "a b"
 	if _, err := c.environment(); err == nil {
 		t.Error("a property with a space passed through DEBEZIUM_OPTS")
+	}
+}
+
+// Topics follow the configuration: the shipped template publishes one topic per table and the
+// heartbeat topic; turning schema changes or transaction metadata on adds theirs, with no other edit.
+func TestTopicsFromTheConfiguration(t *testing.T) {
+	c := Config{Java: Java{Home: "/jdk", Feature: 25}, RunDir: "/run", ConfigDir: "../../debezium-server", TopicPrefix: "local",
+		Tables: []string{"shop.customers", "app.x"},
+		DB:     DB{Host: "127.0.0.1", Port: 3307, User: "debezium", Password: "pw", ServerID: 5501, StateDatabase: "debezium_state"},
+		PubSub: PubSub{Project: "local", EmulatorAddr: "127.0.0.1:9999"}}
+	for _, tc := range []struct {
+		env, props map[string]string
+		want       string
+	}{
+		// The shipped configuration: schema changes on topic.prefix; transaction metadata on, but its
+		// BEGIN/END records dropped by the Filter transform, so no transaction topic.
+		{nil, nil, "local.shop.customers,local.app.x,debezium-heartbeat.local,local"},
+		{map[string]string{"HEARTBEAT_PREFIX": "hb"}, nil, "local.shop.customers,local.app.x,hb.local,local"},
+		{map[string]string{"HEARTBEAT_INTERVAL_MS": "0"}, nil, "local.shop.customers,local.app.x,local"},
+		{map[string]string{"TOPIC_PREFIX": "a.b"}, nil, "a.b.shop.customers,a.b.app.x,debezium-heartbeat.a.b,a.b"},
+		{nil, map[string]string{"debezium.source.include.schema.changes": "false"}, "local.shop.customers,local.app.x,debezium-heartbeat.local"},
+		{nil, map[string]string{"debezium.transforms": ""}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		{nil, map[string]string{"debezium.transforms.droptx.negate": "true"}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		// The filter drops the topics its pattern matches, whole names only.
+		{nil, map[string]string{"debezium.predicates.transactiontopic.pattern": `local\.shop\..*`}, "local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		{nil, map[string]string{"debezium.predicates.transactiontopic.pattern": `local\.shop`}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local,local.transaction"},
+		{nil, map[string]string{"debezium.source.provide.transaction.metadata": "false", "debezium.transforms": ""}, "local.shop.customers,local.app.x,debezium-heartbeat.local,local"},
+	} {
+		c.Env, c.Properties = tc.env, tc.props
+		topics, err := c.Topics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(topics, ","); got != tc.want {
+			t.Errorf("env %v, properties %v: topics %s, want %s", tc.env, tc.props, got, tc.want)
+		}
+	}
+	p, err := c.Effective()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The template's expressions are expanded, and the overrides win over the template.
+	for k, want := range map[string]string{
+		"debezium.source.database.port":      "3307",
+		"debezium.source.snapshot.mode":      "when_needed",
+		"debezium.source.connector.class":    "io.debezium.connector.mariadb.MariaDbConnector",
+		"debezium.sink.pubsub.project.id":    "local",
+		"debezium.source.table.include.list": `shop\.customers,app\.x`,
+	} {
+		if p[k] != want {
+			t.Errorf("%s=%q, want %q", k, p[k], want)
+		}
+	}
+	if _, err := parseProperties("a=b\\\nc"); err == nil {
+		t.Error("a continuation line was read")
+	}
+	if _, err := expand("${NOPE}", nil); err == nil || !strings.Contains(err.Error(), "NOPE is not set") {
+		t.Errorf("an unset variable without a default: %v", err)
+	}
+}
+
+// The template's values are unescaped as java.util.Properties does: its transaction-topic pattern is
+// written \\Q…\\E\\.transaction.
+func TestPropertiesUnescape(t *testing.T) {
+	got, err := parseProperties(`a=\\Q${P}\\E\\.transaction
+b=tab\there \u00e9 \:x
+c=plain`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"a": `\Q${P}\E\.transaction`, "b": "tab\there é :x", "c": "plain"} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
+	}
+	for _, bad := range []string{`a=x\u12`, `a=x\uzzzz`} {
+		if _, err := parseProperties(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }

@@ -29,3 +29,24 @@ func PrepareDatabase(ctx context.Context, root *sql.DB, db DB) error {
 	}
 	return nil
 }
+
+// ResetState deletes the server's offsets and schema history (the tables named in the configuration,
+// in DB.StateDatabase), so that its next start takes a new snapshot, as a fresh deployment would. Stop
+// the server first.
+func ResetState(ctx context.Context, root *sql.DB, c Config) error {
+	p, err := c.Effective()
+	if err != nil {
+		return err
+	}
+	for _, key := range []string{"debezium.source.offset.storage.jdbc.table.name", "debezium.source.schema.history.internal.jdbc.table.name"} {
+		table := p[key]
+		if table == "" || strings.ContainsAny(table, "`.") {
+			return fmt.Errorf("debeziumserver: %s=%q is not a plain table name", key, table)
+		}
+		q := "DROP TABLE IF EXISTS `" + c.DB.StateDatabase + "`.`" + table + "`"
+		if _, err := root.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("debeziumserver: reset the state: %s: %w", q, err)
+		}
+	}
+	return nil
+}

@@ -183,6 +183,7 @@ func TestRealFixtures(t *testing.T) {
 	got = append(got, newFixture("heartbeat", hb[0]))
 	data = append(data, hb[0].Data)
 
+	sortFixtures(got, data)
 	for i := range got {
 		got[i].File = fmt.Sprintf("%03d-%s-%s.json", i+1, got[i].Step, describe(data[i], got[i].Topic))
 	}
@@ -200,6 +201,75 @@ func TestRealFixtures(t *testing.T) {
 		return
 	}
 	compareFixtures(t, got, data)
+}
+
+// sortFixtures orders each step's messages as the binlog does (file, position, row), then by topic and
+// ordering key (a snapshot's rows share its position), so that the files a capture writes are named
+// the same from run to run: the sink publishes different keys in no fixed order.
+func sortFixtures(fs []fixture, data [][]byte) {
+	type coord struct {
+		file     string
+		pos, row int64
+	}
+	coords := make([]coord, len(fs))
+	for i, d := range data {
+		var ev struct {
+			Source *struct {
+				File     string
+				Pos, Row int64
+			} `json:"source"`
+			Payload *struct {
+				Source *struct {
+					File     string
+					Pos, Row int64
+				} `json:"source"`
+			} `json:"payload"`
+		}
+		_ = json.Unmarshal(d, &ev)
+		src := ev.Source
+		if src == nil && ev.Payload != nil {
+			src = ev.Payload.Source
+		}
+		if src != nil {
+			coords[i] = coord{src.File, src.Pos, src.Row}
+		}
+	}
+	idx := make([]int, len(fs))
+	for i := range idx {
+		idx[i] = i
+	}
+	step := map[string]int{}
+	for i, f := range fs {
+		if _, ok := step[f.Step]; !ok {
+			step[f.Step] = i
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		fa, fb := fs[idx[a]], fs[idx[b]]
+		if step[fa.Step] != step[fb.Step] {
+			return step[fa.Step] < step[fb.Step]
+		}
+		ca, cb := coords[idx[a]], coords[idx[b]]
+		switch {
+		case ca.file != cb.file:
+			return ca.file < cb.file
+		case ca.pos != cb.pos:
+			return ca.pos < cb.pos
+		case ca.row != cb.row:
+			return ca.row < cb.row
+		case fa.Topic != fb.Topic:
+			return fa.Topic < fb.Topic
+		default:
+			return fa.OrderingKey < fb.OrderingKey
+		}
+	})
+	sortedF := make([]fixture, len(fs))
+	sortedD := make([][]byte, len(fs))
+	for i, j := range idx {
+		sortedF[i], sortedD[i] = fs[j], data[j]
+	}
+	copy(fs, sortedF)
+	copy(data, sortedD)
 }
 
 // quiet waits until more than seen messages (heartbeats aside) have been published and then none for

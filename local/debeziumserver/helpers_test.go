@@ -71,7 +71,11 @@ func newStack(t *testing.T, tables []string, env map[string]string, props map[st
 		t.Fatal(err)
 	}
 	s.cfg.ConfigDir = abs
-	for _, topic := range s.cfg.Topics() {
+	topics, err := s.cfg.Topics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range topics {
 		if err := s.emu.EnsureTopic(ctx, topic); err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,17 @@ func TestKillReplay(t *testing.T) {
 	// Kill as soon as the snapshot is publishing.
 	first := s.waitMessages("local.app.seq", 1, time.Minute)
 	srv.Kill()
+	// What the killed process had already sent may still be landing in the emulator: wait until
+	// nothing more comes, so every message after killedAt is the restart's.
 	killedAt := len(s.messages("local.app.seq"))
+	for {
+		time.Sleep(time.Second)
+		n := len(s.messages("local.app.seq"))
+		if n == killedAt {
+			break
+		}
+		killedAt = n
+	}
 	t.Logf("killed mid-snapshot after %d of %d snapshot rows were published (first marker %v)", killedAt, snapRows, first[0].source()["snapshot"])
 	if killedAt >= snapRows {
 		t.Fatalf("the snapshot finished before the kill (%d messages): make the table larger", killedAt)

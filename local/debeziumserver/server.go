@@ -71,31 +71,17 @@ type PubSub struct {
 	EmulatorAddr string
 }
 
-// Topics are the topic ids Debezium publishes to with the shipped configuration: one per table, the
-// schema-change topic (named topic.prefix) and the heartbeat topic. They must exist before it starts:
-// the sink does not create topics, and a publish to a missing one fails the batch and stops the server.
-func (c Config) Topics() []string {
-	topics := make([]string, 0, len(c.Tables)+2)
-	for _, t := range c.Tables {
-		topics = append(topics, c.TopicPrefix+"."+t)
-	}
-	topics = append(topics, c.TopicPrefix)
-	prefix := c.Env["HEARTBEAT_PREFIX"]
-	if prefix == "" {
-		prefix = "debezium-heartbeat"
-	}
-	return append(topics, prefix+"."+c.TopicPrefix)
-}
-
 // Server is Debezium Server running as a child process.
 type Server struct {
 	cfg Config
 	log *os.File
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // the exit status once done is closed
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	err      error // the exit status once done is closed
+	progress *progressReader
+	starts   int
 }
 
 // Start assembles cfg.RunDir, starts the entry point there and waits until /q/health reports UP (the
@@ -279,6 +265,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	fmt.Fprintf(s.log, "\n=== cloudsql-cache: starting Debezium Server %s at %s (Java %d, %s) ===\n", Version,
 		time.Now().UTC().Format(time.RFC3339Nano), s.cfg.Java.Feature, s.cfg.Java.Home)
+	offset, err := s.log.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("debeziumserver: %w", err)
+	}
 	cmd := exec.Command(filepath.Join(s.cfg.RunDir, "entrypoint.sh"))
 	cmd.Dir = s.cfg.RunDir
 	cmd.Env = env
@@ -294,11 +284,16 @@ func (s *Server) Start(ctx context.Context) error {
 		err := cmd.Wait()
 		s.mu.Lock()
 		s.err = err
+		if s.cmd == cmd { // it exited by itself: it can be started again
+			s.cmd = nil
+		}
 		s.mu.Unlock()
 		close(done)
 	}()
 	s.mu.Lock()
 	s.cmd, s.done = cmd, done
+	s.progress = newProgressReader(s.cfg.LogPath(), offset)
+	s.starts++
 	s.mu.Unlock()
 	return s.waitHealthy(ctx, done)
 }
@@ -358,6 +353,33 @@ func (s *Server) Health(ctx context.Context) (up bool, body string) {
 // HealthURL is the server's URL for path (/q/health, /q/health/live, /q/health/ready).
 func (s *Server) HealthURL(path string) string {
 	return "http://127.0.0.1:" + strconv.Itoa(s.cfg.httpPort) + path
+}
+
+// Progress is what the connector of the current (or last) start is doing, from its log.
+func (s *Server) Progress() Progress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.progress == nil {
+		return Progress{Phase: "stopped"}
+	}
+	p := s.progress.read()
+	if s.cmd == nil {
+		p.Phase = "stopped"
+	} else {
+		select {
+		case <-s.done:
+			p.Phase = "stopped"
+		default:
+		}
+	}
+	return p
+}
+
+// Starts is how many times the server was started.
+func (s *Server) Starts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.starts
 }
 
 // Pid is the Java process's id, 0 when stopped.

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/cloudsql-cache/cloudsql-cache/local/debeziumserver"
 )
 
 // The real Debezium Server, from the shipped template and entry point, against MariaDB and the
@@ -62,6 +64,11 @@ func TestSnapshotStreamRestart(t *testing.T) {
 	}
 	if got := s.messages("local.app.other"); len(got) != 0 {
 		t.Errorf("an uncaptured table published %d messages", len(got))
+	}
+	// What the log says: a snapshot of the five rows, then streaming.
+	progress := waitProgress(t, srv, "streaming")
+	if !progress.Snapshotted || progress.SnapshotRows != 5 || progress.LastError != "" {
+		t.Errorf("progress after the snapshot: %#v", progress)
 	}
 
 	// Streaming.
@@ -144,6 +151,9 @@ func TestSnapshotStreamRestart(t *testing.T) {
 			t.Fatalf("a new snapshot after a clean restart: %s", m.Data)
 		}
 	}
+	if p := waitProgress(t, srv, "streaming"); p.Snapshotted {
+		t.Errorf("progress after a clean restart: %#v", p)
+	}
 	// What arrives first is what changed while it was down: a clean stop committed everything sent.
 	if after[0].op() != "c" || after[0].Key != `{"id":5}` || after[1].op() != "u" || after[1].Key != `{"id":3}` {
 		t.Errorf("after the restart:\n%s", dump(after))
@@ -173,4 +183,19 @@ func byPosition(ms []message) []message {
 		return ra < rb
 	})
 	return out
+}
+
+func waitProgress(t *testing.T, srv *debeziumserver.Server, phase string) debeziumserver.Progress {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p := srv.Progress()
+		if p.Phase == phase {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("progress %+v, want phase %s", p, phase)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

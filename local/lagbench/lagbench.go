@@ -1,9 +1,10 @@
 // Package lagbench is the end-to-end lag benchmark (cmd/benchlag): it measures lag through the whole
-// local pipeline — MariaDB → CDC source → Pub/Sub emulator (pstest) → push relay → the real function
-// binary → redis-server — at fixed offered rates of row changes, and finds the rate it can no longer
-// keep up with.
+// local pipeline — MariaDB → Debezium Server → Pub/Sub emulator (pstest) → push relay → the real
+// function binary → redis-server — at fixed offered rates of row changes, and finds the rate it can no
+// longer keep up with.
 //
-// Method: a private MariaDB, Redis, the pipeline (local/pipeline) and the function (built with
+// Method: a private MariaDB, Redis, the pipeline (local/pipeline: the real Debezium Server from the
+// shipped configuration, plus Config.Properties when tuning) and the function (built with
 // functionproc.Build, METRICS_ADDR set) run on loopback in Config.Dir. A table of Keys rows of ~RowBytes
 // is snapshotted first. Then, per rate, an open-loop load (local/loadgen) offers the rate for a warm-up
 // and Duration. For every change the function answers "applied" the pipeline's delivery observer
@@ -12,13 +13,16 @@
 //     round trip);
 //   - commit→cache (binlog ts): now − source.ts_ms, as the pipeline and the function's /metrics measure
 //     it; MariaDB binlog timestamps are whole seconds, so this includes 0–1 s of truncation;
-//   - cdc→cache: now − the envelope's ts_us (when the CDC source read the change): the pipeline's own lag.
+//   - dbz→cache: now − the envelope's ts_us (when Debezium made the event): the sink, the emulator,
+//     the relay and the function.
 //
-// Every 100 ms it samples relay.Stats: the relay's backlog (pulled, not yet acknowledged) and its
-// acknowledged count, from which the outstanding changes (committed, not yet in the cache, wherever
-// they wait: binlog, CDC source, emulator or relay) follow. After the load stops it waits for the
-// outstanding changes to drain; a rate is kept up with when they drain within KeepUp. Escalation stops
-// at the first rate that is not kept up.
+// Every 100 ms it samples the relay's backlog (pulled, not yet acknowledged) and the changes of the
+// load's table acknowledged so far, from which the outstanding changes (committed, not yet in the
+// cache, wherever they wait: binlog, Debezium, emulator or relay) follow. After the load stops it waits
+// for the outstanding changes to drain; a rate is kept up with when they drain within KeepUp.
+// Escalation stops at the first rate that is not kept up. While loaded it also reads the CPU time of
+// each process (/proc/<pid>/stat): Debezium's JVM, the function, MariaDB, Redis and this process (the
+// emulator, the relay and the load generator), so that a missed target says who spent the time.
 package lagbench
 
 import (
@@ -30,10 +34,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
@@ -42,6 +45,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/loadgen"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pipeline"
+	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
 )
 
 // Config configures a run.
@@ -56,6 +60,15 @@ type Config struct {
 	Conns               int           // database connections of the load generator
 	RowBytes            int           // payload bytes per row
 	MaxDeliveryAttempts int           // push attempts before the dead-letter topic
+	// Properties are Debezium system properties beyond the shipped configuration (tuning experiments:
+	// debezium.source.poll.interval.ms, debezium.sink.pubsub.batch.delay.threshold.ms, …); empty runs
+	// the shipped configuration.
+	Properties map[string]string
+	// JavaOpts replaces Debezium's JAVA_OPTS, e.g. with a flight recording for a profile; empty keeps
+	// the default.
+	JavaOpts string
+	// ModuleDir is the repository (the function's source, debezium-server/).
+	ModuleDir string
 	// Dir holds the servers' data and the logs.
 	Dir string
 	// Progress receives what the run is doing and each rate's raw line as it is measured.
@@ -71,8 +84,8 @@ func (c Config) validate() error {
 			return errors.New("lagbench: rates must be positive and increase")
 		}
 	}
-	if c.Keys < c.Conns || c.Batch < 1 || c.Conns < 1 || c.Duration <= 0 || c.Dir == "" {
-		return errors.New("lagbench: need Keys >= Conns, Batch >= 1, Conns >= 1, Duration > 0 and a Dir")
+	if c.Keys < c.Conns || c.Batch < 1 || c.Conns < 1 || c.Duration <= 0 || c.Dir == "" || c.ModuleDir == "" {
+		return errors.New("lagbench: need Keys >= Conns, Batch >= 1, Conns >= 1, Duration > 0, a Dir and a ModuleDir")
 	}
 	return nil
 }
@@ -111,6 +124,8 @@ type bench struct {
 
 	metricsURL string
 	rec        recorder
+	benchSub   string
+	acked      atomic.Int64 // changes of the load's table acknowledged (first deliveries)
 }
 
 func (b *bench) close() {
@@ -160,16 +175,14 @@ func start(ctx context.Context, c *Config) (*bench, error) {
 	if b.rs, err = redisserver.Start(ctx, redisserver.Options{Dir: filepath.Join(dir, "redis")}); err != nil {
 		return b, err
 	}
-	if b.p, err = pipeline.Start(ctx, pipeline.Config{DSN: b.db.DSN(""), Flavor: "mariadb", Databases: []string{loadgen.Database},
-		StateDir: filepath.Join(dir, "cdc"), MaxDeliveryAttempts: c.MaxDeliveryAttempts, Seed: 1, OnApplied: b.record, Logger: logger}); err != nil {
+	if b.p, err = pipeline.Start(ctx, pipeline.Config{DBAddr: b.db.Addr(), RootDSN: b.db.DSN(""), Tables: []string{loadgen.Table},
+		ConfigDir: filepath.Join(c.ModuleDir, "debezium-server"), StateDir: filepath.Join(dir, "debezium"), DebeziumProperties: c.Properties, DebeziumJavaOpts: c.JavaOpts,
+		FetchLog: c.Progress, MaxDeliveryAttempts: c.MaxDeliveryAttempts, Seed: 1, OnApplied: b.record, OnDelivery: b.count, Logger: logger}); err != nil {
 		return b, err
 	}
-	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		return b, fmt.Errorf("go list -m: %w", err)
-	}
+	b.benchSub = b.p.Emu.SubscriptionName("local." + loadgen.Table)
 	bin := filepath.Join(dir, "cloudsql-cache-function")
-	if err := functionproc.Build(ctx, strings.TrimSpace(string(root)), bin); err != nil {
+	if err := functionproc.Build(ctx, c.ModuleDir, bin); err != nil {
 		return b, err
 	}
 	fport, err := freeport.Get()
@@ -190,10 +203,19 @@ func start(ctx context.Context, c *Config) (*bench, error) {
 		return b, err
 	}
 	b.p.Deliver(b.fn.URL())
-	if err := b.p.StartCDC(); err != nil {
+	t0 := time.Now()
+	if err := b.p.StartDebezium(ctx); err != nil {
 		return b, err
 	}
+	fmt.Fprintf(c.Progress, "benchlag: Debezium Server healthy after %.1f s (log: %s)\n", time.Since(t0).Seconds(), filepath.Join(dir, "debezium", "debezium.log"))
 	return b, nil
+}
+
+// count counts the acknowledged first deliveries of the load's table.
+func (b *bench) count(d relay.Delivery) {
+	if d.Acked && !d.Repeat && d.Subscription == b.benchSub {
+		b.acked.Add(1)
+	}
 }
 
 // The measurement: every applied change of the load, timed at the function's answer.
@@ -201,7 +223,7 @@ func start(ctx context.Context, c *Config) (*bench, error) {
 type sample struct {
 	seq      int64 // the row's statement (0: not one of the load's)
 	atUs     int64 // when the function answered
-	tsUs     int64 // envelope ts_us (CDC read)
+	tsUs     int64 // envelope ts_us (Debezium made the event)
 	sourceMs int64 // source.ts_ms (binlog, whole seconds on MariaDB)
 }
 

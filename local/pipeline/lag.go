@@ -14,7 +14,7 @@ type Applied struct {
 	relay.Delivery
 	Op       string // the event's op ("c", "u", "d", "t", "r")
 	CommitMs int64  // source.ts_ms: the commit in the database (whole seconds on MariaDB's binlog)
-	TsUs     int64  // ts_us: when the CDC source read the change (0 if absent)
+	TsUs     int64  // ts_us: when Debezium processed the change (0 if absent)
 }
 
 // appliedOf reads the times of an applied change's event; ok is false for anything else (another
@@ -38,21 +38,22 @@ func appliedOf(d relay.Delivery) (a Applied, ok bool) {
 
 // Lag is the lag of the recently applied changes (the last lagWindow, since the last ResetLag), in
 // milliseconds, measured when the function answered: commit→cache (now − source.ts_ms, whose
-// resolution is the binlog's: whole seconds on MariaDB) and CDC→cache (now − ts_us, the pipeline's own
-// share). Snapshot reads, which carry no commit time of their own, are left out.
+// resolution is the binlog's: whole seconds on MariaDB) and Debezium→cache (now − ts_us, when Debezium
+// made the event: the sink, Pub/Sub, push and the function). Snapshot reads, which carry no commit
+// time of their own, are left out.
 type Lag struct {
-	Commit, CDC stats.Summary
+	Commit, Debezium stats.Summary
 }
 
 const lagWindow = 4096
 
 type lagMeter struct {
 	mu          sync.Mutex
-	commit, cdc *stats.Window
+	commit, dbz *stats.Window
 }
 
 func newLagMeter() *lagMeter {
-	return &lagMeter{commit: stats.NewWindow(lagWindow), cdc: stats.NewWindow(lagWindow)}
+	return &lagMeter{commit: stats.NewWindow(lagWindow), dbz: stats.NewWindow(lagWindow)}
 }
 
 func (l *lagMeter) observe(a Applied) {
@@ -60,27 +61,27 @@ func (l *lagMeter) observe(a Applied) {
 		return
 	}
 	commit := float64(a.At.UnixMilli() - a.CommitMs)
-	cdc := -1.0
+	dbz := -1.0
 	if a.TsUs > 0 {
-		cdc = float64(a.At.UnixMicro()-a.TsUs) / 1000
+		dbz = float64(a.At.UnixMicro()-a.TsUs) / 1000
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.commit.Add(commit)
-	if cdc >= 0 {
-		l.cdc.Add(cdc)
+	if dbz >= 0 {
+		l.dbz.Add(dbz)
 	}
 }
 
 func (l *lagMeter) lag() Lag {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Lag{Commit: l.commit.Summary(), CDC: l.cdc.Summary()}
+	return Lag{Commit: l.commit.Summary(), Debezium: l.dbz.Summary()}
 }
 
 func (l *lagMeter) reset() {
 	l.mu.Lock()
 	l.commit.Reset()
-	l.cdc.Reset()
+	l.dbz.Reset()
 	l.mu.Unlock()
 }

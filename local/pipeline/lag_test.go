@@ -39,11 +39,11 @@ func TestLagOfAppliedChanges(t *testing.T) {
 		t.Fatalf("applied changes: %+v", applied)
 	}
 	lag := m.lag()
-	if lag.Commit.N != 2 || lag.Commit.P50 != 2000 || lag.Commit.Max != 2000 || lag.CDC.N != 2 || lag.CDC.P50 != 20 {
+	if lag.Commit.N != 2 || lag.Commit.P50 != 2000 || lag.Commit.Max != 2000 || lag.Debezium.N != 2 || lag.Debezium.P50 != 20 {
 		t.Fatalf("lag %+v", lag)
 	}
 	m.reset()
-	if lag := m.lag(); lag.Commit.N != 0 || lag.CDC.N != 0 {
+	if lag := m.lag(); lag.Commit.N != 0 || lag.Debezium.N != 0 {
 		t.Fatalf("after reset: %+v", lag)
 	}
 }

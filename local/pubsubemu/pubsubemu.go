@@ -1,13 +1,13 @@
 // Package pubsubemu is the local Pub/Sub: an in-process pstest server, served over gRPC on a loopback
-// TCP port (Addr) for other processes too, with a topic and a push subscription per table, created up
-// front by EnsureTopic (Debezium Server publishes only to existing topics, as Terraform creates them) or
-// when the CDC source first publishes to it, and a dead-letter topic. It is the cdc.Sink of the local
-// pipeline.
+// TCP port (Addr) for other processes too (Debezium Server publishes there, the function dead-letters
+// there), with a topic and a push subscription per topic id created up front by EnsureTopic (Debezium
+// Server publishes only to existing topics, as Terraform creates them) and a dead-letter topic.
 //
-// pstest keeps everything in memory, so unlike Pub/Sub it loses undelivered messages when the process
-// stops. To keep the pipeline at-least-once across restarts anyway, a publish counts as done for the
-// CDC source (which then advances its offset) only once the push relay has acknowledged the message:
-// whatever was in flight at a stop is published again from the offset on the next start.
+// pstest keeps everything in memory: unlike Pub/Sub it loses undelivered messages when the process
+// stops (the local pipeline drains before it stops), and it keeps a copy of every message ever
+// published for its test API, which Forget drops, but only at a moment when every message published
+// to a push subscription has been acknowledged: pstest's ClearMessages also empties the
+// subscriptions, so clearing at any other moment would lose the messages waiting in them.
 package pubsubemu
 
 import (
@@ -24,8 +24,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 )
 
 // Options configure the emulator.
@@ -36,6 +34,9 @@ type Options struct {
 	DeadLetterTopic string
 	// MaxDeliveryAttempts is each subscription's dead-letter policy (5 to 100 on Pub/Sub); 0 means 5.
 	MaxDeliveryAttempts int
+	// AckDeadline of the push subscriptions (10 s to 600 s, as on Pub/Sub); 0 means 600 s. A message
+	// pulled and neither acknowledged nor extended within it is handed out again.
+	AckDeadline time.Duration
 	// OnSubscription is called with the full name of each new push subscription (the relay's cue).
 	OnSubscription func(name string)
 }
@@ -49,9 +50,15 @@ type Emulator struct {
 	conn   *grpc.ClientConn
 	client *pubsub.Client
 
-	mu     sync.Mutex
-	topics map[string]*pubsub.Publisher
-	acked  map[string]chan struct{}
+	// gate is held shared by every Publish and exclusively by Forget while it waits for the
+	// subscriptions to drain, so that nothing is published between its check and pstest's clear.
+	gate sync.RWMutex
+
+	mu          sync.Mutex
+	topics      map[string]bool     // full names of the topics with a push subscription
+	outstanding map[string]struct{} // ids published to those topics and not acknowledged yet
+	deadLetters []*pstest.Message   // everything published to the dead-letter topic, kept across Forget
+	forgets     int
 }
 
 // Start starts the server and creates the dead-letter topic (with a subscription that keeps its
@@ -66,10 +73,16 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if opts.MaxDeliveryAttempts == 0 {
 		opts.MaxDeliveryAttempts = 5
 	}
+	if opts.AckDeadline == 0 {
+		opts.AckDeadline = 600 * time.Second
+	}
 	if opts.MaxDeliveryAttempts < 5 || opts.MaxDeliveryAttempts > 100 {
 		return nil, fmt.Errorf("pubsubemu: max delivery attempts %d is outside Pub/Sub's 5..100", opts.MaxDeliveryAttempts)
 	}
-	e := &Emulator{opts: opts, srv: pstest.NewServer(), topics: map[string]*pubsub.Publisher{}, acked: map[string]chan struct{}{}}
+	if opts.AckDeadline < 10*time.Second || opts.AckDeadline > 600*time.Second || opts.AckDeadline%time.Second != 0 {
+		return nil, fmt.Errorf("pubsubemu: ack deadline %v is not whole seconds within Pub/Sub's 10s..600s", opts.AckDeadline)
+	}
+	e := &Emulator{opts: opts, srv: pstest.NewServer(), topics: map[string]bool{}, outstanding: map[string]struct{}{}}
 	if err := e.serve(); err != nil {
 		_ = e.srv.Close()
 		return nil, err
@@ -110,20 +123,52 @@ const MaxRequestBytes = 16 << 20
 const maxResponseBytes = 256 << 20
 
 // serve serves pstest's fake on a gRPC server of our own, which accepts requests up to
-// MaxRequestBytes: pstest offers no way to set its server's options. pstest's listener stays open
-// unused.
+// MaxRequestBytes (pstest offers no way to set its server's options) and sees every publish (to track
+// what is outstanding). pstest's listener stays open unused.
 func (e *Emulator) serve() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("pubsubemu: %w", err)
 	}
 	e.gsrv = grpc.NewServer(grpc.MaxRecvMsgSize(MaxRequestBytes))
-	pb.RegisterPublisherServer(e.gsrv, &e.srv.GServer)
+	pb.RegisterPublisherServer(e.gsrv, trackingPublisher{GServer: &e.srv.GServer, e: e})
 	pb.RegisterSubscriberServer(e.gsrv, &e.srv.GServer)
 	pb.RegisterSchemaServiceServer(e.gsrv, &e.srv.GServer)
 	e.addr = l.Addr().String()
 	go func() { _ = e.gsrv.Serve(l) }()
 	return nil
+}
+
+// trackingPublisher is pstest's publisher service, recording each published message id as outstanding
+// until the relay acknowledges it (Acked) and keeping a copy of every dead letter.
+type trackingPublisher struct {
+	*pstest.GServer
+	e *Emulator
+}
+
+func (p trackingPublisher) Publish(ctx context.Context, req *pb.PublishRequest) (*pb.PublishResponse, error) {
+	p.e.gate.RLock()
+	defer p.e.gate.RUnlock()
+	// Held across pstest's publish: the relay can pull and acknowledge a message as soon as pstest has
+	// it, and Acked must find it recorded.
+	p.e.mu.Lock()
+	defer p.e.mu.Unlock()
+	resp, err := p.GServer.Publish(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	switch {
+	case req.Topic == p.e.DeadLetterTopic():
+		for i, m := range req.Messages {
+			p.e.deadLetters = append(p.e.deadLetters, &pstest.Message{ID: resp.MessageIds[i], Data: m.Data, Attributes: m.Attributes,
+				PublishTime: m.PublishTime.AsTime(), OrderingKey: m.OrderingKey, Topic: req.Topic})
+		}
+	case p.e.topics[req.Topic]:
+		for _, id := range resp.MessageIds {
+			p.e.outstanding[id] = struct{}{}
+		}
+	}
+	return resp, nil
 }
 
 // Addr is host:port of the server (gRPC, plaintext): PUBSUB_EMULATOR_HOST for other processes (the
@@ -141,119 +186,98 @@ func (e *Emulator) DeadLetterTopic() string {
 	return "projects/" + e.opts.Project + "/topics/" + e.opts.DeadLetterTopic
 }
 
-// DeadLetters returns the messages published to the dead-letter topic so far.
+// DeadLetters returns the messages published to the dead-letter topic so far (Forget keeps them).
 func (e *Emulator) DeadLetters() []*pstest.Message {
-	var out []*pstest.Message
-	for _, m := range e.srv.Messages() {
-		if m.Topic == e.DeadLetterTopic() {
-			out = append(out, m)
-		}
-	}
-	return out
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]*pstest.Message(nil), e.deadLetters...)
 }
 
-// Forget drops the server's record of published messages (pstest keeps every message ever published
-// for its test API; subscriptions keep their own copies of what they have not acknowledged).
-func (e *Emulator) Forget() {
-	e.srv.ClearMessages()
-}
-
-// Publish implements cdc.Sink. The returned wait ends when the message has been published and
-// acknowledged on its push subscription (see the package comment).
-func (e *Emulator) Publish(ctx context.Context, m cdc.Message) func(context.Context) error {
-	pub, err := e.publisher(ctx, m.Topic)
-	if err != nil {
-		return func(context.Context) error { return err }
-	}
-	res := pub.Publish(ctx, &pubsub.Message{Data: m.Data, OrderingKey: m.OrderingKey})
-	return func(ctx context.Context) error {
-		id, err := res.Get(ctx)
-		if err != nil {
-			// An ordered publisher pauses the key after a failure; resume it for the retry that
-			// follows a restart of the source.
-			pub.ResumePublish(m.OrderingKey)
-			return fmt.Errorf("pubsubemu: publish to %s: %w", m.Topic, err)
-		}
-		select {
-		case <-e.ackChan(id):
-			e.mu.Lock()
-			delete(e.acked, id)
-			e.mu.Unlock()
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// Acked tells the emulator that the relay acknowledged message id. A message can be acknowledged twice
-// (redelivered after a lost acknowledgement); only the first one counts.
+// Acked tells the emulator that the relay acknowledged message id (call it after the Acknowledge
+// RPC). A message can be acknowledged twice (redelivered after a lost acknowledgement); that is fine.
 func (e *Emulator) Acked(id string) {
-	c := e.ackChan(id)
+	e.mu.Lock()
+	delete(e.outstanding, id)
+	e.mu.Unlock()
+}
+
+// Outstanding is the number of messages published to push subscriptions and not acknowledged yet.
+func (e *Emulator) Outstanding() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	select {
-	case <-c:
-	default:
-		close(c)
+	return len(e.outstanding)
+}
+
+// Forget drops pstest's record of published messages (it keeps every message ever published for its
+// test API, so a long run would grow without bound), but only when no message is waiting in a push
+// subscription: pstest's ClearMessages empties the subscriptions too. It holds new publishes back
+// (they wait; none fails) for up to maxPause while the outstanding messages are acknowledged, and
+// reports whether it cleared. The dead letters are kept (DeadLetters).
+func (e *Emulator) Forget(maxPause time.Duration) bool {
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	deadline := time.Now().Add(maxPause)
+	for {
+		e.mu.Lock()
+		if len(e.outstanding) == 0 {
+			e.srv.ClearMessages()
+			e.forgets++
+			e.mu.Unlock()
+			return true
+		}
+		e.mu.Unlock()
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
-func (e *Emulator) ackChan(id string) chan struct{} {
+// Forgets is how many times Forget cleared pstest's record.
+func (e *Emulator) Forgets() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c, ok := e.acked[id]
-	if !ok {
-		c = make(chan struct{})
-		e.acked[id] = c
-	}
-	return c
+	return e.forgets
 }
 
 // EnsureTopic creates the topic and its push subscription if they do not exist yet, as Terraform does
 // before Debezium Server starts: its sink publishes only to existing topics.
 func (e *Emulator) EnsureTopic(ctx context.Context, topicID string) error {
-	_, err := e.publisher(ctx, topicID)
-	return err
-}
-
-// Messages returns every message published since the start (or the last Forget), in publish order,
-// on every topic: what tests read to see exactly what a publisher sent.
-func (e *Emulator) Messages() []*pstest.Message { return e.srv.Messages() }
-
-// publisher returns the topic's ordered publisher, creating the topic and its push subscription first.
-func (e *Emulator) publisher(ctx context.Context, topicID string) (*pubsub.Publisher, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if p, ok := e.topics[topicID]; ok {
-		return p, nil
-	}
 	name := "projects/" + e.opts.Project + "/topics/" + topicID
+	e.mu.Lock()
+	exists := e.topics[name]
+	e.mu.Unlock()
+	if exists {
+		return nil
+	}
 	if _, err := e.client.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: name}); err != nil {
-		return nil, fmt.Errorf("pubsubemu: create topic %s: %w", name, err)
+		return fmt.Errorf("pubsubemu: create topic %s: %w", name, err)
 	}
 	sub := e.SubscriptionName(topicID)
 	if _, err := e.client.SubscriptionAdminClient.CreateSubscription(ctx, &pb.Subscription{
 		Name:               sub,
 		Topic:              name,
-		AckDeadlineSeconds: 600,
+		AckDeadlineSeconds: int32(e.opts.AckDeadline / time.Second),
 		// Ordering is enforced by the relay, by message id (publish order), not by pstest: pstest
 		// orders a key's messages by publish timestamp, and two messages can share one.
 		EnableMessageOrdering: false,
 		DeadLetterPolicy:      &pb.DeadLetterPolicy{DeadLetterTopic: e.DeadLetterTopic(), MaxDeliveryAttempts: int32(e.opts.MaxDeliveryAttempts)},
 		RetryPolicy:           &pb.RetryPolicy{MinimumBackoff: durationpb.New(100 * time.Millisecond), MaximumBackoff: durationpb.New(10 * time.Second)},
 	}); err != nil {
-		return nil, fmt.Errorf("pubsubemu: create subscription %s: %w", sub, err)
+		return fmt.Errorf("pubsubemu: create subscription %s: %w", sub, err)
 	}
-	p := e.client.Publisher(name)
-	p.EnableMessageOrdering = true
-	p.PublishSettings.DelayThreshold = time.Millisecond
-	e.topics[topicID] = p
+	e.mu.Lock()
+	e.topics[name] = true
+	e.mu.Unlock()
 	if e.opts.OnSubscription != nil {
 		e.opts.OnSubscription(sub)
 	}
-	return p, nil
+	return nil
 }
+
+// Messages returns every message published since the start (or the last Forget), in publish order,
+// on every topic: what tests read to see exactly what a publisher sent.
+func (e *Emulator) Messages() []*pstest.Message { return e.srv.Messages() }
 
 // SubscriptionName is the push subscription of a topic id.
 func (e *Emulator) SubscriptionName(topicID string) string {
@@ -263,14 +287,11 @@ func (e *Emulator) SubscriptionName(topicID string) string {
 // MaxDeliveryAttempts is the subscriptions' dead-letter policy.
 func (e *Emulator) MaxDeliveryAttempts() int { return e.opts.MaxDeliveryAttempts }
 
-// Close stops the publishers, the client and the server.
+// AckDeadline is the push subscriptions' ack deadline.
+func (e *Emulator) AckDeadline() time.Duration { return e.opts.AckDeadline }
+
+// Close stops the client and the server.
 func (e *Emulator) Close() {
-	e.mu.Lock()
-	for _, p := range e.topics {
-		p.Stop()
-	}
-	e.topics = map[string]*pubsub.Publisher{}
-	e.mu.Unlock()
 	if e.client != nil {
 		_ = e.client.Close()
 	}

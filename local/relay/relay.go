@@ -39,6 +39,16 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout of one POST (Pub/Sub: the ack deadline); 0 means 30s.
 	Timeout time.Duration
+	// MaxInFlight bounds the POSTs outstanding at once, across keys; 0 means 80, what one Cloud Run
+	// instance of the function accepts with Terraform's default function_concurrency (Cloud Run
+	// queues or refuses the rest). Without a bound a snapshot would open a request per row at once.
+	MaxInFlight int
+	// ExtendEvery is how often the ack deadlines of the messages the relay holds (pulled, waiting for
+	// their key's turn or being retried) are renewed; 0 means a minute. It must be well below the
+	// subscriptions' ack deadline, or the emulator hands held messages out again.
+	ExtendEvery time.Duration
+	// AckDeadline is what each renewal sets; 0 means 600 s.
+	AckDeadline time.Duration
 	// DuplicateRate is the share of acknowledged messages delivered a second time, a little later and
 	// out of order with later changes of the key: Pub/Sub's at-least-once delivery, made frequent.
 	DuplicateRate float64
@@ -73,8 +83,9 @@ type Relay struct {
 	rnd    *rand.Rand
 	subs   map[string]bool
 	queues map[string][]*pb.ReceivedMessage // subscription + "\x00" + ordering key → in publish order
-	held   int
+	held   map[string]*pb.ReceivedMessage   // by message id: everything in queues
 	stats  counters
+	slots  chan struct{} // one per POST in flight
 	wg     sync.WaitGroup
 	ctx    context.Context
 }
@@ -85,6 +96,8 @@ type counters struct {
 	deliveries int64
 	extra      int64 // duplicate deliveries sent on purpose
 	relayDLQ   int64
+	redeliv    int64 // messages the emulator handed out again while the relay held them
+	extends    int64 // ack-deadline renewals sent
 }
 
 // New builds a relay; call Run, then AddSubscription for each subscription.
@@ -104,6 +117,18 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 80
+	}
+	if cfg.ExtendEvery == 0 {
+		cfg.ExtendEvery = time.Minute
+	}
+	if cfg.AckDeadline == 0 {
+		cfg.AckDeadline = 600 * time.Second
+	}
+	if cfg.ExtendEvery >= cfg.AckDeadline {
+		return nil, fmt.Errorf("relay: ExtendEvery %v must be below the ack deadline %v", cfg.ExtendEvery, cfg.AckDeadline)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -114,8 +139,17 @@ func New(cfg Config) (*Relay, error) {
 		rnd:    rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
 		subs:   map[string]bool{},
 		queues: map[string][]*pb.ReceivedMessage{},
+		held:   map[string]*pb.ReceivedMessage{},
+		slots:  make(chan struct{}, cfg.MaxInFlight),
 		stats:  counters{outcomes: map[string]int64{}},
 	}, nil
+}
+
+// SetDuplicateRate changes Config.DuplicateRate from now on.
+func (r *Relay) SetDuplicateRate(rate float64) {
+	r.mu.Lock()
+	r.cfg.DuplicateRate = rate
+	r.mu.Unlock()
 }
 
 // SetEndpoint sets the function's URL (before Run).
@@ -169,7 +203,7 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 	idle := time.Millisecond
 	lastExtend := time.Now()
 	for ctx.Err() == nil {
-		if time.Since(lastExtend) > time.Minute {
+		if time.Since(lastExtend) >= r.cfg.ExtendEvery {
 			r.extend(ctx, sub)
 			lastExtend = time.Now()
 		}
@@ -187,13 +221,20 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 		sort.Slice(msgs, func(i, j int) bool { return msgID(msgs[i]) < msgID(msgs[j]) })
 		r.mu.Lock()
 		for _, m := range msgs {
+			if h, ok := r.held[m.Message.MessageId]; ok {
+				// Its ack deadline passed while it waited here: the emulator handed it out again. Keep
+				// the one copy, acknowledged with the newest ack id.
+				r.stats.redeliv++
+				h.AckId = m.AckId
+				continue
+			}
 			k := m.Message.OrderingKey
 			if k == "" {
 				k = "\x01" + m.Message.MessageId // unordered: a queue of its own
 			}
 			q := sub + "\x00" + k
 			r.queues[q] = append(r.queues[q], m)
-			r.held++
+			r.held[m.Message.MessageId] = m
 			if len(r.queues[q]) == 1 {
 				r.wg.Add(1)
 				go r.work(ctx, sub, q)
@@ -244,10 +285,12 @@ func (r *Relay) extend(ctx context.Context, sub string) {
 			}
 		}
 	}
+	r.stats.extends++
 	r.mu.Unlock()
 	for len(ids) > 0 {
 		n := min(len(ids), 1000)
-		if err := r.cfg.Client.SubscriptionAdminClient.ModifyAckDeadline(ctx, &pb.ModifyAckDeadlineRequest{Subscription: sub, AckIds: ids[:n], AckDeadlineSeconds: 600}); err != nil && ctx.Err() == nil {
+		if err := r.cfg.Client.SubscriptionAdminClient.ModifyAckDeadline(ctx, &pb.ModifyAckDeadlineRequest{Subscription: sub, AckIds: ids[:n],
+			AckDeadlineSeconds: int32(r.cfg.AckDeadline / time.Second)}); err != nil && ctx.Err() == nil {
 			r.log.Warn("extend ack deadlines", "subscription", sub, "error", err.Error())
 		}
 		ids = ids[n:]
@@ -270,15 +313,18 @@ func (r *Relay) work(ctx context.Context, sub, q string) {
 		m := r.queues[q][0]
 		r.mu.Unlock()
 		if !r.deliver(ctx, sub, m) {
-			return // stopping: the emulator redelivers after the ack deadline, or the CDC source replays
+			return // stopping: the emulator hands it out again after the ack deadline
 		}
-		if err := r.cfg.Client.SubscriptionAdminClient.Acknowledge(ctx, &pb.AcknowledgeRequest{Subscription: sub, AckIds: []string{m.AckId}}); err != nil && ctx.Err() == nil {
+		r.mu.Lock()
+		ackID := m.AckId // the newest, if the emulator handed it out again meanwhile
+		r.mu.Unlock()
+		if err := r.cfg.Client.SubscriptionAdminClient.Acknowledge(ctx, &pb.AcknowledgeRequest{Subscription: sub, AckIds: []string{ackID}}); err != nil && ctx.Err() == nil {
 			r.log.Warn("acknowledge", "error", err.Error())
 		}
 		// Counted before OnAck, so that whoever waits for the acknowledgement finds it in Stats.
 		r.mu.Lock()
 		r.stats.acked++
-		r.held--
+		delete(r.held, m.Message.MessageId)
 		r.mu.Unlock()
 		if r.cfg.OnAck != nil {
 			r.cfg.OnAck(m.Message.MessageId)
@@ -363,6 +409,12 @@ func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage)
 // post sends one push request; ok means Pub/Sub would acknowledge it. outcome is the function's answer
 // ("applied", "stale", …) or "retry"/"error".
 func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, "stopping"
+	}
+	defer func() { <-r.slots }()
 	r.mu.Lock()
 	endpoint := r.cfg.Endpoint
 	r.mu.Unlock()
@@ -410,12 +462,9 @@ func (r *Relay) record(d Delivery) {
 }
 
 func (r *Relay) duplicate() bool {
-	if r.cfg.DuplicateRate <= 0 {
-		return false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.rnd.Float64() < r.cfg.DuplicateRate
+	return r.cfg.DuplicateRate > 0 && r.rnd.Float64() < r.cfg.DuplicateRate
 }
 
 func (r *Relay) intn(n int) int {
@@ -432,13 +481,17 @@ type Stats struct {
 	Duplicates int64            // deliberate second deliveries answered
 	RelayDLQ   int64            // messages forwarded to the dead-letter topic after max attempts
 	Backlog    int              // messages pulled and not yet acknowledged
+	// Redelivered counts messages the emulator handed out again while the relay still held them (their
+	// ack deadline passed: the renewals did not keep up); Extends counts the renewal rounds.
+	Redelivered, Extends int64
 }
 
 // Stats returns the current counters.
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ, Backlog: r.held}
+	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ,
+		Backlog: len(r.held), Redelivered: r.stats.redeliv, Extends: r.stats.extends}
 	for k, v := range r.stats.outcomes {
 		s.Outcomes[k] = v
 	}

@@ -13,7 +13,6 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
-	"github.com/cloudsql-cache/cloudsql-cache/local/cdc"
 	"github.com/cloudsql-cache/cloudsql-cache/local/pubsubemu"
 	"github.com/cloudsql-cache/cloudsql-cache/local/relay"
 )
@@ -78,9 +77,14 @@ func TestPushSemantics(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	var waits []func(context.Context) error
+	if err := emu.EnsureTopic(ctx, "local.app.t"); err != nil {
+		t.Fatal(err)
+	}
+	pub := orderedPublisher(emu, "local.app.t")
+	defer pub.Stop()
+	var results []*pubsub.PublishResult
 	publish := func(key, data string) {
-		waits = append(waits, emu.Publish(ctx, cdc.Message{Topic: "local.app.t", OrderingKey: key, Data: []byte(data)}))
+		results = append(results, pub.Publish(ctx, &pubsub.Message{OrderingKey: key, Data: []byte(data)}))
 	}
 	for i := 0; i < 30; i++ {
 		for _, k := range []string{"a", "b", "c"} {
@@ -91,13 +95,12 @@ func TestPushSemantics(t *testing.T) {
 	publish("d", "after-poison")
 	publish("e", "flaky")
 	publish("e", "accepted")
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer wcancel()
-	for i, w := range waits {
-		if err := w(wctx); err != nil {
-			t.Fatalf("message %d never acknowledged: %v", i, err)
+	for _, res := range results {
+		if _, err := res.Get(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
+	waitAcked(t, emu, r, int64(len(results)), 20*time.Second)
 	mu.Lock()
 	for _, k := range []string{"a", "b", "c"} {
 		for i, d := range got[k] {
@@ -168,14 +171,13 @@ func TestOrderAcrossPulls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The first message creates the topic and its subscription (on a key of its own: the emulator's
-	// publisher may send it after the test's); the rest are published, all of them before the relay
-	// starts, through an ordered publisher of the test's own.
-	emu.Publish(ctx, cdc.Message{Topic: "local.app.t", OrderingKey: "seed", Data: []byte("seed")})
-	pub := emu.Client().Publisher("projects/" + emu.Project() + "/topics/local.app.t")
-	pub.EnableMessageOrdering = true
+	// Everything is published before the relay starts.
+	if err := emu.EnsureTopic(ctx, "local.app.t"); err != nil {
+		t.Fatal(err)
+	}
+	pub := orderedPublisher(emu, "local.app.t")
 	defer pub.Stop()
-	var results []*pubsub.PublishResult
+	results := []*pubsub.PublishResult{pub.Publish(ctx, &pubsub.Message{OrderingKey: "seed", Data: []byte("seed")})}
 	for i := 0; i < perKey; i++ {
 		for k := 0; k < keys; k++ {
 			key := fmt.Sprintf("k%d", k)
@@ -213,5 +215,27 @@ func TestOrderAcrossPulls(t *testing.T) {
 				t.Fatalf("key %s: delivery %d was %s, want %s", key, i, d, want)
 			}
 		}
+	}
+}
+
+func orderedPublisher(emu *pubsubemu.Emulator, topic string) *pubsub.Publisher {
+	pub := emu.Client().Publisher("projects/" + emu.Project() + "/topics/" + topic)
+	pub.EnableMessageOrdering = true
+	return pub
+}
+
+// waitAcked waits until the relay has acknowledged n messages and the emulator holds none outstanding.
+func waitAcked(t *testing.T, emu *pubsubemu.Emulator, r *relay.Relay, n int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := r.Stats()
+		if st.Acked >= n && st.Backlog == 0 && emu.Outstanding() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d of %d acknowledged, backlog %d, %d outstanding in the emulator", within, st.Acked, n, st.Backlog, emu.Outstanding())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
