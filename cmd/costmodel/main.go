@@ -312,6 +312,9 @@ func (sc scenario) String() string {
 	r := "no topic retention"
 	if sc.retention > 0 {
 		r = fmt.Sprintf("%s topic retention", sc.retention)
+		if sc.retention%(24*time.Hour) == 0 {
+			r = fmt.Sprintf("%d days of topic retention", sc.retention/(24*time.Hour))
+		}
 	}
 	return sc.format + " format, " + r
 }
