@@ -29,34 +29,34 @@ func TestHandComputed(t *testing.T) {
 	if err := in.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	// A full-format update: 2×1024 + 670 + 32 = 2750 B per message, above the 1000 B request minimum.
-	if got := in.BilledRequestBytes(); got != 2750 {
-		t.Errorf("billed bytes = %v, want 2750", got)
+	// A full-format update: 2×1024 + 670 + 36 = 2754 B per message, above the 1000 B request minimum.
+	if got := in.BilledRequestBytes(); got != 2754 {
+		t.Errorf("billed bytes = %v, want 2754", got)
 	}
 	// 1000/s × 140 µs = 0.14 vCPU; / (1 × 0.6) = 0.233 → 1 instance.
 	if got := in.FunctionInstances(); got != 1 {
 		t.Errorf("instances = %d, want 1", got)
 	}
 	e := in.Estimate()
-	// Throughput: 3.6e6 × 730 msgs × 2 × 2750 B / 2^40 × $40.
-	if got, want := lineUSD(t, e, "Pub/Sub throughput"), 3.6e6*730*2*2750/math.Pow(2, 40)*40; !near(got, want) {
+	// Throughput: 3.6e6 × 730 msgs × 2 × 2754 B / 2^40 × $40.
+	if got, want := lineUSD(t, e, "Pub/Sub throughput"), 3.6e6*730*2*2754/math.Pow(2, 40)*40; !near(got, want) {
 		t.Errorf("throughput = %v, want %v", got, want)
 	}
-	// Storage: 3.6e6/h × 168 h × 2750 B / 2^30 × $0.27.
-	if got, want := lineUSD(t, e, "Pub/Sub topic"), 3.6e6*168*2750/math.Pow(2, 30)*0.27; !near(got, want) {
+	// Storage: 3.6e6/h × 168 h × 2754 B / 2^30 × $0.27.
+	if got, want := lineUSD(t, e, "Pub/Sub topic"), 3.6e6*168*2754/math.Pow(2, 30)*0.27; !near(got, want) {
 		t.Errorf("storage = %v, want %v", got, want)
 	}
-	// The compact format without topic retention: 1024 + 383 + 32 = 1439 B, and no storage.
+	// The compact format without topic retention: 1024 + 383 + 36 = 1443 B, and no storage.
 	in.Format, in.Retention = "compact", 0
-	if got := in.BilledRequestBytes(); got != 1439 {
-		t.Errorf("compact billed bytes = %v, want 1439", got)
+	if got := in.BilledRequestBytes(); got != 1443 {
+		t.Errorf("compact billed bytes = %v, want 1443", got)
 	}
 	if got := lineUSD(t, in.Estimate(), "Pub/Sub topic"); got != 0 {
 		t.Errorf("storage without topic retention = %v, want 0", got)
 	}
-	// An op mix weighs each op's measured shape: 0.5 × (2×1024+670+32) + 0.5 × (1024+674+32) in full.
+	// An op mix weighs each op's measured shape: 0.5 × (2×1024+670+36) + 0.5 × (1024+674+36) in full.
 	in.Format, in.Mix = "full", OpMix{'u': 0.5, 'c': 0.5}
-	if got, want := in.MessageBytes(), 0.5*2750+0.5*1730; !near(got, want) {
+	if got, want := in.MessageBytes(), 0.5*2754+0.5*1734; !near(got, want) {
 		t.Errorf("mixed message bytes = %v, want %v", got, want)
 	}
 	// Function: 1 instance × 730 h × 3600 s × (1 × 0.000018 + 0.5 × 0.000002) = $49.932.

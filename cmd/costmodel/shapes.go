@@ -38,9 +38,10 @@ var measuredShapes = map[string]map[byte]Shape{
 	},
 }
 
-// messageMetaBytes approximates what Pub/Sub adds to a message's billed size besides data, attributes
-// and ordering key: its message_id and publish_time.
-const messageMetaBytes = 32
+// messageMetaBytes is what Pub/Sub adds to a message's billed size besides data, attributes and
+// ordering key: "20 bytes for the timestamp" and "the size of the message_id string"
+// (https://cloud.google.com/pubsub/pricing), a 16-digit number.
+const messageMetaBytes = 36
 
 // OpMix is the share of each op among the changes (c, u, d, r); the shares sum to 1.
 type OpMix map[byte]float64
