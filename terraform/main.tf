@@ -29,15 +29,10 @@ locals {
   # that). Empty values are left out so the function applies its own default. REDIS_PASSWORD comes
   # from Secret Manager and is set next to these in function.tf.
   function_env = {
-    REDIS_ADDR    = "${google_redis_instance.cache.host}:${google_redis_instance.cache.port}"
-    REDIS_TLS     = "true"
-    REDIS_CA_FILE = "${local.redis_ca_path}/${local.redis_ca_file}"
-    REDIS_TIMEOUT = var.redis_timeout
-    # One Redis connection per request Cloud Run lets in at once, and two for the background calls (the
-    # policy's heartbeat): with go-redis's default of 10 per vCPU, 70 of 80 concurrent requests waited
-    # for a connection and failed with "connection pool timeout" after REDIS_TIMEOUT under a burst.
-    # function_max_instances × this is the most clients the function holds on Memorystore (65,000 max).
-    REDIS_POOL_SIZE       = tostring(var.function_concurrency + 2)
+    REDIS_ADDR            = "${google_redis_instance.cache.host}:${google_redis_instance.cache.port}"
+    REDIS_TLS             = "true"
+    REDIS_CA_FILE         = "${local.redis_ca_path}/${local.redis_ca_file}"
+    REDIS_TIMEOUT         = var.redis_timeout
     DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
     CACHE_TABLES          = join(",", var.tables)
     CACHE_EXCLUDE_COLUMNS = join(",", var.exclude_columns)
@@ -47,6 +42,11 @@ locals {
     CACHE_TOMBSTONE_TTL   = var.tombstone_ttl
     APPLY_TIMEOUT         = var.apply_timeout
     MAX_BODY_BYTES        = var.max_body_bytes > 0 ? tostring(var.max_body_bytes) : ""
+    # One Redis connection per request Cloud Run lets in at once, and two for the background calls (the
+    # policy's heartbeat): with go-redis's default of 10 per vCPU, 70 of 80 concurrent requests waited
+    # for a connection and failed with "connection pool timeout" after REDIS_TIMEOUT under a burst.
+    # function_max_instances × this is the most clients the function holds on Memorystore (65,000 max).
+    REDIS_POOL_SIZE = tostring(var.function_concurrency + 2)
   }
 }
 
