@@ -44,6 +44,18 @@ if [ -n "${COLUMN_EXCLUDE_LIST:-}" ]; then
   printf '\ndebezium.source.column.exclude.list=${COLUMN_EXCLUDE_LIST}\n' >>"$config"
 fi
 
+# EVENT_FORMAT: how row changes are published (README "Event format"). compact: the row plus its
+# metadata (compact.properties, appended); full: Debezium's envelope with before, after and source.
+case "${EVENT_FORMAT:=full}" in
+  compact)
+    cat "${SERVER_HOME}/compact.properties" >>"$config"
+    # The compact format's truncate route is a scripting SMT (Groovy), in lib_opt/.
+    export ENABLE_DEBEZIUM_SCRIPTING=true
+    ;;
+  full) ;;
+  *) fail "EVENT_FORMAT=$EVENT_FORMAT: want compact or full" ;;
+esac
+
 # run.sh finds the runner jar, lib/ and config/ relative to the working directory (the image's WORKDIR
 # is SERVER_HOME; a local run's may not be).
 cd "$SERVER_HOME"

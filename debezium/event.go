@@ -1,6 +1,8 @@
 // Package debezium decodes the MySQL change events that Debezium Server publishes to Pub/Sub in its JSON
 // format, with or without the Kafka Connect schema envelope, into a small event model: what kind of
-// message it is, the operation, the source position, and the row images as ordered columns.
+// message it is, the operation, the source position, and the row images as ordered columns. A change
+// may come in the full envelope (before, after, source, transaction) or in the compact form of the
+// ExtractNewRecordState SMT (compact.go); each message is told apart on its own.
 package debezium
 
 import (
@@ -196,6 +198,9 @@ type wireEvent struct {
 	Status *string `json:"status"`
 
 	Transaction json.RawMessage `json:"transaction"`
+
+	// CompactOp marks the compact form (compact.go); json.RawMessage takes any value.
+	CompactOp json.RawMessage `json:"__op"`
 }
 
 // wireSource is the part of the source block decoding looks at.
@@ -224,7 +229,15 @@ func Decode(data []byte) (*Event, error) {
 	}
 	var w wireEvent
 	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, invalid("not a JSON object: %v", err)
+		// A compact event's columns may have the names of envelope members with other types
+		// (a column "op" holding a number): decodeCompact reads it member by member instead.
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) || w.CompactOp == nil {
+			return nil, invalid("not a JSON object: %v", err)
+		}
+	}
+	if w.CompactOp != nil {
+		return decodeCompact(data, nil)
 	}
 	var types logicalTypes
 	if w.Schema != nil && w.Payload != nil {
@@ -239,7 +252,13 @@ func Decode(data []byte) (*Event, error) {
 		payload := w.Payload
 		w = wireEvent{}
 		if err := json.Unmarshal(payload, &w); err != nil {
-			return nil, invalid("payload is not a JSON object: %v", err)
+			var te *json.UnmarshalTypeError
+			if !errors.As(err, &te) || w.CompactOp == nil {
+				return nil, invalid("payload is not a JSON object: %v", err)
+			}
+		}
+		if w.CompactOp != nil {
+			return decodeCompact(payload, s.fieldTypes())
 		}
 		if s.Name == heartbeatSchema {
 			return heartbeat(w)

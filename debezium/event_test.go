@@ -384,7 +384,7 @@ next:
 // table ids and types, with the snapshot's position and marker.
 func TestRealSchemaChanges(t *testing.T) {
 	cases := []struct {
-		snapshot, db, ddl string
+		snapshot, db, ddl string // snapshot: "" for a streamed statement (null: replace.null.with.default=false)
 		streamed          bool   // a statement from the binlog, after the snapshot's position
 		tables            string // "TYPE db.table,…"
 	}{
@@ -392,10 +392,10 @@ func TestRealSchemaChanges(t *testing.T) {
 		{"true", "shop", "DROP TABLE IF EXISTS `shop`.`customers`", false, "DROP shop.customers"},
 		{"true", "shop", "DROP DATABASE IF EXISTS `shop`", false, ""},
 		{"true", "shop", "CREATE TABLE `customers`", false, "CREATE shop.customers"},
-		{"false", "shop", "ALTER TABLE customers ADD COLUMN note", true, "ALTER shop.customers"},
-		{"false", "shop", "RENAME TABLE renamed_from TO renamed_to", true, "ALTER shop.renamed_to"},
-		{"false", "shop", "DROP TABLE `shop`.`doomed`", true, "DROP shop.doomed"},
-		{"false", "shop", "ALTER TABLE parted TRUNCATE PARTITION p0", true, "ALTER shop.parted"},
+		{"", "shop", "ALTER TABLE customers ADD COLUMN note", true, "ALTER shop.customers"},
+		{"", "shop", "RENAME TABLE renamed_from TO renamed_to", true, "ALTER shop.renamed_to"},
+		{"", "shop", "DROP TABLE `shop`.`doomed`", true, "DROP shop.doomed"},
+		{"", "shop", "ALTER TABLE parted TRUNCATE PARTITION p0", true, "ALTER shop.parted"},
 	}
 	const snapshotPos = 8128 // SHOW MASTER STATUS when the real snapshot started
 	for _, c := range cases {

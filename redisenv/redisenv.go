@@ -28,6 +28,8 @@ type Config struct {
 	TLS      bool
 	CAFile   string
 	Timeout  time.Duration
+	// PoolSize is the most connections the client opens; 0: go-redis's default, 10 per GOMAXPROCS.
+	PoolSize int
 }
 
 // Vars returns the variables FromEnv reads, with their defaults and help.
@@ -40,8 +42,13 @@ func Vars() []envvar.Var {
 		{Name: "REDIS_TLS", Default: "false", Help: "true to connect with TLS (Memorystore in-transit encryption)."},
 		{Name: "REDIS_CA_FILE", Default: "", Help: "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
 		{Name: "REDIS_TIMEOUT", Default: "1s", Help: "Dial, read and write timeout of one Redis command."},
+		{Name: "REDIS_POOL_SIZE", Default: "0", Help: "Most connections open to Redis at once; 0: go-redis's default of 10 per CPU. A server handling N requests at once needs N (the function: its Cloud Run concurrency), or requests wait for a connection and fail after REDIS_TIMEOUT."},
 	}
 }
+
+// maxPoolSize bounds REDIS_POOL_SIZE: Memorystore for Redis accepts 65,000 clients per instance, shared
+// by every instance of every client; Cloud Run's concurrency is at most 1,000 per instance.
+const maxPoolSize = 10000
 
 // FromEnv reads the connection. Its error holds every problem found, each naming the variable to fix.
 func FromEnv(getenv func(string) string) (Config, error) {
@@ -68,6 +75,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			bad("REDIS_CA_FILE", "cannot read the CA file: %v", err)
 		}
 	}
+	if c.PoolSize, err = strconv.Atoi(get("REDIS_POOL_SIZE")); err != nil || c.PoolSize < 0 || c.PoolSize > maxPoolSize {
+		bad("REDIS_POOL_SIZE", "%q is not a connection count from 0 (go-redis's default) to %d", get("REDIS_POOL_SIZE"), maxPoolSize)
+	}
 	if c.Timeout, err = time.ParseDuration(get("REDIS_TIMEOUT")); err != nil || c.Timeout <= 0 {
 		bad("REDIS_TIMEOUT", "%q is not a positive duration such as 500ms or 1s; a dead Redis would otherwise hang every call", get("REDIS_TIMEOUT"))
 	}
@@ -78,6 +88,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 func (c Config) Options() (*redis.Options, error) {
 	o := &redis.Options{
 		Addr:                  c.Addr,
+		PoolSize:              c.PoolSize,
 		Username:              c.Username,
 		Password:              c.Password,
 		DB:                    c.DB,

@@ -11,19 +11,39 @@ import (
 
 // Every problem is reported at once, each naming its variable, in one error.
 func TestFromEnvReportsEveryProblem(t *testing.T) {
-	env := map[string]string{"REDIS_DB": "x", "REDIS_TLS": "maybe", "REDIS_TIMEOUT": "0s"}
+	env := map[string]string{"REDIS_DB": "x", "REDIS_TLS": "maybe", "REDIS_TIMEOUT": "0s", "REDIS_POOL_SIZE": "-1"}
 	_, err := FromEnv(func(k string) string { return env[k] })
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"REDIS_ADDR: required", `REDIS_DB: "x"`, `REDIS_TLS: "maybe"`, `REDIS_TIMEOUT: "0s"`} {
+	for _, want := range []string{"REDIS_ADDR: required", `REDIS_DB: "x"`, `REDIS_TLS: "maybe"`, `REDIS_TIMEOUT: "0s"`, `REDIS_POOL_SIZE: "-1"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q\ndoes not say %q", err, want)
 		}
 	}
 	c, err := FromEnv(func(k string) string { return map[string]string{"REDIS_ADDR": "r:6379"}[k] })
-	if err != nil || c.Addr != "r:6379" || c.Timeout.String() != "1s" {
+	if err != nil || c.Addr != "r:6379" || c.Timeout.String() != "1s" || c.PoolSize != 0 {
 		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// REDIS_POOL_SIZE reaches go-redis; 0 leaves its default; too many or not a number is refused.
+func TestPoolSize(t *testing.T) {
+	for v, want := range map[string]int{"80": 80, "0": 0, "10000": 10000} {
+		c, err := FromEnv(func(k string) string { return map[string]string{"REDIS_ADDR": "r:6379", "REDIS_POOL_SIZE": v}[k] })
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		o, err := c.Options()
+		if err != nil || o.PoolSize != want {
+			t.Fatalf("%s: pool %d, want %d (%v)", v, o.PoolSize, want, err)
+		}
+	}
+	for _, v := range []string{"10001", "x", "1.5", "-3"} {
+		_, err := FromEnv(func(k string) string { return map[string]string{"REDIS_ADDR": "r:6379", "REDIS_POOL_SIZE": v}[k] })
+		if err == nil || !strings.Contains(err.Error(), "REDIS_POOL_SIZE") {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
 

@@ -28,6 +28,7 @@ locals {
     HEARTBEAT_INTERVAL_MS = tostring(var.heartbeat_interval_ms)
     SNAPSHOT_MODE         = var.snapshot_mode
     SNAPSHOT_LOCKING_MODE = var.snapshot_locking_mode
+    EVENT_FORMAT          = var.event_format
     DATABASE_INCLUDE_LIST = join(",", local.databases)
     # Anchored regular expressions with literal dots: Debezium matches these lists as regexes.
     TABLE_INCLUDE_LIST  = join(",", [for t in var.tables : replace(t, ".", "\\.")])

@@ -42,6 +42,11 @@ locals {
     CACHE_TOMBSTONE_TTL   = var.tombstone_ttl
     APPLY_TIMEOUT         = var.apply_timeout
     MAX_BODY_BYTES        = var.max_body_bytes > 0 ? tostring(var.max_body_bytes) : ""
+    # One Redis connection per request Cloud Run lets in at once, and two for the background calls (the
+    # policy's heartbeat): with go-redis's default of 10 per vCPU, 70 of 80 concurrent requests waited
+    # for a connection and failed with "connection pool timeout" after REDIS_TIMEOUT under a burst.
+    # function_max_instances × this is the most clients the function holds on Memorystore (65,000 max).
+    REDIS_POOL_SIZE = tostring(var.function_concurrency + 2)
   }
 }
 

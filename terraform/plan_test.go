@@ -134,7 +134,7 @@ func TestEveryPlannedResourceHoldsTheModuleWideProperties(t *testing.T) {
 // the dashboard's metrics (monitoring_test.go), all in one copy of the module, so that one plan shows
 // that every check can fail.
 var breakEverything = []mutation{
-	{"pubsub.tf", "enable_message_ordering = true", "enable_message_ordering = false"},
+	{"pubsub.tf", "enable_message_ordering = var.enable_message_ordering", "enable_message_ordering = !var.enable_message_ordering"},
 	{"pubsub.tf", "topic   = each.value.id", "topic   = google_pubsub_topic.heartbeat.id"},
 	{"pubsub.tf", "audience              = google_cloud_run_v2_service.function.uri", `audience              = "https://example.com"`},
 	{"pubsub.tf", "dead_letter_topic     = google_pubsub_topic.dead_letter.id", "dead_letter_topic     = google_pubsub_topic.heartbeat.id"},

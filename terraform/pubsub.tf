@@ -9,7 +9,7 @@ resource "google_pubsub_topic" "table" {
   project                    = var.project_id
   labels                     = local.labels
   name                       = each.value
-  message_retention_duration = var.message_retention_duration
+  message_retention_duration = var.topic_message_retention_duration
 
   # Debezium publishes through the regional endpoint of var.region (ordering keys are ordered per
   # region); keep the messages there too.
@@ -27,7 +27,7 @@ resource "google_pubsub_topic" "schema_changes" {
   project                    = var.project_id
   labels                     = local.labels
   name                       = var.topic_prefix
-  message_retention_duration = var.message_retention_duration
+  message_retention_duration = var.topic_message_retention_duration
 
   message_storage_policy {
     allowed_persistence_regions = [var.region]
@@ -91,8 +91,9 @@ resource "google_pubsub_subscription" "push" {
 
   # Changes of one row (one ordering key: the row's primary key JSON; for schema changes, one database)
   # arrive in commit order, one at a time; the function's version guard makes redelivery and replay
-  # harmless.
-  enable_message_ordering = true
+  # harmless, and keeps the newest change when ordering is off (var.enable_message_ordering). Either
+  # way Debezium publishes with ordering keys: the function reads the row's key from it.
+  enable_message_ordering = var.enable_message_ordering
 
   # Also the push request timeout; keep it above the function's APPLY_TIMEOUT.
   ack_deadline_seconds       = var.ack_deadline_seconds

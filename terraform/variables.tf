@@ -495,6 +495,17 @@ variable "snapshot_mode" {
   }
 }
 
+variable "event_format" {
+  description = "How Debezium publishes a row change (EVENT_FORMAT of debezium-server/entrypoint.sh): compact, the row and the metadata the function needs (about 0.5-0.8x the bytes; README \"Event format\"), or full, Debezium's envelope with before, after and source. The function reads both, message by message, so switching needs no other change."
+  type        = string
+  default     = "compact"
+
+  validation {
+    condition     = contains(["compact", "full"], var.event_format)
+    error_message = "event_format must be compact or full: got \"${var.event_format}\"."
+  }
+}
+
 variable "snapshot_locking_mode" {
   description = "Debezium snapshot.locking.mode. Cloud SQL forbids the global read lock, so minimal/extended fall back to table locks held for the whole snapshot; none takes no lock and is safe while no DDL runs on the captured tables during a snapshot."
   type        = string
@@ -647,7 +658,7 @@ variable "retry_maximum_backoff" {
 }
 
 variable "message_retention_duration" {
-  description = "How long the subscriptions (and table topics, for seek/replay) keep messages."
+  description = "How long the subscriptions keep messages not yet acknowledged (the backlog a function outage builds; Pub/Sub bills no storage for it), and the dead-letter topic and subscription keep dead letters."
   type        = string
   default     = "604800s"
 
@@ -655,6 +666,24 @@ variable "message_retention_duration" {
     condition     = can(regex("^[0-9]+s$", var.message_retention_duration)) && try(tonumber(trimsuffix(var.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.message_retention_duration, "s")) <= 604800, false)
     error_message = "message_retention_duration must be whole seconds with an \"s\" suffix from 600s (10 minutes) to 604800s (7 days, a subscription's maximum): got \"${var.message_retention_duration}\"."
   }
+}
+
+variable "topic_message_retention_duration" {
+  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (gcloud pubsub subscriptions seek) or a new one replay it. null: no topic retention, and replay goes through Debezium (an older offset or a snapshot, within binlog_retention_days). Pub/Sub bills it as storage: at 100M changes/hour, 7 days cost about $6,100 a month in the compact format and $11,600 in the full one (make cost). 600s-2678400s (31 days)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.topic_message_retention_duration == null || (can(regex("^[0-9]+s$", var.topic_message_retention_duration)) && try(tonumber(trimsuffix(var.topic_message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.topic_message_retention_duration, "s")) <= 2678400, false))
+    error_message = "topic_message_retention_duration must be null (no topic retention) or whole seconds with an \"s\" suffix from 600s (10 minutes) to 2678400s (31 days, a topic's maximum): got \"${coalesce(var.topic_message_retention_duration, "null")}\"."
+  }
+}
+
+variable "enable_message_ordering" {
+  description = "Deliver each row's changes in commit order, one at a time (the push subscriptions' enable_message_ordering). Off, the function's version guard still stores the newest change of every row, but older ones arriving later count as stale, and a row has no ceiling of one change per push round trip. Changing it replaces the subscriptions (see the README's Deployment section)."
+  type        = bool
+  default     = true
+  nullable    = false
 }
 
 variable "grant_pubsub_token_creator" {

@@ -56,6 +56,8 @@ func run() error {
 	events := flag.Int("events", 20000, "events per run")
 	conc := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
 	keys := flag.Int("keys", 10000, "distinct rows")
+	pools := flag.String("pool-sizes", "", "compare REDIS_POOL_SIZE values (e.g. 10,82: go-redis's default at 1 vCPU, and Terraform's for concurrency 80) at the last -concurrency level, instead of the SET baseline")
+	rtt := flag.Duration("redis-rtt", time.Millisecond, "with -pool-sizes: the simulated round trip to Redis")
 	procs := flag.Int("function-cpus", 1, "GOMAXPROCS of the function process: Cloud Run's CPU limit sets it (Terraform function_cpu, default 1); 0 leaves Go's default (this machine's cores)")
 	flag.Parse()
 	var levels []int
@@ -105,6 +107,18 @@ func run() error {
 	defer rdb.Close()
 
 	bodies, values := workload(*events, *keys)
+	if *pools != "" {
+		var sizes []int
+		for _, s := range strings.Split(*pools, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-pool-sizes: %q", s)
+			}
+			sizes = append(sizes, n)
+		}
+		fn.Stop()
+		return poolCompare(ctx, bin, rs.Addr(), rdb, env[1:], bodies, levels[len(levels)-1], sizes, *rtt)
+	}
 	fmt.Printf("apply function vs bare SET, %d events of ~%d B rows per run, %d keys, %s, %d cores\n\n",
 		*events, avgLen(values), *keys, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
 	fmt.Println("| concurrency | apply events/s | p50 | p99 | function CPU/event | bare SET ops/s | p50 | p99 | apply ÷ SET |")

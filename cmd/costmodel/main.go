@@ -26,11 +26,9 @@ type Input struct {
 	RowBytes      float64 // average row JSON size
 	Tables        int
 
-	// Debezium message shape: value = {"before":row,"after":row,"source":{...},"op":..,"ts_ms":..}
-	// (binlog_row_image=full: updates carry both images), plus key, ordering key, attributes,
-	// message_id and publish timestamp.
-	RowImages     float64 // row images per message (2: before and after of an update)
-	EnvelopeBytes float64 // everything else in the billed message volume
+	// Debezium's message per op, measured (shapes.go): the event format (event_format) and the op mix.
+	Format string // "full" or "compact"
+	Mix    OpMix
 
 	CPUMicros    float64 // function CPU per event, measured by cmd/benchapply
 	TargetUtil   float64 // CPU utilisation the instances are sized for
@@ -47,7 +45,7 @@ type Input struct {
 	RedisGB   float64 // redis_memory_size_gb
 	RedisTier string  // redis_tier
 
-	Retention      time.Duration // message_retention_duration (topics keep messages this long)
+	Retention      time.Duration // topic_message_retention_duration (0: topics keep no messages)
 	MetricInterval time.Duration // METRICS_EXPORT_INTERVAL
 	LogGiB         float64       // logs per month
 }
@@ -57,23 +55,23 @@ func defaultInput() Input {
 	return Input{
 		RowBytes:       1024,
 		Tables:         10,
-		RowImages:      2,
-		EnvelopeBytes:  400,
-		CPUMicros:      160, // go run ./cmd/benchapply: 154.5–159.5 µs at concurrency 8–32 (encoding/json decoders, issue 12), GOMAXPROCS 1
-		TargetUtil:     0.6, // Cloud Run's autoscaler aims at ~60% CPU
+		Format:         "compact",     // event_format = "compact"
+		Mix:            OpMix{'u': 1}, // every change an update: the heaviest op in the full format
+		CPUMicros:      160,           // go run ./cmd/benchapply: 154.5–159.5 µs at concurrency 8–32 (encoding/json decoders, issue 12), GOMAXPROCS 1
+		TargetUtil:     0.6,           // Cloud Run's autoscaler aims at ~60% CPU
 		LatencyMs:      5,
-		Concurrency:    80,                 // function_concurrency = 80
-		VCPU:           1,                  // function_cpu = "1"
-		MemoryMiB:      512,                // function_memory = "512Mi"
-		MinInstances:   1,                  // function_min_instances = 1
-		MaxInstances:   20,                 // function_max_instances = 20
-		DebeziumVCPU:   1,                  // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
-		DebeziumMemGiB: 2,                  // debezium_memory = "2Gi"
-		RedisGB:        5,                  // redis_memory_size_gb = 5
-		RedisTier:      "STANDARD_HA",      // redis_tier = "STANDARD_HA"
-		Retention:      7 * 24 * time.Hour, // message_retention_duration = "604800s"
-		MetricInterval: 60 * time.Second,   // METRICS_EXPORT_INTERVAL default (function/config.go)
-		LogGiB:         0,                  // no per-event logs on the success path
+		Concurrency:    80,               // function_concurrency = 80
+		VCPU:           1,                // function_cpu = "1"
+		MemoryMiB:      512,              // function_memory = "512Mi"
+		MinInstances:   1,                // function_min_instances = 1
+		MaxInstances:   20,               // function_max_instances = 20
+		DebeziumVCPU:   1,                // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
+		DebeziumMemGiB: 2,                // debezium_memory = "2Gi"
+		RedisGB:        5,                // redis_memory_size_gb = 5
+		RedisTier:      "STANDARD_HA",    // redis_tier = "STANDARD_HA"
+		Retention:      0,                // topic_message_retention_duration = null
+		MetricInterval: 60 * time.Second, // METRICS_EXPORT_INTERVAL default (function/config.go)
+		LogGiB:         0,                // no per-event logs on the success path
 	}
 }
 
@@ -92,11 +90,11 @@ func (in Input) Validate() error {
 	if in.Tables < 1 {
 		bad("tables", "must be at least 1 (got %d)", in.Tables)
 	}
-	if in.RowImages < 1 || in.RowImages > 2 {
-		bad("row-images", "must be between 1 and 2 (got %v)", in.RowImages)
+	if measuredShapes[in.Format] == nil {
+		bad("format", "must be compact or full (event_format) (got %q)", in.Format)
 	}
-	if in.EnvelopeBytes < 0 {
-		bad("envelope-bytes", "must be >= 0 (got %v)", in.EnvelopeBytes)
+	if len(in.Mix) == 0 {
+		bad("op-mix", "must name at least one op")
 	}
 	if !(in.CPUMicros > 0) {
 		bad("cpu-us", "must be > 0 (got %v)", in.CPUMicros)
@@ -133,8 +131,8 @@ func (in Input) Validate() error {
 	if in.RedisGB < 1 || in.RedisGB > 300 {
 		bad("redis-gb", "must be 1-300 (Memorystore for Redis) (got %v)", in.RedisGB)
 	}
-	if in.Retention < 10*time.Minute || in.Retention > 31*24*time.Hour {
-		bad("retention", "must be 10m-744h (Pub/Sub) (got %v)", in.Retention)
+	if in.Retention != 0 && (in.Retention < 10*time.Minute || in.Retention > 31*24*time.Hour) {
+		bad("retention", "must be 0 (no topic retention) or 10m-744h (Pub/Sub) (got %v)", in.Retention)
 	}
 	if in.MetricInterval < 5*time.Second {
 		bad("metrics-interval", "must be at least 5s (got %v)", in.MetricInterval)
@@ -160,14 +158,25 @@ type Estimate struct {
 	Warnings  []string // e.g. more instances than function_max_instances
 }
 
-// MessageBytes is the billed volume of one message (data, attributes, ordering key, id, timestamp).
-func (in Input) MessageBytes() float64 { return in.EnvelopeBytes + in.RowImages*in.RowBytes }
+// MessageBytes is the mean billed volume of one message (data, attributes, ordering key, id,
+// timestamp) over the op mix, in the input's format.
+func (in Input) MessageBytes() float64 {
+	b := 0.0
+	for op, share := range in.Mix {
+		b += share * (measuredShapes[in.Format][op].Bytes(in.RowBytes) + messageMetaBytes)
+	}
+	return b
+}
 
 // BilledRequestBytes is what one publish or push request of one message is billed at: at least 1000
-// bytes per request. Push delivers one message per request; publishes are modelled the same way
-// (an upper bound: Debezium's client batches, and a batch is billed on its total).
+// bytes per request, op by op. Push delivers one message per request; publishes are modelled the same
+// way (an upper bound: Debezium's client batches, and a batch is billed on its total).
 func (in Input) BilledRequestBytes() float64 {
-	return math.Max(pubsubMinRequestBytes, in.MessageBytes())
+	b := 0.0
+	for op, share := range in.Mix {
+		b += share * math.Max(pubsubMinRequestBytes, measuredShapes[in.Format][op].Bytes(in.RowBytes)+messageMetaBytes)
+	}
+	return b
 }
 
 // FunctionInstances: enough vCPU for the events at the target utilisation, enough slots for the
@@ -277,55 +286,111 @@ func writeEstimate(w io.Writer, in Input) {
 	}
 }
 
-// tableRates are the README table's columns.
+// tableRates are the README table's rates.
 var tableRates = []float64{1e6, 10e6, 100e6}
 
+// scenario is one column pair of the README table.
+type scenario struct {
+	name      string
+	format    string
+	retention time.Duration
+}
+
+// today is the deployment before issue 19 (the full format, 7 days of topic retention); shipped is the
+// Terraform defaults now.
+var (
+	today   = scenario{"today", "full", 7 * 24 * time.Hour}
+	shipped = scenario{"new", "compact", 0}
+)
+
+func (sc scenario) apply(in Input) Input {
+	in.Format, in.Retention = sc.format, sc.retention
+	return in
+}
+
+func (sc scenario) String() string {
+	r := "no topic retention"
+	if sc.retention > 0 {
+		r = fmt.Sprintf("%s topic retention", sc.retention)
+		if sc.retention%(24*time.Hour) == 0 {
+			r = fmt.Sprintf("%d days of topic retention", sc.retention/(24*time.Hour))
+		}
+	}
+	return sc.format + " format, " + r
+}
+
+// writeTable prints today's and the shipped figures side by side for each rate, then the totals of
+// every format and retention combination.
 func writeTable(w io.Writer, base Input) {
 	base.RowBytes, base.Tables = 1024, 10
-	var ests []Estimate
-	header, sep := "| component |", "|---|"
+	type col struct {
+		head string
+		est  Estimate
+	}
+	var cols []col
 	for _, r := range tableRates {
-		in := base
-		in.EventsPerHour = r
-		ests = append(ests, in.Estimate())
-		header += fmt.Sprintf(" %s events/h |", count(r))
+		for _, sc := range []scenario{today, shipped} {
+			in := sc.apply(base)
+			in.EventsPerHour = r
+			cols = append(cols, col{fmt.Sprintf("%s/h %s", count(r), sc.name), in.Estimate()})
+		}
+	}
+	header, sep := "| component |", "|---|"
+	for _, c := range cols {
+		header += " " + c.head + " |"
 		sep += "---:|"
 	}
 	fmt.Fprintln(w, header)
 	fmt.Fprintln(w, sep)
-	for i, l := range ests[0].Lines {
+	for i, l := range cols[0].est.Lines {
 		row := "| " + l.Component + " |"
-		for _, e := range ests {
-			row += fmt.Sprintf(" $%.0f |", e.Lines[i].USD)
+		for _, c := range cols {
+			row += fmt.Sprintf(" $%.0f |", c.est.Lines[i].USD)
 		}
 		fmt.Fprintln(w, row)
 	}
 	row := "| **total / month** |"
-	for _, e := range ests {
-		row += fmt.Sprintf(" **$%.0f** |", e.Total)
+	for _, c := range cols {
+		row += fmt.Sprintf(" **$%.0f** |", c.est.Total)
 	}
 	fmt.Fprintln(w, row)
 	row = "| function instances |"
-	for _, e := range ests {
-		row += fmt.Sprintf(" %d |", e.Instances)
+	for _, c := range cols {
+		row += fmt.Sprintf(" %d |", c.est.Instances)
 	}
 	fmt.Fprintln(w, row)
 	fmt.Fprintln(w)
-	for _, a := range assumptions(base) {
+	fmt.Fprintf(w, "today: %s; new: %s (the Terraform defaults).\n\n", today, shipped)
+
+	fmt.Fprintln(w, "| format, topic retention | bytes/message | 1M/h | 10M/h | 100M/h |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	for _, sc := range []scenario{{"", "full", 7 * 24 * time.Hour}, {"", "full", 0}, {"", "compact", 7 * 24 * time.Hour}, {"", "compact", 0}} {
+		in := sc.apply(base)
+		row := fmt.Sprintf("| %s | %.0f |", sc, in.MessageBytes())
+		for _, r := range tableRates {
+			in.EventsPerHour = r
+			row += fmt.Sprintf(" $%.0f |", in.Estimate().Total)
+		}
+		fmt.Fprintln(w, row)
+	}
+	fmt.Fprintln(w)
+	for _, a := range assumptions(shipped.apply(base)) {
 		fmt.Fprintln(w, "- "+a)
 	}
-	for _, e := range ests {
-		for _, s := range e.Warnings {
-			fmt.Fprintln(w, "- warning: "+s)
+	for _, c := range cols {
+		for _, s := range c.est.Warnings {
+			fmt.Fprintln(w, "- warning: "+c.head+": "+s)
 		}
 	}
 }
 
+func full(in Input) Input { in.Format = "full"; return in }
+
 func assumptions(in Input) []string {
 	return []string{
 		fmt.Sprintf("%s list prices read %s (`cmd/costmodel/prices.go`, with sources; Memorystore, Prometheus-sample and Cloud Run memory prices unconfirmed there); %d h/month; no free tiers, no committed-use discounts; Cloud SQL excluded.", priceRegion, priceDate, hoursPerMonth),
-		fmt.Sprintf("Rows of %g B, %d tables; a Debezium message is %g row images + %g B of envelope, key, attributes and ids = %.0f B, billed at max(1000 B, size) per publish and per push request (one message per request: an upper bound for publishes).", in.RowBytes, in.Tables, in.RowImages, in.EnvelopeBytes, in.MessageBytes()),
-		fmt.Sprintf("Topics retain every message for %s (message_retention_duration); push subscriptions keep no acknowledged messages and no backlog; no redeliveries.", in.Retention),
+		fmt.Sprintf("Rows of %g B, %d tables, op mix %s; a message weighs what real Debezium Server 3.6.1 published for the ~1 KB-row fixture table in each format (`cmd/costmodel/shapes.go`, from testdata/debezium/compact): %.0f B in the %s format here (the full format: %.0f B), plus %d B of message id and publish time, billed at max(1000 B, size) per publish and per push request (one message per request: an upper bound for publishes).", in.RowBytes, in.Tables, in.Mix, in.MessageBytes(), in.Format, full(in).MessageBytes(), messageMetaBytes),
+		"Topic retention (topic_message_retention_duration) stores every message for its duration; push subscriptions keep no acknowledged messages and, the function keeping up, no backlog; no redeliveries.",
 		fmt.Sprintf("Function: %g µs CPU per event (`go run ./cmd/benchapply`), instances = ceil(events/s × CPU / (%g vCPU × %.0f%%)), at least %d (function_min_instances) and enough for %g ms requests at concurrency %d; CPU always allocated (instance-based billing: no request fee), %g MiB each.", in.CPUMicros, in.VCPU, in.TargetUtil*100, in.MinInstances, in.LatencyMs, in.Concurrency, in.MemoryMiB),
 		fmt.Sprintf("Debezium: one worker-pool instance, %g vCPU and %g GiB, always on, priced as instance-based Cloud Run.", in.DebeziumVCPU, in.DebeziumMemGiB),
 		fmt.Sprintf("Memorystore: %s, %g GB (redis_tier, redis_memory_size_gb), whatever the rate: size it for the data (`make memory`).", in.RedisTier, in.RedisGB),
@@ -342,8 +407,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&in.EventsPerHour, "events-per-hour", 0, "change events per hour (required unless -table)")
 	fs.Float64Var(&in.RowBytes, "row-bytes", in.RowBytes, "average row JSON size in bytes")
 	fs.IntVar(&in.Tables, "tables", in.Tables, "captured tables")
-	fs.Float64Var(&in.RowImages, "row-images", in.RowImages, "row images per Debezium message (2: before and after)")
-	fs.Float64Var(&in.EnvelopeBytes, "envelope-bytes", in.EnvelopeBytes, "bytes per message besides the row images")
+	fs.StringVar(&in.Format, "format", in.Format, "event_format: compact or full")
+	mix := fs.String("op-mix", in.Mix.String(), "share of each op among the changes, e.g. u=0.7,c=0.2,d=0.1")
 	fs.Float64Var(&in.CPUMicros, "cpu-us", in.CPUMicros, "function CPU per event in µs (go run ./cmd/benchapply)")
 	fs.Float64Var(&in.TargetUtil, "target-util", in.TargetUtil, "CPU utilisation the function is sized for, (0,1]")
 	fs.Float64Var(&in.LatencyMs, "latency-ms", in.LatencyMs, "push request duration in ms (concurrency bound)")
@@ -356,7 +421,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&in.DebeziumMemGiB, "debezium-memory-gib", in.DebeziumMemGiB, "debezium_memory in GiB")
 	fs.Float64Var(&in.RedisGB, "redis-gb", in.RedisGB, "redis_memory_size_gb")
 	fs.StringVar(&in.RedisTier, "redis-tier", in.RedisTier, "redis_tier: STANDARD_HA or BASIC")
-	fs.DurationVar(&in.Retention, "retention", in.Retention, "topic message retention (message_retention_duration)")
+	fs.DurationVar(&in.Retention, "retention", in.Retention, "topic message retention (topic_message_retention_duration; 0: none)")
 	fs.DurationVar(&in.MetricInterval, "metrics-interval", in.MetricInterval, "METRICS_EXPORT_INTERVAL")
 	fs.Float64Var(&in.LogGiB, "log-gib", in.LogGiB, "logs per month in GiB")
 	if err := fs.Parse(args); err != nil {
@@ -365,6 +430,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	m, err := ParseOpMix(*mix)
+	if err != nil {
+		return fmt.Errorf("-op-mix: %w", err)
+	}
+	in.Mix = m
 	if *table {
 		check := in
 		check.EventsPerHour = tableRates[0]

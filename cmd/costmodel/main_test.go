@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
@@ -24,25 +25,39 @@ func lineUSD(t *testing.T, e Estimate, prefix string) float64 {
 func TestHandComputed(t *testing.T) {
 	in := defaultInput()
 	in.EventsPerHour, in.CPUMicros = 3.6e6, 140
+	in.Format, in.Retention = "full", 7*24*time.Hour
 	if err := in.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	// 400 + 2×1024 = 2448 B per message, above the 1000 B request minimum.
-	if got := in.BilledRequestBytes(); got != 2448 {
-		t.Errorf("billed bytes = %v, want 2448", got)
+	// A full-format update: 2×1024 + 493 + 36 = 2577 B per message, above the 1000 B request minimum.
+	if got := in.BilledRequestBytes(); got != 2577 {
+		t.Errorf("billed bytes = %v, want 2577", got)
 	}
 	// 1000/s × 140 µs = 0.14 vCPU; / (1 × 0.6) = 0.233 → 1 instance.
 	if got := in.FunctionInstances(); got != 1 {
 		t.Errorf("instances = %d, want 1", got)
 	}
 	e := in.Estimate()
-	// Throughput: 3.6e6 × 730 msgs × 2 × 2448 B / 2^40 × $40.
-	if got, want := lineUSD(t, e, "Pub/Sub throughput"), 3.6e6*730*2*2448/math.Pow(2, 40)*40; !near(got, want) {
+	// Throughput: 3.6e6 × 730 msgs × 2 × 2577 B / 2^40 × $40.
+	if got, want := lineUSD(t, e, "Pub/Sub throughput"), 3.6e6*730*2*2577/math.Pow(2, 40)*40; !near(got, want) {
 		t.Errorf("throughput = %v, want %v", got, want)
 	}
-	// Storage: 3.6e6/h × 168 h × 2448 B / 2^30 × $0.27.
-	if got, want := lineUSD(t, e, "Pub/Sub topic"), 3.6e6*168*2448/math.Pow(2, 30)*0.27; !near(got, want) {
+	// Storage: 3.6e6/h × 168 h × 2577 B / 2^30 × $0.27.
+	if got, want := lineUSD(t, e, "Pub/Sub topic"), 3.6e6*168*2577/math.Pow(2, 30)*0.27; !near(got, want) {
 		t.Errorf("storage = %v, want %v", got, want)
+	}
+	// The compact format without topic retention: 1024 + 206 + 36 = 1266 B, and no storage.
+	in.Format, in.Retention = "compact", 0
+	if got := in.BilledRequestBytes(); got != 1266 {
+		t.Errorf("compact billed bytes = %v, want 1266", got)
+	}
+	if got := lineUSD(t, in.Estimate(), "Pub/Sub topic"); got != 0 {
+		t.Errorf("storage without topic retention = %v, want 0", got)
+	}
+	// An op mix weighs each op's measured shape: 0.5 × (2×1024+493+36) + 0.5 × (1024+497+36) in full.
+	in.Format, in.Mix = "full", OpMix{'u': 0.5, 'c': 0.5}
+	if got, want := in.MessageBytes(), 0.5*2577+0.5*1557; !near(got, want) {
+		t.Errorf("mixed message bytes = %v, want %v", got, want)
 	}
 	// Function: 1 instance × 730 h × 3600 s × (1 × 0.000018 + 0.5 × 0.000002) = $49.932.
 	if got := lineUSD(t, e, "Cloud Run: apply"); !near(got, 49.932) {
@@ -74,7 +89,7 @@ func TestHandComputed(t *testing.T) {
 
 func TestSmallMessagesBilledAtRequestMinimum(t *testing.T) {
 	in := defaultInput()
-	in.RowBytes, in.RowImages, in.EnvelopeBytes = 100, 1, 100
+	in.RowBytes, in.Mix = 100, OpMix{'c': 1}
 	if got := in.BilledRequestBytes(); got != 1000 {
 		t.Errorf("billed bytes = %v, want the 1000 B minimum", got)
 	}
@@ -146,6 +161,10 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"-events-per-hour", "1e6", "-metrics-interval", "1s"}, "-metrics-interval"},
 		{[]string{"-events-per-hour", "1e6", "extra"}, "unexpected arguments"},
 		{[]string{"-events-per-hour", "lots"}, "invalid value"},
+		{[]string{"-events-per-hour", "1e6", "-format", "avro"}, "-format"},
+		{[]string{"-events-per-hour", "1e6", "-op-mix", "u=0.5"}, "-op-mix"},
+		{[]string{"-events-per-hour", "1e6", "-op-mix", "t=1"}, "-op-mix"},
+		{[]string{"-events-per-hour", "1e6", "-op-mix", "u=0.5,u=0.5"}, "-op-mix"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(tc.args, &out, &errb)
@@ -167,7 +186,7 @@ func TestOutput(t *testing.T) {
 	if err := run([]string{"-table"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
-	if s := out.String(); !strings.Contains(s, "100.0M events/h") || !strings.Contains(s, "**total / month**") {
+	if s := out.String(); !strings.Contains(s, "100.0M/h today") || !strings.Contains(s, "100.0M/h new") || !strings.Contains(s, "**total / month**") || !strings.Contains(s, "| compact format, no topic retention |") {
 		t.Errorf("-table output:\n%s", s)
 	}
 }

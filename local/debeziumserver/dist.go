@@ -43,6 +43,9 @@ type Dist struct {
 	// Home holds run.sh, the runner jar, lib/, config/, jmx/ and lib_metrics/*.sh: what run.sh needs.
 	// It is shared by every run and never written to: each run gets its own directory (see Start).
 	Home string
+	// LibOpt holds the scripting jars of the distribution's lib_opt/ once FetchScripting has run; the
+	// compact event format needs them (EVENT_FORMAT=compact). Empty: none.
+	LibOpt string
 }
 
 // FetchOptions configure Fetch.

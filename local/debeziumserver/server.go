@@ -171,10 +171,17 @@ func assemble(c Config) error {
 			return fmt.Errorf("debeziumserver: %w", err)
 		}
 	}
+	if c.Dist.LibOpt != "" {
+		link := filepath.Join(c.RunDir, "lib_opt")
+		_ = os.Remove(link)
+		if err := os.Symlink(c.Dist.LibOpt, link); err != nil {
+			return fmt.Errorf("debeziumserver: %w", err)
+		}
+	}
 	for _, f := range []struct {
 		name string
 		mode os.FileMode
-	}{{"application.properties.tmpl", 0o644}, {"entrypoint.sh", 0o755}} {
+	}{{"application.properties.tmpl", 0o644}, {"entrypoint.sh", 0o755}, {"compact.properties", 0o644}} {
 		b, err := os.ReadFile(filepath.Join(c.ConfigDir, f.name))
 		if err != nil {
 			return fmt.Errorf("debeziumserver: the shipped configuration: %w", err)

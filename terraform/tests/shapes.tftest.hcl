@@ -146,6 +146,7 @@ run "tables_with_key_templates" {
       DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
       REDIS_ADDR            = format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port)
       REDIS_CA_FILE         = "/etc/cloudsql-cache/redis-ca/ca.pem"
+      REDIS_POOL_SIZE       = "82"
       REDIS_TIMEOUT         = "1s"
       REDIS_TLS             = "true"
     })
