@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeRoundTrip$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzReadDDL$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tablepolicy -run '^$$' -fuzz '^FuzzKeyTemplates$$' -fuzztime $(FUZZTIME)
 

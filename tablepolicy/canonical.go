@@ -22,13 +22,12 @@ type canonical struct {
 	ExcludeColumns []string          `json:"exclude_columns,omitempty"`
 	KeyTemplate    string            `json:"key_template,omitempty"`
 	KeyTemplates   map[string]string `json:"key_templates,omitempty"`
-	VersionColumns map[string]string `json:"version_columns,omitempty"`
 	Epoch          uint64            `json:"epoch"`
 }
 
 // Config returns the policy's configuration in its one canonical spelling: two configurations New
-// accepts that cache the same tables under the same keys, without the same columns, ordered by the
-// same versions, give the same Config, however they were written. In it:
+// accepts that cache the same tables under the same keys, without the same columns, in the same
+// epoch, give the same Config, however they were written. In it:
 //   - lists are sorted and without duplicates;
 //   - settings of tables outside a non-empty Tables list are dropped (they have no effect);
 //   - key templates are spelled with {db} and {table} filled in, as they apply to their table
@@ -74,17 +73,8 @@ func (p *Policy) Config() Config {
 			c.KeyTemplates[table] = t.bind(db, name).String()
 		}
 	}
-	c.VersionColumns = map[string]string{}
-	for table, col := range p.version {
-		if cached(table) {
-			c.VersionColumns[table] = col
-		}
-	}
 	if len(c.KeyTemplates) == 0 {
 		c.KeyTemplates = nil
-	}
-	if len(c.VersionColumns) == 0 {
-		c.VersionColumns = nil
 	}
 	return c
 }
@@ -98,11 +88,11 @@ func (p *Policy) Fingerprint() string { return fingerprint(p.Canonical()) }
 
 // ReadFingerprint identifies the part of the policy a reader depends on: which tables are cached,
 // under which keys, without which columns. Policies with the same ReadFingerprint give every row the
-// same key and the same cached JSON; they may differ in the epoch and the version columns, which order
-// the function's changes but do not change what a read or a fill sees or writes.
+// same key and the same cached JSON; they may differ in the epoch, which orders the function's changes
+// but does not change what a read or a fill sees or writes.
 func (p *Policy) ReadFingerprint() string {
 	c := p.Config()
-	c.VersionColumns, c.Epoch = nil, 0
+	c.Epoch = 0
 	return fingerprint(marshalCanonical(c))
 }
 
@@ -122,7 +112,6 @@ func marshalCanonical(c Config) []byte {
 		ExcludeColumns: c.ExcludeColumns,
 		KeyTemplate:    c.KeyTemplate,
 		KeyTemplates:   c.KeyTemplates,
-		VersionColumns: c.VersionColumns,
 		Epoch:          c.Epoch,
 	})
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
@@ -142,7 +131,7 @@ func FromCanonical(b []byte) (*Policy, error) {
 		return nil, fmt.Errorf("tablepolicy: canonical policy has format %d; this version reads format %d (upgrade the reader)", c.Format, canonicalFormat)
 	}
 	p, err := New(Config{Tables: c.Tables, ExcludeColumns: c.ExcludeColumns, KeyTemplate: c.KeyTemplate,
-		KeyTemplates: c.KeyTemplates, VersionColumns: c.VersionColumns, Epoch: c.Epoch})
+		KeyTemplates: c.KeyTemplates, Epoch: c.Epoch})
 	if err != nil {
 		return nil, fmt.Errorf("tablepolicy: canonical policy: %w", err)
 	}
@@ -200,7 +189,6 @@ func (p *Policy) Diff(q *Policy) []Difference {
 		{"CACHE_EXCLUDE_COLUMNS", list(a.ExcludeColumns), list(b.ExcludeColumns), true},
 		{"CACHE_KEY_TEMPLATE", a.KeyTemplate, b.KeyTemplate, true},
 		{"CACHE_KEY_TEMPLATES", pairs(a.KeyTemplates), pairs(b.KeyTemplates), true},
-		{"CACHE_VERSION_COLUMNS", pairs(a.VersionColumns), pairs(b.VersionColumns), false},
 		{"CACHE_VERSION_EPOCH", epoch(a.Epoch), epoch(b.Epoch), false},
 	} {
 		if d.Ours != d.Theirs {

@@ -26,7 +26,6 @@ func TestCanonicalIgnoresSpelling(t *testing.T) {
 					Tables:         []string{"shop.orders", "shop.customers"},
 					ExcludeColumns: []string{"shop.customers.email", "shop.customers.phone"},
 					KeyTemplates:   map[string]string{"shop.orders": "order:{tenant}:{id}"},
-					VersionColumns: map[string]string{"shop.orders": "updated_at"},
 					Epoch:          2,
 				}
 			},
@@ -37,8 +36,7 @@ func TestCanonicalIgnoresSpelling(t *testing.T) {
 					KeyTemplate:    DefaultKeyTemplate,
 					KeyTemplates: map[string]string{"shop.orders": "order:{tenant}:{id}", "shop.customers": "shop.customers:{pk}",
 						"other.t": "t:{pk}"},
-					VersionColumns: map[string]string{"shop.orders": "updated_at", "other.t": "seq"},
-					Epoch:          2,
+					Epoch: 2,
 				}
 			},
 			func() Config {
@@ -46,10 +44,9 @@ func TestCanonicalIgnoresSpelling(t *testing.T) {
 					Tables:         []string{"shop.orders", "shop.customers"},
 					ExcludeColumns: []string{"shop.customers.email", "shop.customers.phone"},
 					// The shared template is used by no table here: each has its own.
-					KeyTemplate:    "cache/{db}/{table}/{pk}",
-					KeyTemplates:   map[string]string{"shop.orders": "order:{tenant}:{id}", "shop.customers": "{db}.{table}:{pk}"},
-					VersionColumns: map[string]string{"shop.orders": "updated_at"},
-					Epoch:          2,
+					KeyTemplate:  "cache/{db}/{table}/{pk}",
+					KeyTemplates: map[string]string{"shop.orders": "order:{tenant}:{id}", "shop.customers": "{db}.{table}:{pk}"},
+					Epoch:        2,
 				}
 			},
 		},
@@ -86,12 +83,11 @@ func TestCanonicalForm(t *testing.T) {
 		Tables:         []string{"shop.orders", "shop.customers"},
 		ExcludeColumns: []string{"shop.customers.email"},
 		KeyTemplates:   map[string]string{"shop.orders": "order:{tenant}:{id}"},
-		VersionColumns: map[string]string{"shop.orders": "updated_at"},
 		Epoch:          18446744073709551615,
 	})
 	want := `{"format":1,"tables":["shop.customers","shop.orders"],"exclude_columns":["shop.customers.email"],` +
 		`"key_templates":{"shop.customers":"shop.customers:{pk}","shop.orders":"order:{tenant}:{id}"},` +
-		`"version_columns":{"shop.orders":"updated_at"},"epoch":18446744073709551615}`
+		`"epoch":18446744073709551615}`
 	if got := string(p.Canonical()); got != want {
 		t.Fatalf("canonical\n  %s\nwant\n  %s", got, want)
 	}
@@ -112,7 +108,6 @@ func TestFingerprintsTellPoliciesApart(t *testing.T) {
 			Tables:         []string{"shop.orders", "shop.customers"},
 			ExcludeColumns: []string{"shop.customers.email"},
 			KeyTemplates:   map[string]string{"shop.orders": "order:{id}"},
-			VersionColumns: map[string]string{"shop.orders": "updated_at"},
 		}
 	}
 	p := mustNew(t, base())
@@ -127,7 +122,6 @@ func TestFingerprintsTellPoliciesApart(t *testing.T) {
 		{"CACHE_EXCLUDE_COLUMNS", true, func(c *Config) { c.ExcludeColumns = append(c.ExcludeColumns, "shop.orders.note") }},
 		{"CACHE_KEY_TEMPLATES", true, func(c *Config) { c.KeyTemplates["shop.orders"] = "orders:{id}" }},
 		{"CACHE_KEY_TEMPLATES", true, func(c *Config) { c.KeyTemplates = nil }},
-		{"CACHE_VERSION_COLUMNS", false, func(c *Config) { c.VersionColumns = nil }},
 		{"CACHE_VERSION_EPOCH", false, func(c *Config) { c.Epoch = 1 }},
 	} {
 		c := base()
@@ -155,7 +149,7 @@ func TestFingerprintsTellPoliciesApart(t *testing.T) {
 	if d := a.Diff(b); len(d) != 1 || d[0].String() != `CACHE_KEY_TEMPLATE: ours "{db}.{table}:{pk}", theirs "{db}/{table}/{pk}"` {
 		t.Errorf("Diff %v", d)
 	}
-	if d := mustNew(t, base()).Diff(mustNew(t, Config{})); len(d) != 5 || d[0].String() != `CACHE_TABLES: ours "shop.customers,shop.orders", theirs unset` {
+	if d := mustNew(t, base()).Diff(mustNew(t, Config{})); len(d) != 4 || d[0].String() != `CACHE_TABLES: ours "shop.customers,shop.orders", theirs unset` {
 		t.Errorf("Diff %v", d)
 	}
 }

@@ -5,13 +5,10 @@
 package tablepolicy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
@@ -31,10 +28,6 @@ type Config struct {
 	KeyTemplate string
 	// KeyTemplates overrides the key template per table.
 	KeyTemplates map[string]string
-	// VersionColumns orders a table's changes by a column (an integer, or a timestamp) before binlog
-	// coordinates. The column must increase on every write of a row over its whole life, including a
-	// delete and re-insert: an updated_at set by every write, or a global sequence, not a per-row counter.
-	VersionColumns map[string]string
 	// Epoch is the first component of every version. Raise it when binlog coordinates restart (the
 	// database was restored from a backup or replaced), so the new source's changes win.
 	Epoch uint64
@@ -46,7 +39,6 @@ type Policy struct {
 	exclude map[string]map[string]bool
 	def     *keyTemplate
 	custom  map[string]*keyTemplate
-	version map[string]string
 	epoch   uint64
 	tables  sync.Map // "db.table" → *Table
 }
@@ -56,7 +48,6 @@ func New(cfg Config) (*Policy, error) {
 	p := &Policy{
 		exclude: map[string]map[string]bool{},
 		custom:  map[string]*keyTemplate{},
-		version: map[string]string{},
 		epoch:   cfg.Epoch,
 	}
 	var errs []error
@@ -120,16 +111,6 @@ func New(cfg Config) (*Policy, error) {
 		}
 		p.custom[table] = t
 	}
-	for table, col := range cfg.VersionColumns {
-		if _, _, err := splitTable(table); err != nil || col == "" {
-			errs = append(errs, fmt.Errorf("version columns: %q=%q: want db.table=column", table, col))
-			continue
-		}
-		if p.exclude[table][col] {
-			errs = append(errs, fmt.Errorf("version columns: %s.%s is also excluded; the version column must reach the function", table, col))
-		}
-		p.version[table] = col
-	}
 	if len(errs) == 0 {
 		errs = append(errs, p.checkKeys()...)
 	}
@@ -173,9 +154,8 @@ func checkSharedTemplate(t *keyTemplate) error {
 // Table is the policy of one table.
 type Table struct {
 	DB, Name string
-	// VersionColumn orders the table's changes; "" for binlog coordinates alone.
-	VersionColumn string
-	// FloorKey holds the version of the table's last truncate.
+	// FloorKey holds the table's floor: the binlog position of its last truncate, completed snapshot or
+	// row-removing DDL, below which every change is refused.
 	FloorKey string
 	// Pattern is a SCAN MATCH glob covering every key of the table. It may also match keys that are not
 	// the table's (no other table's: New refuses that); OwnsKey tells them apart.
@@ -209,15 +189,14 @@ func (p *Policy) Table(db, table string) (*Table, bool) {
 	}
 	bound := tmpl.bind(db, table)
 	t := &Table{
-		DB:            db,
-		Name:          table,
-		VersionColumn: p.version[id],
-		FloorKey:      MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
-		Pattern:       globEscape(bound.prefix()) + "*",
-		key:           bound,
-		keys:          bound.lang(),
-		exclude:       p.exclude[id],
-		epoch:         p.epoch,
+		DB:       db,
+		Name:     table,
+		FloorKey: MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
+		Pattern:  globEscape(bound.prefix()) + "*",
+		key:      bound,
+		keys:     bound.lang(),
+		exclude:  p.exclude[id],
+		epoch:    p.epoch,
 	}
 	actual, _ := p.tables.LoadOrStore(cacheID, t)
 	return actual.(*Table), true
@@ -244,52 +223,17 @@ func (t *Table) RowJSON(row debezium.Row) []byte {
 	return row.AppendJSON(make([]byte, 0, 256), skip)
 }
 
-// Version is the version of a change of this table at src, whose row image (after, or before for a
-// delete) is row.
-func (t *Table) Version(src debezium.Source, row debezium.Row) (rowcache.Version, error) {
+// Version is the version of a change of this table at src: the epoch and the change's binlog
+// coordinates. Its Row is the change's transaction total_order when the event carries transaction
+// metadata (provide.transaction.metadata=true): with binlog_transaction_compression every change of a
+// transaction has the compressed payload's position and row numbers restart in each inner event, so
+// (file, pos, row) can repeat within a key, while (file, pos, total_order) is unique and ordered. Without
+// it, Row is source.row.
+func (t *Table) Version(ev *debezium.Event) rowcache.Version {
+	src := ev.Source
 	v := rowcache.Version{Epoch: t.epoch, File: src.FileSeq, Pos: src.Pos, Row: src.Row}
-	if t.VersionColumn == "" || row == nil {
-		return v, nil
+	if ev.Transaction != nil {
+		v.Row = ev.Transaction.TotalOrder
 	}
-	raw, ok := row.Get(t.VersionColumn)
-	if !ok {
-		return v, fmt.Errorf("version column %q is not in the row image (is it excluded in Debezium?)", t.VersionColumn)
-	}
-	c, err := ColumnVersion(raw)
-	if err != nil {
-		return v, fmt.Errorf("version column %q: %w", t.VersionColumn, err)
-	}
-	v.Column = c
-	return v, nil
-}
-
-// ColumnVersion converts a version column's value to a number: a non-negative integer (JSON number or
-// digits in a string, as Debezium sends DATETIME as epoch milli- or microseconds and BIGINT as a
-// number) or an ISO-8601 timestamp string (TIMESTAMP columns, Debezium's ZonedTimestamp) as
-// microseconds since the Unix epoch.
-func ColumnVersion(raw json.RawMessage) (uint64, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "null" {
-		return 0, fmt.Errorf("is null")
-	}
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal([]byte(s), &s); err != nil {
-			return 0, fmt.Errorf("bad string: %w", err)
-		}
-		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			us := ts.UnixMicro()
-			if us < 0 {
-				return 0, fmt.Errorf("timestamp %q is before 1970", s)
-			}
-			return uint64(us), nil
-		}
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f < 0 {
-			return 0, fmt.Errorf("%s is negative", s)
-		}
-		return 0, fmt.Errorf("%.40s is neither a non-negative integer nor an ISO-8601 timestamp", s)
-	}
-	return n, nil
+	return v
 }

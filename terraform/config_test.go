@@ -423,23 +423,31 @@ func TestDebeziumConfiguration(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"debezium.sink.type":                           "pubsub",
-		"debezium.sink.pubsub.ordering.enabled":        "true",
-		"debezium.sink.pubsub.null.key":                "default",
-		"debezium.format.key":                          "json",
-		"debezium.format.key.schemas.enable":           "false",
-		"debezium.format.value":                        "json",
-		"debezium.source.connector.class":              "io.debezium.connector.mysql.MySqlConnector",
-		"debezium.source.decimal.handling.mode":        "string",
-		"debezium.source.time.precision.mode":          "adaptive_time_microseconds",
-		"debezium.source.binary.handling.mode":         "base64",
-		"debezium.source.tombstones.on.delete":         "false",
-		"debezium.source.skipped.operations":           "none",
-		"debezium.source.snapshot.mode":                "when_needed",
-		"debezium.source.offset.storage":               "io.debezium.storage.jdbc.offset.JdbcOffsetBackingStore",
-		"debezium.source.schema.history.internal":      "io.debezium.storage.jdbc.history.JdbcSchemaHistory",
-		"debezium.source.include.schema.changes":       "false",
-		"debezium.source.provide.transaction.metadata": "false",
+		"debezium.sink.type":                                                        "pubsub",
+		"debezium.sink.pubsub.ordering.enabled":                                     "true",
+		"debezium.sink.pubsub.null.key":                                             "default",
+		"debezium.format.key":                                                       "json",
+		"debezium.format.key.schemas.enable":                                        "false",
+		"debezium.format.value":                                                     "json",
+		"debezium.source.connector.class":                                           "io.debezium.connector.mysql.MySqlConnector",
+		"debezium.source.decimal.handling.mode":                                     "string",
+		"debezium.source.time.precision.mode":                                       "adaptive_time_microseconds",
+		"debezium.source.binary.handling.mode":                                      "base64",
+		"debezium.source.tombstones.on.delete":                                      "false",
+		"debezium.source.skipped.operations":                                        "none",
+		"debezium.source.snapshot.mode":                                             "when_needed",
+		"debezium.source.offset.storage":                                            "io.debezium.storage.jdbc.offset.JdbcOffsetBackingStore",
+		"debezium.source.schema.history.internal":                                   "io.debezium.storage.jdbc.history.JdbcSchemaHistory",
+		"debezium.source.include.schema.changes":                                    "true",
+		"debezium.source.provide.transaction.metadata":                              "true",
+		"debezium.format.header.schemas.enable":                                     "false",
+		"debezium.source.schema.history.internal.store.only.captured.tables.ddl":    "false",
+		"debezium.source.schema.history.internal.store.only.captured.databases.ddl": "true",
+		"debezium.transforms":                                                       "droptx",
+		"debezium.transforms.droptx.type":                                           "org.apache.kafka.connect.transforms.Filter",
+		"debezium.transforms.droptx.predicate":                                      "transactiontopic",
+		"debezium.predicates":                                                       "transactiontopic",
+		"debezium.predicates.transactiontopic.type":                                 "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
 	}
 	for k, w := range want {
 		if got := get(k); got != w {
@@ -456,6 +464,24 @@ func TestDebeziumConfiguration(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`).MatchString(heartbeat) || strings.HasPrefix(strings.ToLower(heartbeat), "goog") {
 		t.Errorf("heartbeat topic %q is not a valid Pub/Sub topic ID", heartbeat)
+	}
+	// Schema changes go to the topic named topic.prefix: the one Terraform creates with a push subscription.
+	if sc, diags := attr(m.resource("google_pubsub_topic", "schema_changes"), "name").Value(ctx); diags.HasErrors() || sc.Type() != cty.String || sc.AsString() != get("debezium.source.topic.prefix") {
+		t.Errorf("Terraform's schema-change topic %#v (%v) differs from Debezium's topic.prefix %q", sc, diags, get("debezium.source.topic.prefix"))
+	}
+	// The transaction BEGIN/END records are dropped: the predicate matches <topic.prefix>.transaction
+	// and no table topic (<prefix>.<db>.<table>), even a table named transaction. The value is read as
+	// Java reads a properties file (a backslash escapes the next character).
+	pattern := strings.NewReplacer(`\\`, `\`).Replace(get("debezium.predicates.transactiontopic.pattern"))
+	prefix := get("debezium.source.topic.prefix")
+	if re, err := regexp.Compile("^(?:" + pattern + ")$"); err != nil {
+		t.Errorf("transaction topic pattern %q: %v", pattern, err)
+	} else {
+		for topic, want := range map[string]bool{prefix + ".transaction": true, prefix + ".shop.transaction": false, prefix + ".shop.orders": false, prefix: false, "heartbeat." + prefix: false} {
+			if re.MatchString(topic) != want {
+				t.Errorf("transaction topic pattern %q matches %q: %v, want %v", pattern, topic, !want, want)
+			}
+		}
 	}
 	// Offsets and schema history are in the database Terraform creates, never on the container's disk.
 	for _, k := range []string{"debezium.source.offset.storage.jdbc.connection.url", "debezium.source.schema.history.internal.jdbc.connection.url"} {

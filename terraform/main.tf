@@ -39,7 +39,6 @@ locals {
     CACHE_EXCLUDE_COLUMNS = join(",", var.exclude_columns)
     CACHE_KEY_TEMPLATE    = var.key_template
     CACHE_KEY_TEMPLATES   = join(",", [for k, v in var.key_templates : "${k}=${v}"])
-    CACHE_VERSION_COLUMNS = join(",", [for k, v in var.version_columns : "${k}=${v}"])
     CACHE_VERSION_EPOCH   = tostring(var.version_epoch)
     CACHE_TOMBSTONE_TTL   = var.tombstone_ttl
     APPLY_TIMEOUT         = var.apply_timeout

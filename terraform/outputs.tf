@@ -33,6 +33,11 @@ output "table_topics" {
   value       = { for t, topic in google_pubsub_topic.table : t => topic.id }
 }
 
+output "schema_change_topic" {
+  description = "Pub/Sub topic Debezium publishes schema changes to (named topic_prefix), with its own push subscription to the function."
+  value       = google_pubsub_topic.schema_changes.id
+}
+
 output "dead_letter_topic" {
   description = "DEAD_LETTER_TOPIC of the function and dead-letter topic of the subscriptions."
   value       = google_pubsub_topic.dead_letter.id
@@ -140,6 +145,6 @@ output "db_setup_job" {
 }
 
 output "push_subscriptions" {
-  description = "The push subscription of each table: the backlog terraform/scripts/restore waits to drain."
+  description = "The push subscription of each table (and schema_changes, of the schema-change topic): the backlog terraform/scripts/restore waits to drain."
   value       = { for t, s in google_pubsub_subscription.push : t => s.id }
 }

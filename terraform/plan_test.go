@@ -158,7 +158,7 @@ var breakEverything = []mutation{
 	{"iam.tf", `role    = "roles/monitoring.metricWriter"`, `role    = "roles/editor"`},
 	{"function.tf", "service_account                  = google_service_account.function.email", "service_account                  = google_service_account.debezium.email"},
 	{"iam.tf", "{ redis_ca = google_secret_manager_secret.redis_ca.id }", "{ redis_ca = google_secret_manager_secret.debezium_db_password.id }"},
-	{"pubsub.tf", "    { heartbeat = google_pubsub_topic.heartbeat.id },", "    { heartbeat = google_pubsub_topic.dead_letter.id },"},
+	{"pubsub.tf", "    { heartbeat = google_pubsub_topic.heartbeat.id, schema_changes = google_pubsub_topic.schema_changes.id },", "    { heartbeat = google_pubsub_topic.dead_letter.id, schema_changes = google_pubsub_topic.schema_changes.id },"},
 	{"iam.tf", "  service_account_id = google_service_account.function.name\n  role               = \"roles/iam.serviceAccountUser\"", "  service_account_id = google_service_account.push.name\n  role               = \"roles/iam.serviceAccountUser\""},
 	{"main.tf", "    APPLY_TIMEOUT         = var.apply_timeout", "    APPLY_TIMEOUT         = var.apply_timeout\n    REDIS_AUTH_TOKEN      = google_redis_instance.cache[0].auth_string"},
 	{"debezium.tf", "secret  = google_secret_manager_secret.debezium_db_password.secret_id", "secret  = google_secret_manager_secret.redis_auth[0].secret_id"},

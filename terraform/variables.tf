@@ -277,13 +277,13 @@ variable "key_templates" {
 }
 
 variable "version_columns" {
-  description = "CACHE_VERSION_COLUMNS: { \"db.table\" = \"column\" } to order that table's changes by the column first."
+  description = "Removed: must stay empty. Tables are ordered by binlog position (README.md: Versions)."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.version_columns : contains(var.tables, k) && can(regex("^[A-Za-z0-9_]+$", v))])
-    error_message = "version_columns must map tables listed in tables to a column name (letters, digits, underscores): got ${jsonencode(var.version_columns)}."
+    condition     = length(var.version_columns) == 0
+    error_message = "version_columns was removed (got ${jsonencode(var.version_columns)}): no column orders commits (an ON UPDATE CURRENT_TIMESTAMP is the statement's start, not its commit), so every table is ordered by binlog position. Remove it; if it was set, raise version_epoch by one and re-snapshot (README.md, \"Versions\")."
   }
 }
 
@@ -430,7 +430,7 @@ variable "function_memory" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "topic_prefix" {
-  description = "Debezium topic.prefix: table topics are <topic_prefix>.<db>.<table>. Must start with a letter (Pub/Sub topic IDs). Changing it makes Debezium lose its offsets and re-snapshot."
+  description = "Debezium topic.prefix: table topics are <topic_prefix>.<db>.<table>, schema changes go to the topic <topic_prefix>. Must start with a letter (Pub/Sub topic IDs). Changing it makes Debezium lose its offsets and re-snapshot."
   type        = string
   default     = "cloudsql-cache"
 

@@ -1,12 +1,14 @@
 // Command cachectl is the operator's tool for a cloudsql-cache deployment: read a cached row with its
-// version, list and replay dead letters, narrow the Debezium MySQL user's grants, and remove what an
-// older version epoch left behind.
+// version, list and replay dead letters, narrow the Debezium MySQL user's grants, remove what an older
+// version epoch left behind, and check before streaming that no table's key can exceed Pub/Sub's
+// ordering-key limit.
 //
 //	cachectl get <key> | <db.table> <key value>...
 //	cachectl dlq list|replay [flags]
 //	cachectl grant-debezium [flags]
 //	cachectl sweep-epoch -epoch N [-match PATTERN]
 //	cachectl verify [verify's flags]
+//	cachectl keycheck [-databases a,b | -tables db.t,…]
 //
 // Redis is reached with the function's variables (REDIS_ADDR, REDIS_PASSWORD, REDIS_TLS,
 // REDIS_CA_FILE, …), the table policy read from its CACHE_* variables, Pub/Sub with Application Default
@@ -32,6 +34,9 @@ const usage = `usage:
   cachectl grant-debezium [flags]               narrow the Debezium MySQL user to what it needs
   cachectl sweep-epoch -epoch N [-match GLOB]   delete rows and tombstones of epochs older than N
   cachectl verify [flags]                       run verify (the drift checker) from the tools image
+  cachectl keycheck [-databases LIST | -tables LIST]
+                                                tables whose key JSON can exceed Pub/Sub's 1,024-byte
+                                                ordering key (exit 1 if any); default tables: CACHE_TABLES
 
 Run "cachectl <command> -h" for a command's flags. Redis is reached with REDIS_ADDR, REDIS_USERNAME,
 REDIS_PASSWORD, REDIS_DB, REDIS_TLS, REDIS_CA_FILE and REDIS_TIMEOUT, as the function does; tables
@@ -67,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.grantDebezium(ctx, args[1:])
 	case "verify":
 		return e.verify(args[1:])
+	case "keycheck":
+		return e.keyCheck(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

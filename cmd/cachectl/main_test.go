@@ -18,6 +18,7 @@ func TestGetAndSweepEpoch(t *testing.T) {
 	st.Upsert(ctx, "app.t:1", "f", rowcache.Version{File: 3, Pos: 10}, []byte(`{"id":1}`))
 	st.Upsert(ctx, "app.t:2", "f", rowcache.Version{Epoch: 1, File: 1, Pos: 4}, []byte(`{"id":2}`))
 	st.Delete(ctx, "app.t:3", "f", rowcache.Version{Epoch: 1, File: 1, Pos: 5})
+	rdb.Set(ctx, "app.t:rate", "0.25", 0) // another application's value that looks like a version
 	env := func(k string) string { return map[string]string{"REDIS_ADDR": srv.Addr()}[k] }
 	call := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -38,6 +39,9 @@ func TestGetAndSweepEpoch(t *testing.T) {
 	}
 	if code, out, _ := call("get", "app.t:1"); code != 1 || !strings.Contains(out, "not cached") {
 		t.Fatalf("after sweep: %d %q", code, out)
+	}
+	if got := rdb.Get(ctx, "app.t:rate").Val(); got != "0.25" {
+		t.Fatalf("sweep-epoch touched a foreign value: %q", got)
 	}
 	var errb bytes.Buffer
 	if code := run(ctx, []string{"get", "x"}, func(string) string { return "" }, &bytes.Buffer{}, &errb); code != 2 || !strings.Contains(errb.String(), "REDIS_ADDR") {

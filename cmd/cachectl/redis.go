@@ -136,7 +136,7 @@ func (e env) sweepEpoch(ctx context.Context, args []string) int {
 		return e.invalid(err)
 	}
 	defer rdb.Close()
-	n, err := rowcache.NewStore(rdb, 0).SweepEpoch(ctx, *match, *epoch)
+	n, err := rowcache.NewStore(rdb, 0).SweepEpoch(ctx, rowcache.TableKeys{Pattern: *match}, *epoch)
 	fmt.Fprintf(e.stdout, "deleted %d keys of epochs older than %d\n", n, *epoch)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "cachectl: %v (safe to run again)\n", err)

@@ -29,8 +29,13 @@ run "properties" {
   # --- Ordering -----------------------------------------------------------------------------------
 
   assert {
-    condition     = length(google_pubsub_subscription.push) == 3 && alltrue([for t in var.tables : try(google_pubsub_subscription.push[t].topic == google_pubsub_topic.table[t].id, false)])
+    condition     = length(google_pubsub_subscription.push) == 4 && alltrue([for t in var.tables : try(google_pubsub_subscription.push[t].topic == google_pubsub_topic.table[t].id, false)])
     error_message = "[ordering] every table must have one push subscription on its own topic."
+  }
+
+  assert {
+    condition     = google_pubsub_topic.schema_changes.name == var.topic_prefix && google_pubsub_subscription.push["schema_changes"].topic == google_pubsub_topic.schema_changes.id
+    error_message = "[ordering] Debezium's schema changes (topic = topic.prefix) must have a push subscription to the function, like the tables' (it sweeps tables on DDL and completes snapshots from them)."
   }
 
   assert {
@@ -202,9 +207,9 @@ run "properties" {
   }
 
   assert {
-    condition = (toset([for g in google_pubsub_topic_iam_member.debezium_publisher : g.topic]) == toset(concat([for t in google_pubsub_topic.table : t.id], [google_pubsub_topic.heartbeat.id])) &&
+    condition = (toset([for g in google_pubsub_topic_iam_member.debezium_publisher : g.topic]) == toset(concat([for t in google_pubsub_topic.table : t.id], [google_pubsub_topic.heartbeat.id, google_pubsub_topic.schema_changes.id])) &&
     alltrue([for g in google_pubsub_topic_iam_member.debezium_publisher : g.member == google_service_account.debezium.member && g.role == "roles/pubsub.publisher"]))
-    error_message = "[least-privilege] Debezium may publish to the table topics and its heartbeat topic only."
+    error_message = "[least-privilege] Debezium may publish to the table topics, the schema-change topic and its heartbeat topic only."
   }
 
   assert {

@@ -118,7 +118,7 @@ run "existing_instance_without_private_ip" {
   expect_failures = [data.google_sql_database_instance.existing]
 }
 
-# Several databases and tables, with per-table key templates, version columns and excluded columns.
+# Several databases and tables, with per-table key templates and excluded columns.
 run "tables_with_key_templates" {
   command = plan
 
@@ -126,13 +126,12 @@ run "tables_with_key_templates" {
     tables          = ["shop.orders", "shop.customers", "billing.invoices"]
     key_template    = "{db}:{table}:{pk}"
     key_templates   = { "shop.orders" = "order:{id}", "billing.invoices" = "inv:{year}:{number}" }
-    version_columns = { "billing.invoices" = "revision" }
     exclude_columns = ["shop.customers.password_hash", "shop.customers.ssn"]
   }
 
   assert {
-    condition     = toset(keys(google_pubsub_subscription.push)) == toset(var.tables) && toset([for s in google_pubsub_subscription.push : s.name]) == toset(["cloudsql-cache.shop.orders.apply", "cloudsql-cache.shop.customers.apply", "cloudsql-cache.billing.invoices.apply"])
-    error_message = "Each table gets its own topic and push subscription <topic>.apply."
+    condition     = toset(keys(google_pubsub_subscription.push)) == toset(concat(var.tables, ["schema_changes"])) && toset([for s in google_pubsub_subscription.push : s.name]) == toset(["cloudsql-cache.shop.orders.apply", "cloudsql-cache.shop.customers.apply", "cloudsql-cache.billing.invoices.apply", "cloudsql-cache.apply"])
+    error_message = "Each table gets its own topic and push subscription <topic>.apply, and so does the schema-change topic (named topic_prefix)."
   }
 
   assert {
@@ -143,7 +142,6 @@ run "tables_with_key_templates" {
       CACHE_KEY_TEMPLATES   = "billing.invoices=inv:{year}:{number},shop.orders=order:{id}"
       CACHE_TABLES          = "shop.orders,shop.customers,billing.invoices"
       CACHE_TOMBSTONE_TTL   = "168h"
-      CACHE_VERSION_COLUMNS = "billing.invoices=revision"
       CACHE_VERSION_EPOCH   = "0"
       DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
       REDIS_ADDR            = format("%s:%d", google_redis_instance.cache[0].host, google_redis_instance.cache[0].port)
@@ -151,7 +149,7 @@ run "tables_with_key_templates" {
       REDIS_TIMEOUT         = "1s"
       REDIS_TLS             = "true"
     })
-    error_message = "The function's environment must carry the tables, key templates, version and excluded columns as its CACHE_* variables."
+    error_message = "The function's environment must carry the tables, key templates and excluded columns as its CACHE_* variables."
   }
 
   assert {

@@ -176,9 +176,8 @@ run "settings_for_tables_not_captured" {
   variables {
     exclude_columns = ["billing.invoices.card_number"]
     key_templates   = { "billing.invoices" = "inv:{id}" }
-    version_columns = { "billing.invoices" = "revision" }
   }
-  expect_failures = [var.exclude_columns, var.key_templates, var.version_columns]
+  expect_failures = [var.exclude_columns, var.key_templates]
 }
 
 run "malformed_table_settings" {
@@ -186,9 +185,17 @@ run "malformed_table_settings" {
   variables {
     exclude_columns = ["shop.customers"]
     key_templates   = { "shop.orders" = "order:{id},{sku}" }
-    version_columns = { "shop.orders" = "rev-no" }
   }
-  expect_failures = [var.exclude_columns, var.key_templates, var.version_columns]
+  expect_failures = [var.exclude_columns, var.key_templates]
+}
+
+# Removed: a value is refused with a message pointing at the README.
+run "version_columns_removed" {
+  command = plan
+  variables {
+    version_columns = { "shop.orders" = "updated_at" }
+  }
+  expect_failures = [var.version_columns]
 }
 
 run "empty_key_template" {
