@@ -109,9 +109,9 @@ func (s *Store) Cluster() *redis.ClusterClient { return s.cluster }
 // script's only-goes-up rule, pipelined (go-redis sends each slot's command to its primary, following
 // MOVED and ASK). It runs before the sweep, so every change refused after it stays refused, and a
 // change applied in a slot before its copy was written is older than the floor and swept.
-func (s *Store) raiseSlotFloors(ctx context.Context, floorKey, ver string, why FloorReason) error {
+func (s *Store) raiseSlotFloors(ctx context.Context, floorKey, ver string, why FloorReason, from int, done func(slots int) error) error {
 	const batch = 2048
-	for first := 0; first < Slots; first += batch {
+	for first := from; first < Slots; first += batch {
 		for attempt := 0; ; attempt++ {
 			pipe := s.rdb.Pipeline()
 			cmds := make([]*redis.Cmd, 0, batch)
@@ -136,6 +136,9 @@ func (s *Store) raiseSlotFloors(ctx context.Context, floorKey, ver string, why F
 			}
 			break
 		}
+		if err := done(min(first+batch, Slots)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -159,17 +162,28 @@ func (s *Store) publish(ctx context.Context, keys ...string) error {
 }
 
 // raiseClusterFloor is RaiseFloor's cluster half, after the table's floor key itself was raised (res):
-// every slot's copy, then a sweep of every primary. Its progress is kept as on one instance, but only
-// whole: a retry of a sweep cut off part-way sweeps every primary again (each key is examined once
-// more, nothing is deleted twice).
+// every slot's copy, then a sweep of every primary. Its progress is kept beside the floor as on one
+// instance: the slots whose copies are written ("<floor> slots <n>", so that a retry of a raise cut off
+// by the apply timeout resumes, and every retry gets further), then "<floor> done". The sweep itself
+// is kept only whole: a retry of a sweep cut off part-way sweeps every primary again (each key is
+// examined once more, nothing is deleted twice).
 func (s *Store) raiseClusterFloor(ctx context.Context, t TableKeys, res Result, ver string, why FloorReason) (Result, int, error) {
 	progressKey := t.FloorKey + ":sweep"
-	if p, err := s.rdb.Get(ctx, progressKey).Result(); err == nil && p == ver+" done" {
-		return res, 0, nil
-	} else if err != nil && !errors.Is(err, redis.Nil) {
+	from := 0
+	if p, err := s.rdb.Get(ctx, progressKey).Result(); err == nil {
+		if p == ver+" done" {
+			return res, 0, nil
+		}
+		if n, ok := strings.CutPrefix(p, ver+" slots "); ok {
+			from, _ = strconv.Atoi(n)
+		}
+	} else if !errors.Is(err, redis.Nil) {
 		return 0, 0, fmt.Errorf("rowcache: sweep progress: %w", err)
 	}
-	if err := s.raiseSlotFloors(ctx, t.FloorKey, ver, why); err != nil {
+	mark := func(slots int) error {
+		return s.rdb.Set(ctx, progressKey, ver+" slots "+strconv.Itoa(slots), 0).Err()
+	}
+	if err := s.raiseSlotFloors(ctx, t.FloorKey, ver, why, from, mark); err != nil {
 		return 0, 0, fmt.Errorf("rowcache: %s floor in every slot: %w", why, err)
 	}
 	deleted, err := s.scanCluster(ctx, t, func(keys []string) (int, error) {

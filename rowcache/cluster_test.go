@@ -353,3 +353,52 @@ func TestClusterApplyDuringSlotMigration(t *testing.T) {
 		t.Fatalf("below the floor after the migration: %v %v; the floor copy must have moved with its slot", r, err)
 	}
 }
+
+// A floor raise cut off part-way (the apply timeout) resumes where it stopped when the change is
+// redelivered, and ends with the floor in every slot and the rows swept.
+func TestClusterRaiseFloorResumes(t *testing.T) {
+	rc := redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3})
+	rdb := rc.Client()
+	ctx := context.Background()
+	st := rowcache.NewStore(rdb, time.Hour)
+	keys := clusterRows(t, rc, 50)
+	for _, k := range keys {
+		if _, err := st.Upsert(ctx, k, clusterFloor, rowcache.Version{File: 1, Pos: 5}, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tk := rowcache.TableKeys{FloorKey: clusterFloor, Pattern: "db.t:*"}
+	floor := rowcache.Version{File: 1, Pos: 10}
+	attempts := 0
+	var progress []string
+	for timeout := 20 * time.Millisecond; ; timeout *= 2 {
+		attempts++
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		_, n, err := st.Truncate(cctx, tk, floor)
+		cancel()
+		progress = append(progress, rdb.Get(ctx, clusterFloor+":sweep").Val())
+		if err == nil {
+			if attempts > 1 && n == 0 && rdb.Exists(ctx, keys[0]).Val() == 1 {
+				t.Fatal("the resumed raise did not sweep")
+			}
+			break
+		}
+		if attempts > 12 {
+			t.Fatalf("no raise finished: %v", err)
+		}
+	}
+	t.Logf("%d attempts, progress after each: %q", attempts, progress)
+	if attempts < 2 {
+		t.Fatal("the first attempt was not cut off: the test shows nothing")
+	}
+	for slot := 0; slot < rowcache.Slots; slot++ {
+		if got := rdb.Get(ctx, rowcache.SlotFloorKey(clusterFloor, slot)).Val(); got != floor.String() {
+			t.Fatalf("slot %d's floor is %q after the resumed raise", slot, got)
+		}
+	}
+	for _, k := range keys {
+		if rdb.Exists(ctx, k).Val() == 1 {
+			t.Errorf("%s survived the truncate", k)
+		}
+	}
+}
