@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 
 	"github.com/cloudsql-cache/cloudsql-cache/envvar"
 )
@@ -49,6 +51,13 @@ type Config struct {
 	TLS      bool
 	CAFile   string
 	Timeout  time.Duration
+	// IAMAuth (REDIS_IAM_AUTH): authenticate every new connection with a Google OAuth2 access token
+	// of the process's service account as the AUTH password, as Memorystore for Redis Cluster and
+	// for Valkey require with IAM authentication.
+	IAMAuth bool
+	// TokenSource gives the tokens of IAMAuth; nil: Application Default Credentials (on Cloud Run,
+	// the service's account), with the cloud-platform scope.
+	TokenSource oauth2.TokenSource
 }
 
 // Vars returns the variables FromEnv reads, with their defaults and help.
@@ -62,6 +71,7 @@ func Vars() []envvar.Var {
 		{Name: "REDIS_TLS", Default: "false", Help: "true to connect with TLS (Memorystore in-transit encryption)."},
 		{Name: "REDIS_CA_FILE", Default: "", Help: "PEM file of the CA that signed the server's certificate (Memorystore: the server CA); empty uses the system roots."},
 		{Name: "REDIS_TIMEOUT", Default: "1s", Help: "Dial, read and write timeout of one Redis command."},
+		{Name: "REDIS_IAM_AUTH", Default: "false", Help: "true to authenticate with the service account's Google access token (Memorystore for Redis Cluster and for Valkey with IAM authentication); REDIS_PASSWORD must then be empty."},
 	}
 }
 
@@ -115,6 +125,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			bad("REDIS_CA_FILE", "cannot read the CA file: %v", err)
 		}
 	}
+	if c.IAMAuth, err = strconv.ParseBool(get("REDIS_IAM_AUTH")); err != nil {
+		bad("REDIS_IAM_AUTH", "%q is not true or false", get("REDIS_IAM_AUTH"))
+	} else if c.IAMAuth && (c.Password != "" || c.Username != "") {
+		bad("REDIS_IAM_AUTH", "is true, so the access token is the password: leave REDIS_PASSWORD and REDIS_USERNAME empty")
+	}
 	if c.Timeout, err = time.ParseDuration(get("REDIS_TIMEOUT")); err != nil || c.Timeout <= 0 {
 		bad("REDIS_TIMEOUT", "%q is not a positive duration such as 500ms or 1s; a dead Redis would otherwise hang every call", get("REDIS_TIMEOUT"))
 	}
@@ -123,7 +138,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 
 // ErrCluster is the error of Options and NewClient for a cluster's configuration: a client of one
 // Redis would get MOVED for most keys.
-var ErrCluster = errors.New("REDIS_MODE=cluster: this program connects to a standalone Redis only (a single-node client of a cluster gets MOVED for most keys) and does not support a cluster yet: point REDIS_ADDR at a standalone Redis with REDIS_MODE=standalone")
+var ErrCluster = errors.New("REDIS_MODE=cluster: Options and NewClient make a client of one Redis (it would get MOVED for most keys of a cluster): use NewUniversalClient, or point REDIS_ADDR at a standalone Redis with REDIS_MODE=standalone")
 
 // Options returns go-redis options for c: every timeout bounded by c.Timeout, TLS with the given CA.
 // For a cluster (Mode ModeCluster) it returns ErrCluster: see ClusterOptions.
@@ -150,7 +165,33 @@ func (c Config) Options() (*redis.Options, error) {
 	}
 	var err error
 	o.TLSConfig, err = c.tlsConfig(c.Addr[:strings.LastIndexByte(c.Addr, ':')])
+	if err == nil {
+		o.CredentialsProviderContext, err = c.iamCredentials()
+	}
 	return o, err
+}
+
+// iamCredentials is the credentials provider of IAMAuth (nil without it): the current access token,
+// refreshed by the token source before it expires, for each new connection's AUTH.
+func (c Config) iamCredentials() (func(context.Context) (string, string, error), error) {
+	if !c.IAMAuth {
+		return nil, nil
+	}
+	ts := c.TokenSource
+	if ts == nil {
+		var err error
+		if ts, err = google.DefaultTokenSource(context.Background(), "https://www.googleapis.com/auth/cloud-platform"); err != nil {
+			return nil, fmt.Errorf("REDIS_IAM_AUTH: no Google credentials for the access token: %w", err)
+		}
+	}
+	ts = oauth2.ReuseTokenSource(nil, ts)
+	return func(context.Context) (string, string, error) {
+		t, err := ts.Token()
+		if err != nil {
+			return "", "", fmt.Errorf("redisenv: IAM access token: %w", err)
+		}
+		return "", t.AccessToken, nil
+	}, nil
 }
 
 // tlsConfig is the TLS configuration of c (nil without TLS): the CA of CAFile (else the system roots),
@@ -199,6 +240,9 @@ func (c Config) ClusterOptions() (*redis.ClusterOptions, error) {
 	}
 	var err error
 	o.TLSConfig, err = c.tlsConfig("")
+	if err == nil {
+		o.CredentialsProviderContext, err = c.iamCredentials()
+	}
 	return o, err
 }
 

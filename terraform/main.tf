@@ -27,13 +27,15 @@ locals {
 
   # The function's environment, every name one of function.Vars() (terraform/config_test.go holds it to
   # that). Empty values are left out so the function applies its own default. REDIS_PASSWORD (the
-  # standalone engine's AUTH string) comes from Secret Manager and is set next to these in function.tf.
+  # standalone engine's AUTH string) comes from Secret Manager and is set next to these in function.tf;
+  # the cluster engines authenticate with the service account's access token (REDIS_IAM_AUTH).
   function_env = {
     REDIS_MODE            = local.redis_mode
     REDIS_ADDR            = local.redis_addr
     REDIS_TLS             = "true"
     REDIS_CA_FILE         = "${local.redis_ca_path}/${local.redis_ca_file}"
     REDIS_TIMEOUT         = var.redis_timeout
+    REDIS_IAM_AUTH        = local.redis_standalone ? "" : "true"
     DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
     CACHE_TABLES          = join(",", var.tables)
     CACHE_EXCLUDE_COLUMNS = join(",", var.exclude_columns)

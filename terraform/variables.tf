@@ -555,7 +555,7 @@ variable "debezium_memory" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "redis_engine" {
-  description = "The cache's Redis: redis (Memorystore for Redis, one primary of up to 300 GB: redis_tier, redis_memory_size_gb, redis_version), redis_cluster (Memorystore for Redis Cluster) or valkey (Memorystore for Valkey in cluster mode), both sharded over redis_shard_count primaries, reached through Private Service Connect, IAM authentication and TLS. The function, cachectl and verify support the cluster engines only once issue 16's cluster-safe data layout lands: until then they refuse to start on one (REDIS_MODE=cluster)."
+  description = "The cache's Redis: redis (Memorystore for Redis, one primary of up to 300 GB: redis_tier, redis_memory_size_gb, redis_version), redis_cluster (Memorystore for Redis Cluster) or valkey (Memorystore for Valkey in cluster mode), both sharded over redis_shard_count primaries, reached through Private Service Connect, IAM authentication and TLS. The function, cachectl and verify get REDIS_MODE=cluster and REDIS_IAM_AUTH=true for the cluster engines (README.md: Choosing a cluster)."
   type        = string
   default     = "redis"
 

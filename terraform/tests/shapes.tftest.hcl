@@ -382,13 +382,15 @@ run "redis_cluster_engine" {
 
   assert {
     condition = alltrue([for name, want in {
-      REDIS_MODE    = "cluster"
-      REDIS_ADDR    = "10.10.1.2:6379"
-      REDIS_TLS     = "true"
-      REDIS_CA_FILE = "/etc/cloudsql-cache/redis-ca/ca.pem"
+      REDIS_MODE     = "cluster"
+      REDIS_IAM_AUTH = "true"
+      REDIS_ADDR     = "10.10.1.2:6379"
+      REDIS_TLS      = "true"
+      REDIS_CA_FILE  = "/etc/cloudsql-cache/redis-ca/ca.pem"
       } : one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == name]) == want]) && (
       length([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e if e.name == "REDIS_PASSWORD"]) == 0 &&
       one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "REDIS_MODE"]) == "cluster" &&
+      one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "REDIS_IAM_AUTH"]) == "true" &&
     output.redis_host == "10.10.1.2:6379" && output.redis_mode == "cluster")
     error_message = "The function and the tools reach the cluster's discovery endpoint in cluster mode with TLS, without REDIS_PASSWORD; the outputs say so."
   }
