@@ -69,8 +69,9 @@ type env struct {
 	t     *testing.T
 	db    *sql.DB
 	mysql *mariadbserver.TestServer
-	redis *redisserver.Server
-	rdb   *redis.Client
+	redis *redisserver.Server      // nil on a cluster
+	rc    *redisserver.TestCluster // the cluster, with options.cluster
+	rdb   redis.UniversalClient
 	fn    *functionproc.Process
 	p     *pipeline.Pipeline
 	state string
@@ -82,6 +83,9 @@ type env struct {
 type options struct {
 	persistentRedis bool
 	duplicateRate   float64
+	// cluster: Redis is a cluster of 3 primaries with a replica each, and the function runs with
+	// REDIS_MODE=cluster.
+	cluster bool
 }
 
 func setup(t *testing.T, o options) *env {
@@ -94,13 +98,21 @@ func setup(t *testing.T, o options) *env {
 		e.mysql.Exec(e.db, fmt.Sprintf("INSERT INTO accounts VALUES (%d, 'owner%d', %d.50, NOW(6), '')", i, i, i))
 	}
 	var err error
-	e.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
-	if err != nil {
-		t.Fatal(err)
+	redisEnv := []string{}
+	if o.cluster {
+		e.rc = redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3, Replicas: 1})
+		e.rdb = e.rc.Client()
+		redisEnv = append(redisEnv, "REDIS_MODE=cluster", "REDIS_ADDR="+e.rc.Seeds())
+	} else {
+		e.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.redis.Kill)
+		e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr()})
+		t.Cleanup(func() { e.rdb.Close() })
+		redisEnv = append(redisEnv, "REDIS_ADDR="+e.redis.Addr())
 	}
-	t.Cleanup(e.redis.Kill)
-	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr()})
-	t.Cleanup(func() { e.rdb.Close() })
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.p, err = pipeline.Start(ctx, pipeline.Config{DSN: e.mysql.DSN(""), Flavor: "mariadb", Databases: []string{"shop"}, StateDir: e.state,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, MaxDeliveryAttempts: 100, DuplicateRate: o.duplicateRate, Seed: 7, Logger: logger})
@@ -122,10 +134,10 @@ func setup(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	e.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
-	e.fn, err = functionproc.Start(ctx, functionBin, fport, []string{
-		"REDIS_ADDR=" + e.redis.Addr(), "DEAD_LETTER_TOPIC=" + e.p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST=" + e.p.Emu.Addr(),
+	e.fn, err = functionproc.Start(ctx, functionBin, fport, append(redisEnv,
+		"DEAD_LETTER_TOPIC="+e.p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST="+e.p.Emu.Addr(),
 		"REDIS_TIMEOUT=300ms", "APPLY_TIMEOUT=2s", fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport),
-	}, fnLog)
+	), fnLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,5 +559,38 @@ func TestTruncateAndSchemaChange(t *testing.T) {
 	}
 	if n, err := e.rdb.Exists(context.Background(), tablepolicy.MetaPrefix+"truncated:shop.order_lines").Result(); err != nil || n != 1 {
 		t.Errorf("no truncate floor for shop.order_lines (%v)", err)
+	}
+}
+
+// The pipeline on a 3-primary cluster with replicas (REDIS_MODE=cluster): a random workload, then
+// verify at zero drift.
+func TestClusterRandomWorkloadHasNoDrift(t *testing.T) {
+	e := setup(t, options{cluster: true})
+	e.run(6*time.Second, nil)
+}
+
+// Under load, a primary fails over to its replica and 3,000 slots move between two others (redis-cli
+// --cluster reshard): every error is retried by Pub/Sub, no change is lost, and verify is clean.
+func TestClusterFailoverAndReshardMidRun(t *testing.T) {
+	e := setup(t, options{cluster: true})
+	e.run(9*time.Second, func() {
+		ps := e.rc.Primaries()
+		e.rc.Failover(ps[0].Addr)
+		e.rc.Reshard(ps[1].ID, ps[2].ID, 3000)
+	})
+}
+
+// A truncate and a schema change on the cluster: the floors reach every slot.
+func TestClusterTruncateAndSchemaChange(t *testing.T) {
+	e := setup(t, options{cluster: true})
+	e.runThen(8*time.Second, func() {
+		e.mysql.Exec(e.db, "TRUNCATE TABLE order_lines")
+		time.Sleep(time.Second)
+		e.mysql.Exec(e.db, "ALTER TABLE accounts ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'n'")
+	}, func() {
+		e.mysql.Exec(e.db, "UPDATE accounts SET note = 'rewritten'")
+	})
+	if n, err := e.rdb.Exists(context.Background(), rowcache.SlotFloorKey(tablepolicy.MetaPrefix+"truncated:shop.order_lines", rowcache.KeySlot("shop.order_lines:1:1"))).Result(); err != nil || n != 1 {
+		t.Errorf("no truncate floor for shop.order_lines in a row's slot (%v)", err)
 	}
 }
