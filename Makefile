@@ -80,7 +80,7 @@ cost:
 
 ## memory: Redis bytes per cached row against a plain SET of the same JSON
 memory: deps
-	$(GO) test ./rowcache -run '^TestMemoryOverhead$$' -count=1 -v
+	$(GO) test ./rowcache -run '^(TestMemoryOverhead|TestClusterMemory)$$' -count=1 -v
 
 build:
 	$(GO) build -o bin/cloudsql-cache-function ./cmd/cloudsql-cache-function

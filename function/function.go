@@ -14,7 +14,6 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/api/option"
 
@@ -46,7 +45,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := cfg.Redis.Options()
+	// A *redis.Client for a standalone Redis, a *redis.ClusterClient for a cluster (REDIS_MODE): the
+	// Store takes the cluster's layout from the client it is given.
+	rdb, err := cfg.Redis.NewUniversalClient()
 	if err != nil {
 		return nil, nil, fmt.Errorf("function: %w", err)
 	}
@@ -67,7 +68,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 		}
 		closers = append(closers, closeLog)
 	}
-	rdb := redis.NewClient(opts)
 	closers = append(closers, rdb.Close)
 	var dlq apply.DeadLetterer
 	if cfg.DeadLetterTopic != NackDeadLetters {

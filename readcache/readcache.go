@@ -103,8 +103,11 @@ func CheckDSN(dsn string) (string, error) { return mysqlrow.CheckDSN(dsn) }
 
 // Options configure a Client. Redis and Tables are required.
 type Options struct {
-	// Redis must be created with ContextTimeoutEnabled, so RedisTimeout bounds every call.
-	Redis *redis.Client
+	// Redis must be created with ContextTimeoutEnabled, so RedisTimeout bounds every call: a
+	// *redis.Client for one instance, a *redis.ClusterClient for a cluster (redisenv.NewUniversalClient
+	// makes either from REDIS_MODE). On a cluster a row is read with its floor copy in its own slot,
+	// and the L1 is invalidated through sharded pub/sub (SSUBSCRIBE).
+	Redis redis.UniversalClient
 	// DB is the database to fall back to (go-sql-driver/mysql, opened with a DSN from CheckDSN);
 	// nil serves from the cache alone.
 	DB *sql.DB
@@ -142,7 +145,9 @@ type Client struct {
 	m       metrics
 	cancel  context.CancelFunc
 	done    chan struct{}
+	psMu    sync.Mutex // guards ps, replaced when a cluster moves the channel's slot
 	ps      *redis.PubSub
+	closed  bool
 
 	// Test hooks: afterLoad runs between the database read and the fill (to interleave a change);
 	// joined runs once a caller has joined the key's shared query.
@@ -155,7 +160,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if o.Redis == nil {
 		return nil, errors.New("readcache: Options.Redis is required")
 	}
-	if !o.Redis.Options().ContextTimeoutEnabled {
+	if !contextTimeoutEnabled(o.Redis) {
 		return nil, errors.New("readcache: create the Redis client with ContextTimeoutEnabled: true, or RedisTimeout cannot bound its calls")
 	}
 	policy, err := tablepolicy.New(o.Tables)
@@ -191,17 +196,64 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		c.l1 = newL1(o.L1Size, o.L1MaxAge)
 		subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		c.cancel, c.done = cancel, make(chan struct{})
-		c.ps = o.Redis.Subscribe(subCtx, o.InvalidationChannel)
+		c.ps = c.newSubscription(subCtx)
 		go c.subscribe(subCtx)
 	}
 	return c, nil
+}
+
+// contextTimeoutEnabled reports whether rdb was created with ContextTimeoutEnabled.
+func contextTimeoutEnabled(rdb redis.UniversalClient) bool {
+	switch r := rdb.(type) {
+	case *redis.Client:
+		return r.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return r.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// newSubscription subscribes to the invalidation channel: PUBLISH's on one instance; on a cluster the
+// sharded channel the apply function SPUBLISHes to, on the primary serving its slot.
+func (c *Client) newSubscription(ctx context.Context) *redis.PubSub {
+	if cc, ok := c.o.Redis.(*redis.ClusterClient); ok {
+		return cc.SSubscribe(ctx, c.o.InvalidationChannel)
+	}
+	return c.o.Redis.Subscribe(ctx, c.o.InvalidationChannel)
+}
+
+func (c *Client) reloadState(ctx context.Context) {
+	if cc, ok := c.o.Redis.(*redis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
+}
+
+func (c *Client) pubsub() *redis.PubSub {
+	c.psMu.Lock()
+	defer c.psMu.Unlock()
+	return c.ps
+}
+
+// resubscribe replaces the subscription: a cluster that moved the channel's slot to another primary
+// ends it (the old primary sends sunsubscribe) and go-redis does not follow by itself.
+func (c *Client) resubscribe(ctx context.Context) {
+	c.psMu.Lock()
+	defer c.psMu.Unlock()
+	if c.closed {
+		return
+	}
+	_ = c.ps.Close()
+	c.ps = c.newSubscription(ctx)
 }
 
 // Close stops the invalidation subscriber. It does not close the Redis client or the database.
 func (c *Client) Close() error {
 	if c.cancel != nil {
 		c.cancel()
+		c.psMu.Lock()
+		c.closed = true
 		err := c.ps.Close() // unblocks Receive
+		c.psMu.Unlock()
 		<-c.done
 		return err
 	}
@@ -213,20 +265,34 @@ func (c *Client) Close() error {
 func (c *Client) subscribe(ctx context.Context) {
 	defer close(c.done)
 	for {
-		msg, err := c.ps.Receive(ctx)
+		msg, err := c.pubsub().Receive(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			c.l1.setHealthy(m.Kind == "subscribe")
+			c.l1.setHealthy(m.Kind == "subscribe" || m.Kind == "ssubscribe")
+			if m.Kind == "sunsubscribe" {
+				// The cluster moved the channel's slot (or the node lost it): subscribe where it is now,
+				// once the client has a new slot map (ReloadState reloads in the background).
+				c.reloadState(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+				c.resubscribe(ctx)
+			}
 		case *redis.Message:
 			c.l1.invalidate(m.Payload)
 		case *redis.Pong:
 		default:
 			if err != nil {
-				// go-redis reconnects and resubscribes on the next Receive; until then, no L1.
+				// go-redis reconnects and resubscribes on the next Receive; until then, no L1. On a
+				// cluster, to the primary of the channel's slot in a new slot map: the old primary may
+				// be gone (a failover) or answer MOVED.
 				c.l1.setHealthy(false)
+				c.reloadState(ctx)
 				select {
 				case <-ctx.Done():
 					return
@@ -327,7 +393,8 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			// flight after it finished: look again before going to the database. The same round trip
 			// reads the table's truncate floor, which the fill must still find unchanged.
 			rctx, rcancel := context.WithTimeout(dctx, c.o.RedisTimeout)
-			vals, err := c.o.Redis.MGet(rctx, key, t.FloorKey).Result()
+			// On a cluster the floor copy in the row's slot: one slot, one command.
+			vals, err := c.o.Redis.MGet(rctx, key, c.store.FloorKeyOf(t.FloorKey, key)).Result()
 			rcancel()
 			if err != nil {
 				fill = false

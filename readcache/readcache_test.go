@@ -24,8 +24,9 @@ import (
 // fixture: a real MariaDB with a shop schema and a real redis-server.
 type fixture struct {
 	t      *testing.T
-	redis  *redisserver.TestServer
-	rdb    *redis.Client
+	redis  *redisserver.TestServer  // nil on a cluster
+	rc     *redisserver.TestCluster // nil on one instance
+	rdb    redis.UniversalClient
 	db     *sql.DB
 	store  *rowcache.Store // the apply function's writer
 	reader *sdkmetric.ManualReader
@@ -38,8 +39,20 @@ const floorKey = "cloudsql-cache:truncated:shop.customers"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return startFixture(t, &fixture{t: t, redis: redisserver.StartForTest(t, redisserver.Options{})})
+}
+
+// newClusterFixture is newFixture on a 3-primary cluster with replicas: the readers and the writer on
+// cluster clients.
+func newClusterFixture(t *testing.T) *fixture {
+	t.Helper()
+	return startFixture(t, &fixture{t: t, rc: redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3, Replicas: 1})})
+}
+
+func startFixture(t *testing.T, f *fixture) *fixture {
+	t.Helper()
 	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
-	f := &fixture{t: t, redis: redisserver.StartForTest(t, redisserver.Options{}), reader: sdkmetric.NewManualReader()}
+	f.reader = sdkmetric.NewManualReader()
 	f.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	f.db = my.DB("shop")
 	my.Exec(f.db,
@@ -53,9 +66,16 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) newRedisClient() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: f.redis.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1,
-		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+func (f *fixture) newRedisClient() redis.UniversalClient {
+	var c redis.UniversalClient
+	if f.rc != nil {
+		o := f.rc.ClusterOptions()
+		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, 5*time.Second, 5*time.Second, 5*time.Second
+		c = redis.NewClusterClient(o)
+	} else {
+		c = redis.NewClient(&redis.Options{Addr: f.redis.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1,
+			DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	}
 	f.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -172,8 +192,11 @@ func TestTombstoneIsNotFoundWithoutTheDatabase(t *testing.T) {
 }
 
 // The fill reads the old row, a change lands, the fill arrives late: the cache must end with the change.
-func TestLateFillLosesToChange(t *testing.T) {
-	f := newFixture(t)
+func TestLateFillLosesToChange(t *testing.T) { lateFillLosesToChange(t, newFixture(t)) }
+
+func TestClusterLateFillLosesToChange(t *testing.T) { lateFillLosesToChange(t, newClusterFixture(t)) }
+
+func lateFillLosesToChange(t *testing.T, f *fixture) {
 	c := f.client(nil)
 	ctx := context.Background()
 	update := `{"id":1,"name":"Ann (updated)","balance":"99.00"}`
@@ -207,8 +230,14 @@ func TestLateFillLosesToChange(t *testing.T) {
 
 // The fill reads a row, the table is truncated (its sweep finds nothing to delete for this key), the fill
 // arrives late: it must not bring the truncated row back.
-func TestLateFillLosesToTruncate(t *testing.T) {
-	f := newFixture(t)
+func TestLateFillLosesToTruncate(t *testing.T) { lateFillLosesToTruncate(t, newFixture(t)) }
+
+// On a cluster the fill reads and checks the floor copy in its row's slot, which the truncate raised.
+func TestClusterLateFillLosesToTruncate(t *testing.T) {
+	lateFillLosesToTruncate(t, newClusterFixture(t))
+}
+
+func lateFillLosesToTruncate(t *testing.T, f *fixture) {
 	c := f.client(nil)
 	ctx := context.Background()
 	c.afterLoad = func(key string) {
@@ -429,8 +458,65 @@ func TestBreakerProbesAndRecovers(t *testing.T) {
 
 // Two replicas of a service, each with an L1: after a change is applied, neither serves the old row
 // for longer than the invalidation takes to arrive.
-func TestL1TwoReplicasInvalidated(t *testing.T) {
-	f := newFixture(t)
+func TestL1TwoReplicasInvalidated(t *testing.T) { l1TwoReplicasInvalidated(t, newFixture(t)) }
+
+// On a cluster, through sharded pub/sub; and again after the channel's slot moved to another primary
+// (the old one ends the subscription, the readers subscribe where it went).
+func TestClusterL1TwoReplicasInvalidated(t *testing.T) {
+	f := newClusterFixture(t)
+	replicas := l1TwoReplicasInvalidated(t, f)
+	ctx := context.Background()
+	slot := rowcache.KeySlot(rowcache.DefaultInvalidationChannel)
+	owner, err := f.rc.Cluster.SlotOwner(ctx, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to string
+	for _, p := range f.rc.Primaries() {
+		if p.ID != owner.ID && to == "" {
+			to = p.Addr
+		}
+	}
+	m, err := f.rc.StartMigration(ctx, slot, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.rdb.(*redis.ClusterClient).ReloadState(ctx)
+	f.store.Cluster().ReloadState(ctx)
+	waitHealthy(t, replicas...)
+	for i, r := range replicas {
+		if _, err := r.Get(ctx, "shop.customers", 1); err != nil {
+			t.Fatal(err)
+		}
+		if row, _ := r.Get(ctx, "shop.customers", 1); row.From != FromL1 || row.Version.Pos != 20 {
+			t.Fatalf("replica %d: %s version %v", i, row.From, row.Version)
+		}
+	}
+	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 30}, []byte(`{"id":1,"v":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	applied := time.Now()
+	for i, r := range replicas {
+		for {
+			row, err := r.Get(ctx, "shop.customers", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row.Version.Pos == 30 {
+				break
+			}
+			if time.Since(applied) > 30*time.Second {
+				t.Fatalf("replica %d still serves version %v 30s after the change, with the channel's slot moved", i, row.Version)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func l1TwoReplicasInvalidated(t *testing.T, f *fixture) []*Client {
 	// L1MaxAge far beyond the test: only the invalidation can make a replica see the change.
 	l1 := func(o *Options) { o.L1Size, o.L1MaxAge = 100, time.Hour }
 	replicas := []*Client{f.client(l1), f.client(l1)}
@@ -472,6 +558,7 @@ func TestL1TwoReplicasInvalidated(t *testing.T) {
 	if n := f.counter("cloudsql_cache.read.lookups", "l1_hit"); n < 2 {
 		t.Fatalf("l1 hits %d", n)
 	}
+	return replicas
 }
 
 func waitHealthy(t *testing.T, cs ...*Client) {

@@ -2,8 +2,14 @@ package redisenv
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/testcerts"
@@ -37,6 +43,16 @@ func TestPoolSize(t *testing.T) {
 		o, err := c.Options()
 		if err != nil || o.PoolSize != want {
 			t.Fatalf("%s: pool %d, want %d (%v)", v, o.PoolSize, want, err)
+		}
+		c, err = FromEnv(func(k string) string {
+			return map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "a:6379,b:6379", "REDIS_POOL_SIZE": v}[k]
+		})
+		if err != nil {
+			t.Fatalf("cluster %s: %v", v, err)
+		}
+		co, err := c.ClusterOptions()
+		if err != nil || co.PoolSize != want {
+			t.Fatalf("cluster %s: pool %d, want %d (%v)", v, co.PoolSize, want, err)
 		}
 	}
 	for _, v := range []string{"10001", "x", "1.5", "-3"} {
@@ -89,5 +105,111 @@ func TestNewClientTLSAndAUTH(t *testing.T) {
 	}
 	if _, err := NewClient(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "REDIS_ADDR: required") {
 		t.Errorf("no REDIS_ADDR: %v", err)
+	}
+}
+
+// REDIS_MODE and a comma-separated REDIS_ADDR: every problem named at once, with what to set.
+func TestFromEnvMode(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string // in the error; none: valid
+	}{
+		{map[string]string{"REDIS_MODE": "sentinel", "REDIS_ADDR": "r:6379"}, []string{`REDIS_MODE: "sentinel" is not standalone`}},
+		{map[string]string{"REDIS_ADDR": "a:1,b:2"}, []string{"REDIS_ADDR: lists 2 addresses, but a standalone Redis has one", "REDIS_MODE=cluster"}},
+		{map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "a:1,,b:x,a:1", "REDIS_DB": "2"}, []string{`REDIS_ADDR: "" is not host:port`, `REDIS_ADDR: "b:x" is not host:port`, "REDIS_ADDR: names a:1 twice", "REDIS_DB: is 2, but a cluster has only database 0"}},
+		{map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "a:1,:2,a:70000"}, []string{`":2" is not host:port`, `"a:70000" is not host:port`}},
+		{map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "10.0.0.5:6379"}, nil},
+		{map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "10.0.0.5:11000, 10.0.0.5:11001,[fd00::1]:11002"}, nil},
+		{map[string]string{"REDIS_ADDR": "redis.internal:6378"}, nil},
+	} {
+		c, err := FromEnv(func(k string) string { return tc.env[k] })
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%v: %v", tc.env, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%v: no error, config %+v", tc.env, c)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v:\n%v\ndoes not say %q", tc.env, err, w)
+			}
+		}
+	}
+	c, err := FromEnv(func(k string) string {
+		return map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "10.0.0.5:11000, 10.0.0.5:11001"}[k]
+	})
+	if err != nil || c.Mode != ModeCluster || len(c.Addrs) != 2 || c.Addrs[1] != "10.0.0.5:11001" || c.Addr != "10.0.0.5:11000" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	// A cluster configuration never becomes a single-node client, and a standalone one never a cluster's.
+	if _, err := c.Options(); !errors.Is(err, ErrCluster) {
+		t.Errorf("Options of a cluster: %v", err)
+	}
+	if _, err := c.NewClient(); !errors.Is(err, ErrCluster) || !strings.Contains(err.Error(), "REDIS_MODE") {
+		t.Errorf("NewClient of a cluster: %v", err)
+	}
+	c.Mode = ModeStandalone
+	if _, err := c.ClusterOptions(); err == nil {
+		t.Error("ClusterOptions of a standalone Redis")
+	}
+	c, err = FromEnv(func(k string) string { return map[string]string{"REDIS_ADDR": "r:6379"}[k] })
+	if err != nil || c.Mode != ModeStandalone || len(c.Addrs) != 1 {
+		t.Fatalf("default mode: %+v %v", c, err)
+	}
+}
+
+// NewUniversalClient: for a standalone Redis the client NewClient makes; for a cluster a cluster
+// client with the same timeouts, protocol and context deadlines.
+func TestNewUniversalClientOptions(t *testing.T) {
+	env := map[string]string{"REDIS_ADDR": "r:6379", "REDIS_TIMEOUT": "750ms", "REDIS_PASSWORD": "p"}
+	rdb, err := NewUniversalClient(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	single, ok := rdb.(*redis.Client)
+	if !ok {
+		t.Fatalf("standalone: a %T", rdb)
+	}
+	c, _ := FromEnv(func(k string) string { return env[k] })
+	want, _ := c.Options()
+	if got := single.Options(); got.Addr != want.Addr || got.Protocol != 2 || got.ReadTimeout != 750*time.Millisecond || !got.ContextTimeoutEnabled || got.Password != "p" || got.MaxRetries != want.MaxRetries {
+		t.Errorf("standalone options %+v, want those of Options %+v", got, want)
+	}
+	env["REDIS_MODE"], env["REDIS_ADDR"] = "cluster", "a:1,b:2"
+	rdb, err = NewUniversalClient(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	cl, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("cluster: a %T", rdb)
+	}
+	o := cl.Options()
+	if len(o.Addrs) != 2 || o.Protocol != 2 || o.ReadTimeout != 750*time.Millisecond || o.WriteTimeout != 750*time.Millisecond || o.DialTimeout != 750*time.Millisecond || o.PoolTimeout != 750*time.Millisecond || !o.ContextTimeoutEnabled || o.Password != "p" {
+		t.Errorf("cluster options %+v", o)
+	}
+}
+
+// Which failures make a cluster client reload its slot map: those without a server's answer, and
+// CLUSTERDOWN; never a server's ordinary answer or the caller's cancellation.
+func TestStaleTopology(t *testing.T) {
+	for err, want := range map[error]bool{
+		nil:                      false,
+		redis.Nil:                false,
+		context.Canceled:         false,
+		redis.ErrClosed:          false,
+		context.DeadlineExceeded: true,
+		&net.OpError{Op: "dial", Err: errors.New("connection refused")}: true,
+		io.EOF: true,
+	} {
+		if got := staleTopology(err); got != want {
+			t.Errorf("%v: %v, want %v", err, got, want)
+		}
 	}
 }

@@ -88,3 +88,51 @@ func TestMemoryOverhead(t *testing.T) {
 	})
 	t.Logf("tombstone (with TTL): %.1f B/row", tomb)
 }
+
+// What a row and a table's floor cost on a 3-primary cluster, against one instance in the same run
+// (make memory): used_memory summed over the primaries before and after 20,000 rows, then after one
+// truncate floor (its 16,384 slot copies).
+func TestClusterMemory(t *testing.T) {
+	const n = 20000
+	single := redisserver.StartForTest(t, redisserver.Options{}).Client()
+	rc := redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3})
+	cluster := rc.Client()
+	ctx := context.Background()
+	total := func(rdb redis.UniversalClient) (mem, keys int64) {
+		measure := func(c *redis.Client) { mem += usedMemory(t, c); keys += c.DBSize(ctx).Val() }
+		if _, ok := rdb.(*redis.ClusterClient); ok {
+			for _, p := range rc.Primaries() {
+				measure(rc.NodeClient(p.Addr))
+			}
+			return mem, keys
+		}
+		measure(rdb.(*redis.Client))
+		return mem, keys
+	}
+	row := []byte(`{"id":12345,"name":"a customer","balance":"12.30","updated_at":"2026-01-01 00:00:00"}`)
+	for _, tc := range []struct {
+		name string
+		rdb  redis.UniversalClient
+	}{{"one instance", single}, {"cluster", cluster}} {
+		st := rowcache.NewStore(tc.rdb, 0).WithInvalidationChannel("")
+		m0, _ := total(tc.rdb)
+		for i := 0; i < n; i++ {
+			if _, err := st.Upsert(ctx, fmt.Sprintf("shop.customers:%d", i), "cloudsql-cache:truncated:shop.customers", rowcache.Version{File: 7, Pos: uint64(1000 + i)}, row); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m1, k1 := total(tc.rdb)
+		if _, _, err := st.Truncate(ctx, rowcache.TableKeys{FloorKey: "cloudsql-cache:truncated:other", Pattern: "other:*"}, rowcache.Version{File: 7, Pos: 1}); err != nil {
+			t.Fatal(err)
+		}
+		m2, k2 := total(tc.rdb)
+		t.Logf("%s: %.0f bytes per row (%d rows); a table's floor: %d keys, %.1f KiB", tc.name, float64(m1-m0)/n, n, k2-k1, float64(m2-m1)/1024)
+		wantFloorKeys := int64(2) // the floor and its sweep's progress
+		if tc.rdb == cluster {
+			wantFloorKeys += rowcache.Slots
+		}
+		if k1 != n || k2-k1 != wantFloorKeys {
+			t.Errorf("%s: %d row keys, %d floor keys; want %d, %d", tc.name, k1, k2-k1, n, wantFloorKeys)
+		}
+	}
+}

@@ -20,6 +20,15 @@ type SnapshotKeys struct {
 // take to be delivered, retried and replayed from the dead-letter topic.
 const snapshotTTL = 30 * 24 * time.Hour
 
+// snapshotTables is where k's set of tables is kept: k.Tables on one instance; on a cluster, where a
+// transaction may only touch one slot, a key in k.Last's slot (as the floor copies, cluster.go).
+func (s *Store) snapshotTables(k SnapshotKeys) string {
+	if s.cluster == nil {
+		return k.Tables
+	}
+	return SlotFloorKey(k.Tables, KeySlot(k.Last))
+}
+
 // SnapshotLast records that the snapshot's last record has been seen and returns the tables announced
 // for it so far. With SnapshotTable it completes every announced table whichever arrives first: each
 // step writes its half and reads the other's in one transaction, so of two concurrent steps the later
@@ -28,7 +37,7 @@ func (s *Store) SnapshotLast(ctx context.Context, k SnapshotKeys) ([]string, err
 	var members *redis.StringSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, k.Last, "1", snapshotTTL)
-		members = p.SMembers(ctx, k.Tables)
+		members = p.SMembers(ctx, s.snapshotTables(k))
 		return nil
 	})
 	if err != nil {
@@ -42,8 +51,8 @@ func (s *Store) SnapshotLast(ctx context.Context, k SnapshotKeys) ([]string, err
 func (s *Store) SnapshotTable(ctx context.Context, k SnapshotKeys, table string) (lastSeen bool, err error) {
 	var exists *redis.IntCmd
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, k.Tables, table)
-		p.Expire(ctx, k.Tables, snapshotTTL)
+		p.SAdd(ctx, s.snapshotTables(k), table)
+		p.Expire(ctx, s.snapshotTables(k), snapshotTTL)
 		exists = p.Exists(ctx, k.Last)
 		return nil
 	})

@@ -115,6 +115,7 @@ const DefaultInvalidationChannel = "cloudsql-cache:invalidations"
 // Store applies versioned changes to Redis. It is safe for concurrent use.
 type Store struct {
 	rdb          redis.Cmdable
+	cluster      *redis.ClusterClient // rdb, on a cluster
 	script       *redis.Script
 	tombstoneTTL time.Duration
 	channel      string
@@ -123,8 +124,14 @@ type Store struct {
 // NewStore returns a Store writing through rdb. Tombstones expire after tombstoneTTL (0: never); the
 // TTL must outlast any redelivery or replay of the deleted row's older changes, or such a late change
 // could bring the row back. Every key changed is published on DefaultInvalidationChannel.
+//
+// With a *redis.ClusterClient the Store uses the cluster's layout (cluster.go): each row is checked
+// against its table's floor copy in its own slot, floors are raised in every slot, sweeps scan every
+// primary, and changed keys are announced with SPUBLISH (sharded pub/sub) instead of PUBLISH.
 func NewStore(rdb redis.Cmdable, tombstoneTTL time.Duration) *Store {
-	return &Store{rdb: rdb, script: redis.NewScript(applySource), tombstoneTTL: tombstoneTTL, channel: DefaultInvalidationChannel}
+	s := &Store{rdb: rdb, script: redis.NewScript(applySource), tombstoneTTL: tombstoneTTL, channel: DefaultInvalidationChannel}
+	s.cluster, _ = rdb.(*redis.ClusterClient)
+	return s
 }
 
 // WithInvalidationChannel returns a copy of s that announces changed keys on channel ("" for none).
@@ -147,7 +154,7 @@ func (s *Store) Fill(ctx context.Context, key, floorKey, floor string, row []byt
 	} else {
 		value = EncodeRow(Version{}, row)
 	}
-	r, err := s.script.Run(ctx, s.rdb, []string{key, floorKey}, "f", "", value, strconv.FormatInt(ttl.Milliseconds(), 10), "", floor).Int()
+	r, err := s.script.Run(ctx, s.rdb, []string{key, s.FloorKeyOf(floorKey, key)}, "f", "", value, strconv.FormatInt(ttl.Milliseconds(), 10), "", floor).Int()
 	if err != nil {
 		return false, fmt.Errorf("rowcache: fill %s: %w", key, err)
 	}
@@ -157,12 +164,28 @@ func (s *Store) Fill(ctx context.Context, key, floorKey, floor string, row []byt
 // Upsert stores row (a JSON object) at key with version v if v is newer than the stored version and
 // not older than the table's floor at floorKey.
 func (s *Store) Upsert(ctx context.Context, key, floorKey string, v Version, row []byte) (Result, error) {
-	return s.run(ctx, []string{key, floorKey}, "u", v.String(), EncodeRow(v, row), 0)
+	return s.change(ctx, key, floorKey, "u", v.String(), EncodeRow(v, row), 0)
 }
 
 // Delete replaces the row at key with a tombstone carrying v, under the same rule as Upsert.
 func (s *Store) Delete(ctx context.Context, key, floorKey string, v Version) (Result, error) {
-	return s.run(ctx, []string{key, floorKey}, "d", v.String(), "", s.tombstoneTTL.Milliseconds())
+	return s.change(ctx, key, floorKey, "d", v.String(), "", s.tombstoneTTL.Milliseconds())
+}
+
+// change runs an upsert or a delete. On a cluster the key is announced after the script (cluster.go,
+// publish), also when the change was a duplicate: a change whose announcement failed, or was cut off by
+// a crash, is answered with an error or not at all, redelivered, found a duplicate and announced then.
+func (s *Store) change(ctx context.Context, key, floorKey, mode, ver string, value any, ttlMillis int64) (Result, error) {
+	r, err := s.run(ctx, []string{key, s.FloorKeyOf(floorKey, key)}, mode, ver, value, ttlMillis)
+	if err != nil || s.cluster == nil {
+		return r, err
+	}
+	if r == Applied || r == Collided || r == Duplicate {
+		if err := s.publish(ctx, key); err != nil {
+			return 0, fmt.Errorf("rowcache: announce %s on %s: %w", key, s.channel, err)
+		}
+	}
+	return r, nil
 }
 
 // Truncate records that a table was truncated at version v: RaiseFloor with FloorTruncate.
@@ -194,6 +217,9 @@ func (s *Store) RaiseFloor(ctx context.Context, t TableKeys, v Version, why Floo
 	}
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, 0, fmt.Errorf("rowcache: load script: %w", err)
+	}
+	if s.cluster != nil {
+		return s.raiseClusterFloor(ctx, t, res, ver, why)
 	}
 	// The sweep's progress is kept beside the floor, so a retry (the message timed out on a large
 	// keyspace) resumes where the last attempt stopped instead of starting over, and a replay of a
@@ -238,6 +264,11 @@ func (s *Store) SweepEpoch(ctx context.Context, keys TableKeys, epoch uint64) (i
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, fmt.Errorf("rowcache: load script: %w", err)
 	}
+	if s.cluster != nil {
+		return s.scanCluster(ctx, keys, func(batch []string) (int, error) {
+			return s.sweep(ctx, batch, "e", strconv.FormatUint(epoch, 10))
+		})
+	}
 	return s.scan(ctx, keys, 0, func(batch []string, _ uint64) (int, error) {
 		return s.sweep(ctx, batch, "e", strconv.FormatUint(epoch, 10))
 	})
@@ -279,19 +310,25 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, ver string) (int
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
+		channel := s.channel
+		if s.cluster != nil {
+			channel = "" // announced below, with SPUBLISH
+		}
 		for i, k := range keys {
-			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k}, mode, ver, "", "0", s.channel)
+			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k}, mode, ver, "", "0", channel)
 		}
 		_, _ = pipe.Exec(ctx)
 		n := 0
 		var firstErr error
-		for _, c := range cmds {
+		var deleted []string
+		for i, c := range cmds {
 			r, err := c.Int()
 			switch {
 			case err == nil:
 				// 1 deleted; 0 kept; -9 another application's value, which is not ours to delete.
 				if r == 1 {
 					n++
+					deleted = append(deleted, keys[i])
 				}
 			case firstErr == nil:
 				firstErr = err
@@ -303,6 +340,9 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, ver string) (int
 				return n, fmt.Errorf("rowcache: reload script: %w", err)
 			}
 			continue
+		}
+		if err := s.publish(ctx, deleted...); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("rowcache: announce swept keys: %w", err)
 		}
 		if firstErr != nil {
 			return n, firstErr

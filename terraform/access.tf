@@ -230,12 +230,11 @@ resource "google_service_account" "tools" {
 
 # Redis (cachectl get, verify), the admin user and the server CA (verify, grant-debezium).
 resource "google_secret_manager_secret_iam_member" "tools_secrets" {
-  for_each = var.operator_access ? {
-    redis_auth        = google_secret_manager_secret.redis_auth.id
+  for_each = var.operator_access ? merge({
     redis_ca          = google_secret_manager_secret.redis_ca.id
     admin_db_password = google_secret_manager_secret.admin_db_password.id
     cloudsql_ca       = google_secret_manager_secret.cloudsql_ca.id
-  } : {}
+  }, local.redis_standalone ? { redis_auth = google_secret_manager_secret.redis_auth[0].id } : {}) : {}
 
   project   = var.project_id
   secret_id = each.value
@@ -342,12 +341,15 @@ resource "google_cloud_run_v2_job" "tools" {
           }
         }
 
-        env {
-          name = "REDIS_PASSWORD"
-          value_source {
-            secret_key_ref {
-              secret  = google_secret_manager_secret.redis_auth.secret_id
-              version = google_secret_manager_secret_version.redis_auth.version
+        dynamic "env" {
+          for_each = local.redis_secret_env
+          content {
+            name = env.key
+            value_source {
+              secret_key_ref {
+                secret  = google_secret_manager_secret.redis_auth[0].secret_id
+                version = google_secret_manager_secret_version.redis_auth[0].version
+              }
             }
           }
         }

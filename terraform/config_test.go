@@ -13,18 +13,20 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	fn "github.com/cloudsql-cache/cloudsql-cache/function"
 )
 
-// placeholders stand in for the attributes of resources that exist only after apply.
+// placeholders stand in for the attributes of resources that exist only after apply. A name ending in
+// [0] is a counted resource (its first instance).
 var placeholders = map[string]cty.Value{
-	"google_redis_instance.cache.host":   cty.StringVal("10.100.0.4"),
-	"google_redis_instance.cache.port":   cty.NumberIntVal(6378),
-	"google_pubsub_topic.dead_letter.id": cty.StringVal("projects/my-project/topics/cloudsql-cache-dead-letter"),
-	"google_pubsub_topic.heartbeat.name": cty.StringVal("debezium-heartbeat.cloudsql-cache"),
+	"google_redis_instance.cache[0].host": cty.StringVal("10.100.0.4"),
+	"google_redis_instance.cache[0].port": cty.NumberIntVal(6378),
+	"google_pubsub_topic.dead_letter.id":  cty.StringVal("projects/my-project/topics/cloudsql-cache-dead-letter"),
+	"google_pubsub_topic.heartbeat.name":  cty.StringVal("debezium-heartbeat.cloudsql-cache"),
 }
 
 // evalContext builds what Terraform would evaluate the module's expressions with: the variables
@@ -64,6 +66,13 @@ func evalContext(t *testing.T, m *module, tfvars map[string]cty.Value) *hcl.Eval
 			"replace":  stdlib.ReplaceFunc,
 			"split":    stdlib.SplitFunc,
 			"distinct": stdlib.DistinctFunc,
+			"toset": function.New(&function.Spec{
+				Params: []function.Parameter{{Name: "v", Type: cty.List(cty.String)}},
+				Type:   function.StaticReturnType(cty.Set(cty.String)),
+				Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+					return convert.Convert(args[0], cty.Set(cty.String))
+				},
+			}),
 			"tostring": function.New(&function.Spec{
 				Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
 				Type:   function.StaticReturnType(cty.String),
@@ -76,6 +85,10 @@ func evalContext(t *testing.T, m *module, tfvars map[string]cty.Value) *hcl.Eval
 	for typ, byName := range resources {
 		objs := map[string]cty.Value{}
 		for name, attrs := range byName {
+			if counted, ok := strings.CutSuffix(name, "[0]"); ok {
+				objs[counted] = cty.TupleVal([]cty.Value{cty.ObjectVal(attrs)})
+				continue
+			}
 			objs[name] = cty.ObjectVal(attrs)
 		}
 		ctx.Variables[typ] = cty.ObjectVal(objs)
@@ -157,34 +170,43 @@ func functionEnv(t *testing.T, m *module, ctx *hcl.EvalContext) map[string]strin
 		}
 		env[name] = v.AsString()
 	}
+	// One dynamic "env" block over local.function_env (plain values), and at most one more whose
+	// content takes its value from Secret Manager (the standalone engine's REDIS_PASSWORD).
 	dyn := 0
 	for _, d := range children(c, "dynamic") {
 		if len(d.Labels) != 1 || d.Labels[0] != "env" {
 			continue
 		}
-		dyn++
 		forEach := attr(d, "for_each")
-		if !refersTo(forEach, "local.function_env") {
-			t.Errorf("the dynamic env block must iterate over local.function_env, iterates over %v", refs(forEach))
-		}
 		v, diags := forEach.Value(ctx)
 		if diags.HasErrors() {
 			t.Fatalf("dynamic env for_each: %s", diags.Error())
 		}
 		content := child(d, "content")
-		if !refersTo(attr(content, "name"), "env.key") || !refersTo(attr(content, "value"), "env.value") {
-			t.Errorf("the dynamic env block must set name = env.key, value = env.value")
+		secret := child(content, "value_source", "secret_key_ref") != nil
+		if !secret {
+			dyn++
+			if !refersTo(forEach, "local.function_env") {
+				t.Errorf("the dynamic env block must iterate over local.function_env, iterates over %v", refs(forEach))
+			}
+			if !refersTo(attr(content, "name"), "env.key") || !refersTo(attr(content, "value"), "env.value") {
+				t.Errorf("the dynamic env block must set name = env.key, value = env.value")
+			}
 		}
 		for it := v.ElementIterator(); it.Next(); {
 			k, val := it.Element()
 			if _, dup := env[k.AsString()]; dup {
 				t.Errorf("env %s is set twice", k.AsString())
 			}
-			env[k.AsString()] = val.AsString()
+			if secret {
+				env[k.AsString()] = "<secret>"
+			} else {
+				env[k.AsString()] = val.AsString()
+			}
 		}
 	}
 	if dyn != 1 {
-		t.Errorf("want exactly one dynamic \"env\" block in the function's container, found %d", dyn)
+		t.Errorf("want exactly one dynamic \"env\" block of plain values in the function's container, found %d", dyn)
 	}
 	return env
 }

@@ -61,12 +61,16 @@ resource "google_cloud_run_v2_service" "function" {
         }
       }
 
-      env {
-        name = "REDIS_PASSWORD"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.redis_auth.secret_id
-            version = google_secret_manager_secret_version.redis_auth.version
+      # The standalone engine's AUTH string; the cluster engines authenticate with IAM instead.
+      dynamic "env" {
+        for_each = local.redis_secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.redis_auth[0].secret_id
+              version = google_secret_manager_secret_version.redis_auth[0].version
+            }
           }
         }
       }

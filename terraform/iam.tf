@@ -44,10 +44,10 @@ resource "google_project_iam_member" "function_telemetry_writer" {
 }
 
 resource "google_secret_manager_secret_iam_member" "function_secrets" {
-  for_each = {
-    redis_auth = google_secret_manager_secret.redis_auth.id
-    redis_ca   = google_secret_manager_secret.redis_ca.id
-  }
+  for_each = merge(
+    { redis_ca = google_secret_manager_secret.redis_ca.id },
+    local.redis_standalone ? { redis_auth = google_secret_manager_secret.redis_auth[0].id } : {},
+  )
 
   project   = var.project_id
   secret_id = each.value

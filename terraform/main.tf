@@ -26,13 +26,16 @@ locals {
   redis_ca_file = "ca.pem"
 
   # The function's environment, every name one of function.Vars() (terraform/config_test.go holds it to
-  # that). Empty values are left out so the function applies its own default. REDIS_PASSWORD comes
-  # from Secret Manager and is set next to these in function.tf.
+  # that). Empty values are left out so the function applies its own default. REDIS_PASSWORD (the
+  # standalone engine's AUTH string) comes from Secret Manager and is set next to these in function.tf;
+  # the cluster engines authenticate with the service account's access token (REDIS_IAM_AUTH).
   function_env = {
-    REDIS_ADDR            = "${google_redis_instance.cache.host}:${google_redis_instance.cache.port}"
+    REDIS_MODE            = local.redis_mode
+    REDIS_ADDR            = local.redis_addr
     REDIS_TLS             = "true"
     REDIS_CA_FILE         = "${local.redis_ca_path}/${local.redis_ca_file}"
     REDIS_TIMEOUT         = var.redis_timeout
+    REDIS_IAM_AUTH        = local.redis_standalone ? "" : "true"
     DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
     CACHE_TABLES          = join(",", var.tables)
     CACHE_EXCLUDE_COLUMNS = join(",", var.exclude_columns)
@@ -51,7 +54,7 @@ locals {
 }
 
 resource "google_project_service" "apis" {
-  for_each = toset([
+  for_each = setunion(toset([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudresourcemanager.googleapis.com",
@@ -66,7 +69,12 @@ resource "google_project_service" "apis" {
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
     "telemetry.googleapis.com",
-  ])
+    ]),
+    # The cluster engines' Private Service Connect automation (service connection policies), and the
+    # Valkey engine's own API.
+    var.redis_engine != "redis" ? ["networkconnectivity.googleapis.com", "serviceconsumermanagement.googleapis.com"] : [],
+    var.redis_engine == "valkey" ? ["memorystore.googleapis.com"] : [],
+  )
 
   project = var.project_id
   service = each.value

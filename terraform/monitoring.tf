@@ -33,6 +33,28 @@ locals {
   promql_redis_errs = "\"cloudsql_cache.redis.errors\""
 
   runbook = "See the Operations section of terraform/README.md in the cloudsql-cache repository."
+
+  # The cache's memory and evictions, by engine. The instance's ratio is of its one primary; the
+  # clusters' maximum_utilization is of their fullest node, which is what matters with noeviction: a full
+  # shard refuses the writes of its slots while the others still have room.
+  redis_resource_filter = (
+    local.redis_standalone ? "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache[0].id}\"" :
+    var.redis_engine == "redis_cluster" ? "resource.type = \"redis.googleapis.com/Cluster\" AND resource.labels.cluster_id = \"${google_redis_cluster.cache[0].name}\"" :
+    "resource.type = \"memorystore.googleapis.com/Instance\" AND resource.labels.instance_id = \"${google_memorystore_instance.cache[0].instance_id}\""
+  )
+  redis_memory_metric = {
+    redis         = "redis.googleapis.com/stats/memory/usage_ratio"
+    redis_cluster = "redis.googleapis.com/cluster/memory/maximum_utilization"
+    valkey        = "memorystore.googleapis.com/instance/memory/maximum_utilization"
+  }[var.redis_engine]
+  redis_evictions_metric = {
+    redis         = "redis.googleapis.com/stats/evicted_keys"
+    redis_cluster = "redis.googleapis.com/cluster/stats/total_evicted_keys_count"
+    valkey        = "memorystore.googleapis.com/instance/stats/total_evicted_keys_count"
+  }[var.redis_engine]
+  redis_memory_filter    = "${local.redis_resource_filter} AND metric.type = \"${local.redis_memory_metric}\""
+  redis_evictions_filter = "${local.redis_resource_filter} AND metric.type = \"${local.redis_evictions_metric}\""
+  redis_scale_hint       = local.redis_standalone ? "Scale redis_memory_size_gb (at most 300 GB; beyond, redis_engine = redis_cluster or valkey)." : "Add shards (redis_shard_count) or take a larger redis_node_type."
 }
 
 resource "google_monitoring_alert_policy" "backlog_age" {
@@ -264,9 +286,9 @@ resource "google_monitoring_alert_policy" "redis_memory" {
   notification_channels = local.notification_channels
 
   conditions {
-    display_name = "Memory usage ratio > 85%"
+    display_name = local.redis_standalone ? "Memory usage ratio > 85%" : "Fullest node's memory utilization > 85%"
     condition_threshold {
-      filter          = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/memory/usage_ratio\""
+      filter          = local.redis_memory_filter
       comparison      = "COMPARISON_GT"
       threshold_value = 0.85
       duration        = "300s"
@@ -282,7 +304,7 @@ resource "google_monitoring_alert_policy" "redis_memory" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "maxmemory-policy is ${var.redis_maxmemory_policy}: at 100% writes fail and changes back up in Pub/Sub. Scale redis_memory_size_gb. ${local.runbook}"
+    content   = "maxmemory-policy is ${var.redis_maxmemory_policy}: at 100% writes fail and changes back up in Pub/Sub. ${local.redis_scale_hint} ${local.runbook}"
   }
 }
 
@@ -422,7 +444,7 @@ resource "google_monitoring_dashboard" "main" {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/memory/usage_ratio\""
+                    filter      = local.redis_memory_filter
                     aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX" }
                   }
                 }
@@ -453,7 +475,7 @@ resource "google_monitoring_dashboard" "main" {
                   plotType = "LINE"
                   timeSeriesQuery = {
                     timeSeriesFilter = {
-                      filter      = "resource.type = \"redis_instance\" AND resource.labels.instance_id = \"${google_redis_instance.cache.id}\" AND metric.type = \"redis.googleapis.com/stats/evicted_keys\""
+                      filter      = local.redis_evictions_filter
                       aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_RATE" }
                     }
                   }

@@ -661,14 +661,22 @@ var platformMetrics = map[string]struct {
 	"run.googleapis.com/container/instance_count":                   {"cloud_run_revision", []string{"state"}},
 	"redis.googleapis.com/stats/memory/usage_ratio":                 {"redis_instance", []string{"role"}},
 	"redis.googleapis.com/stats/evicted_keys":                       {"redis_instance", []string{"role"}},
+	// Memorystore for Redis Cluster and for Valkey (memorystore/docs/cluster and /valkey,
+	// supported-monitoring-metrics): the cluster-wide maximum over nodes and total over primaries.
+	"redis.googleapis.com/cluster/memory/maximum_utilization":            {"redis.googleapis.com/Cluster", nil},
+	"redis.googleapis.com/cluster/stats/total_evicted_keys_count":        {"redis.googleapis.com/Cluster", nil},
+	"memorystore.googleapis.com/instance/memory/maximum_utilization":     {"memorystore.googleapis.com/Instance", nil},
+	"memorystore.googleapis.com/instance/stats/total_evicted_keys_count": {"memorystore.googleapis.com/Instance", nil},
 }
 
 // resourceLabels are the labels of the monitored resources above.
 var resourceLabels = map[string][]string{
-	"pubsub_subscription": {"project_id", "subscription_id"},
-	"pubsub_topic":        {"project_id", "topic_id"},
-	"cloud_run_revision":  {"project_id", "service_name", "revision_name", "location", "configuration_name"},
-	"redis_instance":      {"project_id", "region", "instance_id", "node_id"},
+	"pubsub_subscription":                 {"project_id", "subscription_id"},
+	"pubsub_topic":                        {"project_id", "topic_id"},
+	"cloud_run_revision":                  {"project_id", "service_name", "revision_name", "location", "configuration_name"},
+	"redis_instance":                      {"project_id", "region", "instance_id", "node_id"},
+	"redis.googleapis.com/Cluster":        {"resource_container", "location", "cluster_id"},
+	"memorystore.googleapis.com/Instance": {"resource_container", "location", "instance_id"},
 }
 
 var (

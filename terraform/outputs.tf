@@ -54,13 +54,28 @@ output "heartbeat_topic" {
 }
 
 output "redis_host" {
-  description = "Memorystore endpoint (TLS, AUTH) for readers of the cache: their REDIS_ADDR (host:port), with REDIS_TLS=true."
-  value       = "${google_redis_instance.cache.host}:${google_redis_instance.cache.port}"
+  description = "Memorystore endpoint (TLS) for readers of the cache: their REDIS_ADDR (host:port), with REDIS_TLS=true; for the cluster engines the discovery endpoint, with REDIS_MODE=cluster."
+  value       = local.redis_addr
+}
+
+output "redis_mode" {
+  description = "Readers' REDIS_MODE: standalone for the redis engine, cluster for redis_cluster and valkey."
+  value       = local.redis_standalone ? "standalone" : "cluster"
 }
 
 output "redis_auth_secret" {
-  description = "Secret Manager secret holding the Redis AUTH string."
-  value       = google_secret_manager_secret.redis_auth.id
+  description = "Secret Manager secret holding the Redis AUTH string (redis engine); null for the cluster engines, which authenticate with IAM (redis_connection_role)."
+  value       = local.redis_standalone ? google_secret_manager_secret.redis_auth[0].id : null
+}
+
+output "redis_connection_role" {
+  description = "The role a reader's service account needs to authenticate to the cluster with IAM (roles/redis.dbConnectionUser, roles/memorystore.dbConnectionUser); null for the redis engine, which uses the AUTH string."
+  value       = local.redis_connection_role
+}
+
+output "redis_cluster" {
+  description = "The cluster's resource name (projects/…/locations/…/clusters/… or …/instances/…) for the cluster engines; null for the redis engine."
+  value       = var.redis_engine == "redis_cluster" ? google_redis_cluster.cache[0].id : var.redis_engine == "valkey" ? google_memorystore_instance.cache[0].id : null
 }
 
 output "redis_ca_secret" {

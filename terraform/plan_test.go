@@ -21,8 +21,11 @@ const wantProject = "my-project" // the project_id of the test suites
 var (
 	basicRoles  = map[string]bool{"roles/owner": true, "roles/editor": true, "roles/viewer": true}
 	publicUsers = map[string]bool{"allUsers": true, "allAuthenticatedUsers": true}
-	// The only project-level grants (iam.tf): metric writing for the function, log writing for the build.
-	projectRoles = map[string]bool{"roles/monitoring.metricWriter": true, "roles/telemetry.metricsWriter": true, "roles/logging.logWriter": true}
+	// The only project-level grants (iam.tf): metric writing for the function, log writing for the build,
+	// and the cluster engines' IAM connection roles, which the provider cannot grant on a cluster
+	// (redis_cluster.tf).
+	projectRoles = map[string]bool{"roles/monitoring.metricWriter": true, "roles/telemetry.metricsWriter": true, "roles/logging.logWriter": true,
+		"roles/redis.dbConnectionUser": true, "roles/memorystore.dbConnectionUser": true}
 )
 
 // moduleWideViolations checks every planned managed resource of p.
@@ -147,18 +150,18 @@ var breakEverything = []mutation{
 	{"function.tf", `egress = "PRIVATE_RANGES_ONLY"`, `egress = "ALL_TRAFFIC"`},
 	{"redis.tf", `transit_encryption_mode = "SERVER_AUTHENTICATION"`, `transit_encryption_mode = "DISABLED"`},
 	{"main.tf", `REDIS_TLS             = "true"`, `REDIS_TLS             = "false"`},
-	{"redis.tf", "secret_data = google_redis_instance.cache.auth_string", `secret_data = "hunter2"`},
-	{"function.tf", "secret = google_secret_manager_secret.redis_ca.secret_id", "secret = google_secret_manager_secret.redis_auth.secret_id"},
+	{"redis.tf", "secret_data = google_redis_instance.cache[0].auth_string", `secret_data = "hunter2"`},
+	{"function.tf", "secret = google_secret_manager_secret.redis_ca.secret_id", "secret = google_secret_manager_secret.redis_auth[0].secret_id"},
 	{"function.tf", `ingress              = "INGRESS_TRAFFIC_INTERNAL_ONLY"`, `ingress              = "INGRESS_TRAFFIC_ALL"`},
 	{"iam.tf", `role     = "roles/run.developer"`, `role     = "roles/run.invoker"`},
 	{"iam.tf", "  role     = \"roles/run.invoker\"\n  member   = google_service_account.push.member", "  role     = \"roles/run.invoker\"\n  member   = \"allUsers\""},
 	{"iam.tf", `role    = "roles/monitoring.metricWriter"`, `role    = "roles/editor"`},
 	{"function.tf", "service_account                  = google_service_account.function.email", "service_account                  = google_service_account.debezium.email"},
-	{"iam.tf", "    redis_ca   = google_secret_manager_secret.redis_ca.id", "    redis_ca   = google_secret_manager_secret.debezium_db_password.id"},
+	{"iam.tf", "{ redis_ca = google_secret_manager_secret.redis_ca.id }", "{ redis_ca = google_secret_manager_secret.debezium_db_password.id }"},
 	{"pubsub.tf", "    { heartbeat = google_pubsub_topic.heartbeat.id, schema_changes = google_pubsub_topic.schema_changes.id },", "    { heartbeat = google_pubsub_topic.dead_letter.id, schema_changes = google_pubsub_topic.schema_changes.id },"},
 	{"iam.tf", "  service_account_id = google_service_account.function.name\n  role               = \"roles/iam.serviceAccountUser\"", "  service_account_id = google_service_account.push.name\n  role               = \"roles/iam.serviceAccountUser\""},
-	{"main.tf", "    APPLY_TIMEOUT         = var.apply_timeout", "    APPLY_TIMEOUT         = var.apply_timeout\n    REDIS_AUTH_TOKEN      = google_redis_instance.cache.auth_string"},
-	{"debezium.tf", "secret  = google_secret_manager_secret.debezium_db_password.secret_id", "secret  = google_secret_manager_secret.redis_auth.secret_id"},
+	{"main.tf", "    APPLY_TIMEOUT         = var.apply_timeout", "    APPLY_TIMEOUT         = var.apply_timeout\n    REDIS_AUTH_TOKEN      = google_redis_instance.cache[0].auth_string"},
+	{"debezium.tf", "secret  = google_secret_manager_secret.debezium_db_password.secret_id", "secret  = google_secret_manager_secret.redis_auth[0].secret_id"},
 	{"cloudsql.tf", "  password_wo         = ephemeral.random_password.debezium.result\n", "  password            = \"debezium-password\"\n"},
 	{"cloudsql.tf", "  password_wo_version = var.debezium_password_version\n", ""},
 	{"redis.tf", "resource \"google_secret_manager_secret\" \"redis_ca\" {\n  project   = var.project_id\n  labels    = local.labels\n", "resource \"google_secret_manager_secret\" \"redis_ca\" {\n  labels    = local.labels\n"},
@@ -169,7 +172,7 @@ var breakEverything = []mutation{
 	{"access.tf", "  subscription = google_pubsub_subscription.dead_letter.id", "  subscription = google_pubsub_subscription.push[\"shop.orders\"].id"},
 	{"access.tf", `role   = "roles/storage.objectUser"`, `role   = "roles/storage.objectAdmin"`},
 	{"access.tf", `role     = "roles/run.jobsExecutorWithOverrides"`, `role     = "roles/run.developer"`},
-	{"access.tf", "secret  = google_secret_manager_secret.admin_db_password.secret_id", "secret  = google_secret_manager_secret.redis_auth.secret_id"},
+	{"access.tf", "secret  = google_secret_manager_secret.admin_db_password.secret_id", "secret  = google_secret_manager_secret.redis_auth[0].secret_id"},
 	{"access.tf", "  password_wo         = ephemeral.random_password.admin.result\n", "  password            = \"admin-password\"\n"},
 	{"access.tf", "  password_wo_version = var.admin_password_version\n", ""},
 	{"monitoring.tf", `promql_events     = "\"cloudsql_cache.events\""`, `promql_events     = "\"cloudsql_cache.event\""`},

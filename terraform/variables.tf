@@ -50,7 +50,7 @@ variable "labels" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the Cloud Run services, the worker pool and the Redis instance from `terraform destroy`. Set to false (and apply) before tearing down."
+  description = "Protect the Cloud Run services, the worker pool and the Redis instance or cluster from `terraform destroy` (a cluster in the API as well). Set to false (and apply) before tearing down."
   type        = bool
   default     = true
 }
@@ -562,11 +562,22 @@ variable "debezium_memory" {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# Memorystore for Redis
+# Memorystore: the engine, then each engine's own sizing
 # ---------------------------------------------------------------------------------------------------
 
+variable "redis_engine" {
+  description = "The cache's Redis: redis (Memorystore for Redis, one primary of up to 300 GB: redis_tier, redis_memory_size_gb, redis_version), redis_cluster (Memorystore for Redis Cluster) or valkey (Memorystore for Valkey in cluster mode), both sharded over redis_shard_count primaries, reached through Private Service Connect, IAM authentication and TLS. The function, cachectl and verify get REDIS_MODE=cluster and REDIS_IAM_AUTH=true for the cluster engines (README.md: Choosing a cluster)."
+  type        = string
+  default     = "redis"
+
+  validation {
+    condition     = contains(["redis", "redis_cluster", "valkey"], var.redis_engine)
+    error_message = "redis_engine must be redis (Memorystore for Redis), redis_cluster (Memorystore for Redis Cluster) or valkey (Memorystore for Valkey, cluster mode): got \"${var.redis_engine}\"."
+  }
+}
+
 variable "redis_tier" {
-  description = "STANDARD_HA (replica in another zone, automatic failover) or BASIC."
+  description = "redis engine: STANDARD_HA (replica in another zone, automatic failover) or BASIC."
   type        = string
   default     = "STANDARD_HA"
 
@@ -577,7 +588,7 @@ variable "redis_tier" {
 }
 
 variable "redis_memory_size_gb" {
-  description = "Memorystore capacity in GiB. Size it for every cached row plus tombstones (`make memory` measures bytes per row)."
+  description = "redis engine: Memorystore capacity in GiB. Size it for every cached row plus tombstones (`make memory` measures bytes per row)."
   type        = number
   default     = 5
 
@@ -588,7 +599,7 @@ variable "redis_memory_size_gb" {
 }
 
 variable "redis_version" {
-  description = "Memorystore Redis version."
+  description = "redis engine: Memorystore Redis version."
   type        = string
   default     = "REDIS_7_2"
 
@@ -596,6 +607,90 @@ variable "redis_version" {
     condition     = can(regex("^REDIS_(6_X|7_0|7_2)$", var.redis_version))
     error_message = "redis_version must be REDIS_7_2, REDIS_7_0 or REDIS_6_X (the function's script needs Redis 6 or later): got \"${var.redis_version}\"."
   }
+}
+
+variable "redis_shard_count" {
+  description = "redis_cluster and valkey engines: shards (primaries), each holding a share of the 16,384 slots. Capacity is shards × the node type's memory; a shard is also a primary's throughput."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.redis_shard_count >= 1 && var.redis_shard_count <= 250 && floor(var.redis_shard_count) == var.redis_shard_count
+    error_message = "redis_shard_count must be a whole number from 1 to 250 (Memorystore's limit for a cluster): got ${var.redis_shard_count}."
+  }
+
+  validation {
+    condition     = var.redis_shard_count * (1 + var.redis_replica_count) <= 250
+    error_message = "redis_shard_count × (1 + redis_replica_count) is ${var.redis_shard_count * (1 + var.redis_replica_count)} nodes; a Memorystore cluster has at most 250: fewer shards or replicas."
+  }
+}
+
+variable "redis_replica_count" {
+  description = "redis_cluster and valkey engines: replicas of each shard, in other zones. 1 or 2 for automatic failover (Memorystore's SLA needs at least 1); 0 loses a shard's keys with its node."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([0, 1, 2], var.redis_replica_count)
+    error_message = "redis_replica_count must be 0, 1 or 2 (Memorystore's limits for a cluster): got ${var.redis_replica_count}."
+  }
+}
+
+variable "redis_node_type" {
+  description = "redis_cluster and valkey engines: the node type, named as Memorystore for Valkey names it (Redis Cluster's are the same with REDIS_ in front): SHARED_CORE_NANO, STANDARD_SMALL, HIGHCPU_MEDIUM, HIGHMEM_MEDIUM (13 GB, the default), STANDARD_LARGE, HIGHMEM_XLARGE, HIGHMEM_2XLARGE, and for valkey CUSTOM_PICO, CUSTOM_MICRO, CUSTOM_MINI."
+  type        = string
+  default     = "HIGHMEM_MEDIUM"
+
+  validation {
+    condition     = contains(["SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHCPU_MEDIUM", "HIGHMEM_MEDIUM", "STANDARD_LARGE", "HIGHMEM_XLARGE", "HIGHMEM_2XLARGE"], var.redis_node_type) || (var.redis_engine != "redis_cluster" && contains(["CUSTOM_PICO", "CUSTOM_MICRO", "CUSTOM_MINI"], var.redis_node_type))
+    error_message = "redis_node_type must be SHARED_CORE_NANO, STANDARD_SMALL, HIGHCPU_MEDIUM, HIGHMEM_MEDIUM, STANDARD_LARGE, HIGHMEM_XLARGE or HIGHMEM_2XLARGE (without REDIS_ in front), or for valkey CUSTOM_PICO, CUSTOM_MICRO or CUSTOM_MINI: got \"${var.redis_node_type}\" for redis_engine ${var.redis_engine}."
+  }
+}
+
+variable "valkey_version" {
+  description = "valkey engine: the Valkey version (engine_version), 7.2 or later (the cache needs Redis 7's sharded pub/sub)."
+  type        = string
+  default     = "VALKEY_8_0"
+
+  validation {
+    condition     = can(regex("^VALKEY_[0-9]+_[0-9]+$", var.valkey_version)) && try(tonumber(split("_", var.valkey_version)[1]) * 100 + tonumber(split("_", var.valkey_version)[2]) >= 702, false)
+    error_message = "valkey_version must be VALKEY_<major>_<minor>, 7.2 or later, such as VALKEY_8_0: got \"${var.valkey_version}\"."
+  }
+}
+
+variable "psc_subnet_name" {
+  description = "redis_cluster and valkey engines: the subnet in region that the cluster's Private Service Connect endpoints take their addresses from (created with create_network; else it must exist on network_name)."
+  type        = string
+  default     = "cloudsql-cache-psc"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.psc_subnet_name)) && var.psc_subnet_name != var.subnet_name
+    error_message = "psc_subnet_name must be a subnet name (1-63 lowercase letters, digits or dashes, starting with a letter) other than subnet_name: got \"${var.psc_subnet_name}\"."
+  }
+}
+
+variable "psc_subnet_cidr" {
+  description = "redis_cluster and valkey engines: CIDR of the created PSC subnet (create_network). A cluster takes two addresses from it; in RFC 1918 space, so the function's PRIVATE_RANGES_ONLY egress routes them into the VPC."
+  type        = string
+  default     = "10.10.1.0/28"
+
+  validation {
+    condition = try(
+      cidrsubnet(var.psc_subnet_cidr, 0, 0) == var.psc_subnet_cidr &&
+      tonumber(split("/", var.psc_subnet_cidr)[1]) >= 16 && tonumber(split("/", var.psc_subnet_cidr)[1]) <= 29 &&
+      (cidrsubnet("${split("/", var.psc_subnet_cidr)[0]}/8", 0, 0) == "10.0.0.0/8" ||
+        cidrsubnet("${split("/", var.psc_subnet_cidr)[0]}/12", 0, 0) == "172.16.0.0/12" ||
+      cidrsubnet("${split("/", var.psc_subnet_cidr)[0]}/16", 0, 0) == "192.168.0.0/16"),
+      false
+    )
+    error_message = "psc_subnet_cidr must be an IPv4 network of /16 to /29 in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (PRIVATE_RANGES_ONLY egress routes only those into the VPC), written as its first address: got \"${var.psc_subnet_cidr}\"."
+  }
+}
+
+variable "create_service_connection_policy" {
+  description = "redis_cluster and valkey engines: create the service connection policy that lets Memorystore create the PSC endpoints in psc_subnet_name. false if the network already has one for the engine's service class (gcp-memorystore-redis, gcp-memorystore) in region: a network holds one per region and class."
+  type        = bool
+  default     = true
 }
 
 variable "redis_maxmemory_policy" {

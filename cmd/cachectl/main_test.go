@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -89,5 +90,37 @@ func TestGetByTable(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, want) {
 			t.Errorf("exit %d, does not say %q:\n%s", code, want, errs)
 		}
+	}
+}
+
+// With REDIS_MODE=cluster, get follows its key to its shard and sweep-epoch sweeps every primary.
+func TestClusterGetAndSweepEpoch(t *testing.T) {
+	rc := redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3})
+	rdb := rc.Client()
+	ctx := context.Background()
+	st := rowcache.NewStore(rdb, 0)
+	const n = 100
+	for i := 0; i < n; i++ {
+		if _, err := st.Upsert(ctx, fmt.Sprintf("app.t:%d", i), "f", rowcache.Version{File: 1, Pos: 4}, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Upsert(ctx, "app.t:new", "f", rowcache.Version{Epoch: 1, File: 1, Pos: 4}, []byte(`{"id":"new"}`))
+	env := func(k string) string {
+		return map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": rc.Seeds()}[k]
+	}
+	call := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, args, env, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := call("get", "app.t:new"); code != 0 || !strings.Contains(out, `{"id":"new"}`) {
+		t.Fatalf("get: %d %q", code, out)
+	}
+	if code, out := call("sweep-epoch", "-epoch", "1"); code != 0 || out != fmt.Sprintf("deleted %d keys of epochs older than 1\n", n) {
+		t.Fatalf("sweep: %d %q", code, out)
+	}
+	if got := rdb.DBSize(ctx).Val(); got != 1 {
+		t.Fatalf("%d keys left on the cluster, want the new epoch's one", got)
 	}
 }

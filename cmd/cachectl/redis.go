@@ -18,18 +18,15 @@ import (
 )
 
 // redisClient reads the REDIS_* variables; its error holds every problem.
-func (e env) redisClient() (*redis.Client, error) {
+// With REDIS_MODE=cluster it is a cluster client, and sweep-epoch scans every primary.
+func (e env) redisClient() (redis.UniversalClient, error) {
 	cfg, err := redisenv.FromEnv(e.getenv)
 	if err != nil {
 		return nil, err
 	}
 	// An operator's command may scan a large keyspace: give each command more room than the function's.
 	cfg.Timeout = max(cfg.Timeout, 5*time.Second)
-	opts, err := cfg.Options()
-	if err != nil {
-		return nil, err
-	}
-	return redis.NewClient(opts), nil
+	return cfg.NewUniversalClient()
 }
 
 func (e env) get(ctx context.Context, args []string) int {

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
 	"github.com/cloudsql-cache/cloudsql-cache/mysqlenv"
@@ -103,11 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rc, err := redisenv.FromEnv(getenv)
 	problems = append(problems, err)
-	var opts *redis.Options
-	if err == nil {
-		opts, err = rc.Options()
-		problems = append(problems, err)
-	}
+
 	pc, perr := tablepolicy.FromEnv(getenv)
 	problems = append(problems, perr)
 	var policy *tablepolicy.Policy
@@ -137,7 +132,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(2)
-	rdb := redis.NewClient(opts)
+	// A cluster client with REDIS_MODE=cluster: the extras pass then walks every primary.
+	rdb, err := rc.NewUniversalClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: %v\n", err)
+		return 2
+	}
 	defer rdb.Close()
 
 	for _, d := range splitList(*databases) {

@@ -96,7 +96,8 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 	if err != nil {
 		return nil, nil, err
 	}
-	rdb, err := rc.NewClient()
+	// REDIS_MODE=cluster gives a cluster client, which readcache reads a cluster with.
+	rdb, err := rc.NewUniversalClient()
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -136,7 +136,7 @@ func same(r apply.Result) string {
 }
 
 // redisContents is every key of a Redis with its type and value (and whether it expires).
-func redisContents(t *testing.T, rdb *redis.Client) map[string]string {
+func redisContents(t *testing.T, rdb redis.UniversalClient) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := rdb.Keys(ctx, "*").Result()

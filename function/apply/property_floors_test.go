@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"fmt"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -27,8 +28,19 @@ func snapshotSchemaEvent(db, table string, pos uint64) []byte {
 // ends with what the binlog says: each key's newest effect among its changes, the truncate (nothing)
 // and the snapshot (its row, or nothing for a key the snapshot did not find).
 func TestPropertyRandomHistoriesWithFloors(t *testing.T) {
+	propertyRandomHistoriesWithFloors(t, func() *env { return newEnv(t) })
+}
+
+// The same on a 3-primary cluster with replicas (one for every seed: each seed has tables of its own):
+// truncates, snapshots and DDL raise floors in every slot and sweep every shard.
+func TestClusterPropertyRandomHistoriesWithFloors(t *testing.T) {
+	rc := redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3, Replicas: 1})
+	propertyRandomHistoriesWithFloors(t, func() *env { return newClusterEnv(t, rc) })
+}
+
+func propertyRandomHistoriesWithFloors(t *testing.T, newEnv func() *env) {
 	for seed := uint64(1); seed <= 6; seed++ {
-		e := newEnv(t)
+		e := newEnv()
 		rng := rand.New(rand.NewPCG(seed, 42))
 		table := fmt.Sprintf("f%d", seed)
 		// The snapshot late, so that some keys are not changed after it: what it did not find must go.

@@ -1,6 +1,8 @@
 // Package redisserver runs a private redis-server on loopback, in a directory of its own: the one way
 // this repository starts one, for `make run`, the benchmarks and the end-to-end tests (Start) and for
-// tests (StartForTest, which fails the test rather than skip when it cannot have a server).
+// tests (StartForTest, which fails the test rather than skip when it cannot have a server). It also
+// runs a local Redis Cluster of such servers (StartCluster, StartClusterForTest): primaries with
+// replicas joined by redis-cli --cluster create, with the failovers and slot migrations tests need.
 //
 // A server is started on a free port (internal/freeport) unless one is given; because another process
 // can take that port before redis-server binds it, the start checks that the server answering is the
@@ -44,6 +46,21 @@ type Options struct {
 	// TLS serves TLS only (no plaintext port), as Memorystore with in-transit encryption does, with a
 	// certificate signed by a fresh CA whose PEM is then in Server.CAFile.
 	TLS bool
+
+	// node makes the server a Redis Cluster node (StartCluster); nil for a standalone server.
+	node *nodeOptions
+}
+
+// nodeOptions are what a cluster node needs beyond a standalone server.
+type nodeOptions struct {
+	// busPort is the cluster bus port; 0 picks a free one alongside the client port (redis-server's
+	// default, port+10000, may be anyone's).
+	busPort int
+	// timeout is cluster-node-timeout.
+	timeout time.Duration
+	// certDir holds the cluster's one CA and server certificate (ca.pem, server.pem, server.key),
+	// shared by every node so that each trusts the others on the bus.
+	certDir string
 }
 
 // Server is a running redis-server.
@@ -91,21 +108,34 @@ func start(ctx context.Context, opts Options, parentDeath syscall.Signal) (*Serv
 	}
 	s := &Server{opts: opts, parentDeath: parentDeath}
 	if opts.TLS {
-		if s.CAFile, err = testcerts.Write(dir); err != nil {
+		if opts.node != nil {
+			s.CAFile = filepath.Join(opts.node.certDir, "ca.pem")
+		} else if s.CAFile, err = testcerts.Write(dir); err != nil {
 			return nil, fmt.Errorf("redisserver: TLS certificates: %w", err)
 		}
 		if s.tlsConfig, err = testcerts.ClientTLS(s.CAFile); err != nil {
 			return nil, fmt.Errorf("redisserver: %w", err)
 		}
 	}
-	if opts.Port != 0 {
+	if opts.Port != 0 && (opts.node == nil || opts.node.busPort != 0) {
 		return s, s.start(ctx)
 	}
-	// The port is picked just before the start; if another process takes it meanwhile (redis-server
-	// exits, or another server answers there), try another.
+	// The ports are picked just before the start; if another process takes one meanwhile (redis-server
+	// exits, or another server answers there), try others.
 	for attempt := 1; ; attempt++ {
-		if s.opts.Port, err = freeport.Get(); err != nil {
-			return nil, fmt.Errorf("redisserver: %w", err)
+		if opts.Port == 0 {
+			if s.opts.Port, err = freeport.Get(); err != nil {
+				return nil, fmt.Errorf("redisserver: %w", err)
+			}
+		}
+		if opts.node != nil && opts.node.busPort == 0 {
+			n := *opts.node
+			if n.busPort, err = freeport.Get(); err != nil {
+				return nil, fmt.Errorf("redisserver: %w", err)
+			}
+			s.opts.node = &n
+			// A node that failed to bind may have written its configuration with the lost ports.
+			_ = os.Remove(filepath.Join(dir, "nodes.conf"))
 		}
 		err = s.start(ctx)
 		if err == nil || !errors.Is(err, ErrPortLost) || attempt == startAttempts || ctx.Err() != nil {
@@ -145,9 +175,13 @@ func (s *Server) start(ctx context.Context) error {
 		args = append(args, "--appendonly", "no")
 	}
 	if s.opts.TLS {
+		certDir := s.opts.Dir
+		if s.opts.node != nil {
+			certDir = s.opts.node.certDir
+		}
 		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.opts.Port),
-			"--tls-cert-file", filepath.Join(s.opts.Dir, "server.pem"),
-			"--tls-key-file", filepath.Join(s.opts.Dir, "server.key"),
+			"--tls-cert-file", filepath.Join(certDir, "server.pem"),
+			"--tls-key-file", filepath.Join(certDir, "server.key"),
 			"--tls-ca-cert-file", s.CAFile,
 			"--tls-auth-clients", "no")
 	} else {
@@ -155,6 +189,22 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if s.opts.Password != "" {
 		args = append(args, "--requirepass", s.opts.Password)
+	}
+	if n := s.opts.node; n != nil {
+		// nodes.conf in the node's own directory keeps its identity across a restart, so a killed
+		// primary comes back as the same node (and rejoins as a replica of its successor).
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(n.busPort),
+			"--cluster-node-timeout", strconv.FormatInt(n.timeout.Milliseconds(), 10),
+			// A replica's first sync starts at once rather than after the 5 s redis-server waits by
+			// default for more replicas to share the transfer.
+			"--repl-diskless-sync-delay", "0")
+		if s.opts.Password != "" {
+			args = append(args, "--masterauth", s.opts.Password)
+		}
+		if s.opts.TLS {
+			args = append(args, "--tls-cluster", "yes", "--tls-replication", "yes")
+		}
 	}
 	cmd := exec.Command("redis-server", args...)
 	// Its own process group, so a Ctrl-C in the terminal reaches only us and we stop it in order; and
@@ -245,6 +295,13 @@ func (s *Server) signal(sig syscall.Signal) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+}
+
+// running reports whether the server's process runs (it may have been killed).
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }
 
 // Restart kills the server (if it runs) and starts it again on the same port and directory. Without

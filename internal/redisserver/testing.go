@@ -48,3 +48,101 @@ func (s *TestServer) Restart() {
 		s.t.Fatalf("redisserver: restart on the same port: %v", err)
 	}
 }
+
+// TestCluster is a local Redis Cluster owned by one test: every node killed when the test ends, and
+// killed (SIGKILL) with the test binary if that dies first. Its methods fail the test when the cluster
+// does not do what they ask.
+type TestCluster struct {
+	*Cluster
+	t testing.TB
+}
+
+// StartClusterForTest starts a cluster for t (in a temporary directory unless opts.Dir is set) and
+// waits until it is healthy (Cluster.WaitHealthy). A test that cannot have its cluster fails; it never
+// skips.
+func StartClusterForTest(t testing.TB, opts ClusterOptions) *TestCluster {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	c, err := startCluster(context.Background(), opts, syscall.SIGKILL)
+	if c != nil {
+		t.Cleanup(c.KillAll)
+	}
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return &TestCluster{Cluster: c, t: t}
+}
+
+// Client returns a go-redis cluster client for the cluster, closed when the test ends.
+func (c *TestCluster) Client() *redis.ClusterClient {
+	rdb := redis.NewClusterClient(c.ClusterOptions())
+	c.t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// NodeClient returns a plain client of the node at addr, closed when the test ends.
+func (c *TestCluster) NodeClient(addr string) *redis.Client {
+	rdb := redis.NewClient(c.NodeOptions(addr))
+	c.t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// Primaries returns the running primaries, failing the test if the cluster cannot say.
+func (c *TestCluster) Primaries() []Node {
+	c.t.Helper()
+	ps, err := c.Cluster.Primaries(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return ps
+}
+
+// Failover hands the primary at addr over to its replica gracefully (Cluster.Failover) and returns the
+// new primary.
+func (c *TestCluster) Failover(addr string) Node {
+	c.t.Helper()
+	n, err := c.Cluster.Failover(context.Background(), addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
+
+// KillPrimary kills the primary at addr and promotes its replica (Cluster.KillPrimary); it returns the
+// new primary.
+func (c *TestCluster) KillPrimary(addr string) Node {
+	c.t.Helper()
+	n, err := c.Cluster.KillPrimary(context.Background(), addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
+
+// RestartNode starts the node at addr again and waits until it has rejoined (Cluster.RestartNode).
+func (c *TestCluster) RestartNode(addr string) {
+	c.t.Helper()
+	if err := c.Cluster.RestartNode(context.Background(), addr); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// Reshard moves slots slots with their keys from one primary to another (Cluster.Reshard).
+func (c *TestCluster) Reshard(fromID, toID string, slots int) {
+	c.t.Helper()
+	if err := c.Cluster.Reshard(context.Background(), fromID, toID, slots); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// KeySlot returns key's hash slot.
+func (c *TestCluster) KeySlot(key string) int {
+	c.t.Helper()
+	slot, err := c.Cluster.KeySlot(context.Background(), key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return slot
+}

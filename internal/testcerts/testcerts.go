@@ -20,7 +20,7 @@ import (
 )
 
 // Write creates a CA (ca.pem) and a server certificate it signs for 127.0.0.1 and localhost
-// (server.pem, server.key) in dir, and returns the CA's PEM file. Each call makes a new CA, so the CA
+// (server.pem, server.key; good for client authentication as well) in dir, and returns the CA's PEM file. Each call makes a new CA, so the CA
 // of one server does not verify another's certificate.
 func Write(dir string) (caFile string, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -51,9 +51,11 @@ func Write(dir string) (caFile string, err error) {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		// Client authentication too: the nodes of a Redis Cluster with tls-cluster present it to each
+		// other on the cluster bus, which always verifies both ends.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:    []string{"localhost"},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srv, ca, &srvKey.PublicKey, caKey)
 	if err != nil {

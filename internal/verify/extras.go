@@ -44,7 +44,7 @@ func (c *tableCheck) extras(ctx context.Context) error {
 	for {
 		// COUNT is how much of the keyspace Redis walks per call: about a batch of keys for a table that
 		// holds most of them.
-		keys, next, err := cfg.Redis.Scan(ctx, cursor, c.pt.Pattern, int64(cfg.ChunkSize)).Result()
+		keys, next, err := scan(ctx, cfg.Redis, cursor, c.pt.Pattern, int64(cfg.ChunkSize))
 		if err != nil {
 			return fmt.Errorf("verify: redis SCAN: %w", err)
 		}
@@ -100,7 +100,7 @@ func (c *tableCheck) extrasBatch(ctx context.Context, keys []string, reported ma
 	if err := c.r.wait(ctx, len(keys)); err != nil {
 		return err
 	}
-	vals, err := c.r.cfg.Redis.MGet(ctx, keys...).Result()
+	vals, err := mget(ctx, c.r.cfg.Redis, keys...)
 	if err != nil {
 		return fmt.Errorf("verify: redis MGET: %w", err)
 	}

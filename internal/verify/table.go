@@ -286,7 +286,7 @@ func (c *tableCheck) compareQuery(ctx context.Context, q string, args []any, see
 	if len(keys) == 0 {
 		return 0, nil, nil
 	}
-	vals, err := c.r.cfg.Redis.MGet(ctx, keys...).Result()
+	vals, err := mget(ctx, c.r.cfg.Redis, keys...)
 	if err != nil {
 		return 0, nil, fmt.Errorf("verify: redis MGET: %w", err)
 	}

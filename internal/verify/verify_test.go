@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/verify"
@@ -14,6 +16,16 @@ import (
 )
 
 func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
+	findsMissingExtraAndDifferentRows(t, redisserver.StartForTest(t, redisserver.Options{}).Client())
+}
+
+// The same on a 3-primary cluster: the rows pass looks its keys up on their shards, the extras pass
+// walks every primary (the extra key is on one of them only).
+func TestClusterFindsMissingExtraAndDifferentRows(t *testing.T) {
+	findsMissingExtraAndDifferentRows(t, redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3, Replicas: 1}).Client())
+}
+
+func findsMissingExtraAndDifferentRows(t *testing.T, rdb redis.UniversalClient) {
 	srv := mariadbserver.StartForTest(t, mariadbserver.Options{})
 	db := srv.DB("app")
 	srv.Exec(db, "CREATE TABLE t (k VARCHAR(10) NOT NULL, n INT NOT NULL, v DECIMAL(5,2), PRIMARY KEY (k, n))")
@@ -21,7 +33,6 @@ func TestFindsMissingExtraAndDifferentRows(t *testing.T) {
 		srv.Exec(db, "INSERT INTO t VALUES ('a', "+itoa(i)+", 1.5)")
 	}
 	srv.Exec(db, "INSERT INTO t VALUES ('B', 1, NULL)", "INSERT INTO t VALUES ('b', 2, NULL)")
-	rdb := redisserver.StartForTest(t, redisserver.Options{}).Client()
 	ctx := context.Background()
 	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {

@@ -110,7 +110,7 @@ run "properties" {
   }
 
   assert {
-    condition     = google_redis_instance.cache.connect_mode == "PRIVATE_SERVICE_ACCESS" && google_redis_instance.cache.authorized_network == google_compute_network.vpc[0].id
+    condition     = google_redis_instance.cache[0].connect_mode == "PRIVATE_SERVICE_ACCESS" && google_redis_instance.cache[0].authorized_network == google_compute_network.vpc[0].id
     error_message = "[private-ip] Memorystore must be reached through private services access on the VPC."
   }
 
@@ -129,23 +129,23 @@ run "properties" {
   # --- Redis AUTH and TLS -------------------------------------------------------------------------
 
   assert {
-    condition     = google_redis_instance.cache.auth_enabled == true && google_redis_instance.cache.transit_encryption_mode == "SERVER_AUTHENTICATION"
+    condition     = google_redis_instance.cache[0].auth_enabled == true && google_redis_instance.cache[0].transit_encryption_mode == "SERVER_AUTHENTICATION"
     error_message = "[redis-auth-tls] Memorystore must require AUTH and TLS (transit_encryption_mode = SERVER_AUTHENTICATION)."
   }
 
   assert {
     condition = try(
       one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_TLS"]) == "true" &&
-      one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_ADDR"]) == format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port),
+      one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_ADDR"]) == format("%s:%d", google_redis_instance.cache[0].host, google_redis_instance.cache[0].port),
     false)
     error_message = "[redis-auth-tls] the function must connect to the instance's host and TLS port with REDIS_TLS=true."
   }
 
   assert {
     condition = try(
-      one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "REDIS_PASSWORD"]) == google_secret_manager_secret.redis_auth.secret_id &&
-      google_secret_manager_secret_version.redis_auth.secret == google_secret_manager_secret.redis_auth.id &&
-      nonsensitive(google_secret_manager_secret_version.redis_auth.secret_data == google_redis_instance.cache.auth_string),
+      one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "REDIS_PASSWORD"]) == google_secret_manager_secret.redis_auth[0].secret_id &&
+      google_secret_manager_secret_version.redis_auth[0].secret == google_secret_manager_secret.redis_auth[0].id &&
+      nonsensitive(google_secret_manager_secret_version.redis_auth[0].secret_data == google_redis_instance.cache[0].auth_string),
     false)
     error_message = "[redis-auth-tls] the function's REDIS_PASSWORD must be the instance's AUTH string, from Secret Manager."
   }
@@ -199,7 +199,7 @@ run "properties" {
   }
 
   assert {
-    condition = (toset([for g in google_secret_manager_secret_iam_member.function_secrets : g.secret_id]) == toset([google_secret_manager_secret.redis_auth.id, google_secret_manager_secret.redis_ca.id]) &&
+    condition = (toset([for g in google_secret_manager_secret_iam_member.function_secrets : g.secret_id]) == toset([google_secret_manager_secret.redis_auth[0].id, google_secret_manager_secret.redis_ca.id]) &&
       alltrue([for g in google_secret_manager_secret_iam_member.function_secrets : g.member == google_service_account.function.member && g.role == "roles/secretmanager.secretAccessor"]) &&
       google_secret_manager_secret_iam_member.debezium_db_password.secret_id == google_secret_manager_secret.debezium_db_password.id &&
     google_secret_manager_secret_iam_member.debezium_db_password.member == google_service_account.debezium.member)
@@ -260,7 +260,7 @@ run "properties" {
   }
 
   assert {
-    condition = (toset([for g in google_secret_manager_secret_iam_member.tools_secrets : g.secret_id]) == toset([google_secret_manager_secret.redis_auth.id, google_secret_manager_secret.redis_ca.id, google_secret_manager_secret.admin_db_password.id, google_secret_manager_secret.cloudsql_ca.id]) &&
+    condition = (toset([for g in google_secret_manager_secret_iam_member.tools_secrets : g.secret_id]) == toset([google_secret_manager_secret.redis_auth[0].id, google_secret_manager_secret.redis_ca.id, google_secret_manager_secret.admin_db_password.id, google_secret_manager_secret.cloudsql_ca.id]) &&
       alltrue([for g in google_secret_manager_secret_iam_member.tools_secrets : g.member == google_service_account.tools[0].member && g.role == "roles/secretmanager.secretAccessor"]) &&
       toset([for g in google_secret_manager_secret_iam_member.db_setup_secrets : g.secret_id]) == toset([google_secret_manager_secret.admin_db_password.id, google_secret_manager_secret.cloudsql_ca.id]) &&
     alltrue([for g in google_secret_manager_secret_iam_member.db_setup_secrets : g.member == google_service_account.db_setup[0].member && g.role == "roles/secretmanager.secretAccessor"]))
@@ -295,7 +295,7 @@ run "properties" {
       [for e in j.template[0].template[0].containers[0].env : e.value == null && length(e.value_source) == 1 if can(regex("(?i)password|secret|token|auth", e.name))]])) && (
       one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "MYSQL_PASSWORD"]) == google_secret_manager_secret.admin_db_password.secret_id &&
       one([for e in google_cloud_run_v2_job.db_setup[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "MYSQL_PASSWORD"]) == google_secret_manager_secret.admin_db_password.secret_id &&
-    one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "REDIS_PASSWORD"]) == google_secret_manager_secret.redis_auth.secret_id)
+    one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "REDIS_PASSWORD"]) == google_secret_manager_secret.redis_auth[0].secret_id)
     error_message = "[secrets] the tools' jobs must take the admin password and the Redis AUTH string from Secret Manager, never as plain values."
   }
 

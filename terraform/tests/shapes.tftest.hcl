@@ -58,7 +58,7 @@ run "minimal" {
   }
 
   assert {
-    condition     = output.redis_host == format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port) && output.cloudsql_instance == "cloudsql-cache-mysql"
+    condition     = output.redis_host == format("%s:%d", google_redis_instance.cache[0].host, google_redis_instance.cache[0].port) && output.cloudsql_instance == "cloudsql-cache-mysql"
     error_message = "The outputs name the created Redis endpoint and Cloud SQL instance."
   }
 }
@@ -92,7 +92,7 @@ run "existing_instance" {
   }
 
   assert {
-    condition = (google_redis_instance.cache.authorized_network == data.google_compute_network.existing[0].id &&
+    condition = (google_redis_instance.cache[0].authorized_network == data.google_compute_network.existing[0].id &&
       google_cloud_run_v2_service.function.template[0].vpc_access[0].network_interfaces[0].subnetwork == data.google_compute_subnetwork.existing[0].id &&
     google_cloud_run_v2_worker_pool.debezium.template[0].vpc_access[0].network_interfaces[0].network == data.google_compute_network.existing[0].id)
     error_message = "Redis, the function and Debezium must use the existing VPC and subnet."
@@ -144,7 +144,7 @@ run "tables_with_key_templates" {
       CACHE_TOMBSTONE_TTL   = "168h"
       CACHE_VERSION_EPOCH   = "0"
       DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
-      REDIS_ADDR            = format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port)
+      REDIS_ADDR            = format("%s:%d", google_redis_instance.cache[0].host, google_redis_instance.cache[0].port)
       REDIS_CA_FILE         = "/etc/cloudsql-cache/redis-ca/ca.pem"
       REDIS_POOL_SIZE       = "82"
       REDIS_TIMEOUT         = "1s"
@@ -180,12 +180,12 @@ run "small_with_labels_and_alerts" {
   }
 
   assert {
-    condition     = google_sql_database_instance.source[0].settings[0].availability_type == "ZONAL" && google_redis_instance.cache.tier == "BASIC" && google_redis_instance.cache.memory_size_gb == 1
+    condition     = google_sql_database_instance.source[0].settings[0].availability_type == "ZONAL" && google_redis_instance.cache[0].tier == "BASIC" && google_redis_instance.cache[0].memory_size_gb == 1
     error_message = "The sizes given must reach the instances."
   }
 
   assert {
-    condition     = google_redis_instance.cache.deletion_protection == false && google_sql_database_instance.source[0].deletion_protection == false && google_sql_database_instance.source[0].settings[0].deletion_protection_enabled == false && google_cloud_run_v2_service.function.deletion_protection == false
+    condition     = google_redis_instance.cache[0].deletion_protection == false && google_sql_database_instance.source[0].deletion_protection == false && google_sql_database_instance.source[0].settings[0].deletion_protection_enabled == false && google_cloud_run_v2_service.function.deletion_protection == false
     error_message = "deletion_protection = false and cloudsql_deletion_protection = false must lift every protection (tear-down)."
   }
 
@@ -251,7 +251,7 @@ run "operator_access_on" {
 
   assert {
     condition = alltrue([for name, want in {
-      REDIS_ADDR               = format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port)
+      REDIS_ADDR               = format("%s:%d", google_redis_instance.cache[0].host, google_redis_instance.cache[0].port)
       REDIS_TLS                = "true"
       CACHE_TABLES             = "shop.orders,shop.customers"
       MYSQL_ADDR               = "${google_sql_database_instance.source[0].private_ip_address}:3306"
@@ -343,5 +343,107 @@ run "enterprise_plus_retention" {
   assert {
     condition     = google_sql_database_instance.source[0].settings[0].backup_configuration[0].transaction_log_retention_days == 35
     error_message = "An Enterprise Plus instance keeps 35 days of binary logs when asked."
+  }
+}
+
+# Memorystore for Redis Cluster instead of the instance: PSC endpoints in their own subnet, IAM
+# authentication, TLS with the cluster's CA; the function and the tools in cluster mode on the discovery
+# endpoint, without an AUTH string.
+run "redis_cluster_engine" {
+  command = plan
+
+  variables {
+    redis_engine        = "redis_cluster"
+    redis_shard_count   = 5
+    redis_replica_count = 2
+    redis_node_type     = "STANDARD_SMALL"
+    operator_access     = true
+  }
+
+  assert {
+    condition = (length(google_redis_instance.cache) == 0 && length(google_memorystore_instance.cache) == 0 && length(google_redis_cluster.cache) == 1 &&
+      google_redis_cluster.cache[0].shard_count == 5 && google_redis_cluster.cache[0].replica_count == 2 && google_redis_cluster.cache[0].node_type == "REDIS_STANDARD_SMALL" &&
+      google_redis_cluster.cache[0].psc_configs[0].network == google_compute_network.vpc[0].id &&
+    google_redis_cluster.cache[0].redis_configs["maxmemory-policy"] == "noeviction")
+    error_message = "redis_engine = redis_cluster creates one cluster of the shards, replicas and node type given (REDIS_ in front), on the VPC, never evicting, and no instance."
+  }
+
+  assert {
+    condition = (google_redis_cluster.cache[0].authorization_mode == "AUTH_MODE_IAM_AUTH" && google_redis_cluster.cache[0].transit_encryption_mode == "TRANSIT_ENCRYPTION_MODE_SERVER_AUTHENTICATION" &&
+    length(google_secret_manager_secret.redis_auth) == 0 && output.redis_auth_secret == null)
+    error_message = "The cluster requires IAM authentication and TLS, and there is no AUTH string secret."
+  }
+
+  assert {
+    condition = (length(google_compute_subnetwork.psc) == 1 && google_compute_subnetwork.psc[0].ip_cidr_range == "10.10.1.0/28" &&
+      google_network_connectivity_service_connection_policy.redis[0].service_class == "gcp-memorystore-redis" &&
+    google_network_connectivity_service_connection_policy.redis[0].psc_config[0].subnetworks == tolist([google_compute_subnetwork.psc[0].id]))
+    error_message = "The PSC endpoints get a subnet of their own and a service connection policy of Redis Cluster's service class naming it."
+  }
+
+  assert {
+    condition = alltrue([for name, want in {
+      REDIS_MODE     = "cluster"
+      REDIS_IAM_AUTH = "true"
+      REDIS_ADDR     = "10.10.1.2:6379"
+      REDIS_TLS      = "true"
+      REDIS_CA_FILE  = "/etc/cloudsql-cache/redis-ca/ca.pem"
+      } : one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == name]) == want]) && (
+      length([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e if e.name == "REDIS_PASSWORD"]) == 0 &&
+      one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "REDIS_MODE"]) == "cluster" &&
+      one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "REDIS_IAM_AUTH"]) == "true" &&
+    output.redis_host == "10.10.1.2:6379" && output.redis_mode == "cluster")
+    error_message = "The function and the tools reach the cluster's discovery endpoint in cluster mode with TLS, without REDIS_PASSWORD; the outputs say so."
+  }
+
+  assert {
+    condition = (toset([for m in google_project_iam_member.redis_connect : m.member]) == toset([google_service_account.function.member, google_service_account.tools[0].member]) &&
+      alltrue([for m in google_project_iam_member.redis_connect : m.role == "roles/redis.dbConnectionUser"]) &&
+      output.redis_connection_role == "roles/redis.dbConnectionUser" &&
+    toset(keys(google_secret_manager_secret_iam_member.function_secrets)) == toset(["redis_ca"]))
+    error_message = "The function and the tools may connect with IAM (roles/redis.dbConnectionUser), and read only the CA secret."
+  }
+
+  assert {
+    condition     = strcontains(nonsensitive(google_secret_manager_secret_version.redis_ca.secret_data), "redis-cluster-ca")
+    error_message = "The CA file is the cluster's managed server CA."
+  }
+
+  assert {
+    condition     = strcontains(google_monitoring_alert_policy.redis_memory.conditions[0].condition_threshold[0].filter, "redis.googleapis.com/cluster/memory/maximum_utilization")
+    error_message = "The memory alert watches the cluster's fullest node."
+  }
+}
+
+# Memorystore for Valkey in cluster mode, in an existing network that already has a service connection
+# policy: the module takes the discovery endpoint out of the auto-created ones.
+run "valkey_engine" {
+  command = plan
+
+  variables {
+    redis_engine                     = "valkey"
+    redis_node_type                  = "CUSTOM_MINI"
+    create_service_connection_policy = false
+  }
+
+  assert {
+    condition = (length(google_redis_instance.cache) == 0 && length(google_redis_cluster.cache) == 0 && length(google_memorystore_instance.cache) == 1 &&
+      google_memorystore_instance.cache[0].mode == "CLUSTER" && google_memorystore_instance.cache[0].engine_version == "VALKEY_8_0" &&
+      google_memorystore_instance.cache[0].node_type == "CUSTOM_MINI" && google_memorystore_instance.cache[0].shard_count == 3 && google_memorystore_instance.cache[0].replica_count == 1 &&
+      google_memorystore_instance.cache[0].authorization_mode == "IAM_AUTH" && google_memorystore_instance.cache[0].transit_encryption_mode == "SERVER_AUTHENTICATION" &&
+    length(google_network_connectivity_service_connection_policy.redis) == 0)
+    error_message = "redis_engine = valkey creates one Valkey instance in cluster mode with IAM authentication and TLS, and no policy when told one exists."
+  }
+
+  assert {
+    condition = (one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_ADDR"]) == "10.10.1.4:6379" &&
+      one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_MODE"]) == "cluster" &&
+    contains(keys(google_project_service.apis), "memorystore.googleapis.com"))
+    error_message = "The function reaches Valkey's discovery endpoint (not its primary one) in cluster mode; the Memorystore API is enabled."
+  }
+
+  assert {
+    condition     = alltrue([for m in google_project_iam_member.redis_connect : m.role == "roles/memorystore.dbConnectionUser"]) && length(google_project_iam_member.redis_connect) == 1
+    error_message = "Only the function may connect (no operator job), with Memorystore's connection role."
   }
 }

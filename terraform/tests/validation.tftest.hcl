@@ -270,3 +270,36 @@ run "no_tools_image_for_the_jobs" {
   }
   expect_failures = [var.tools_image]
 }
+
+run "bad_cluster_engine_settings" {
+  command = plan
+  variables {
+    redis_engine        = "memcached"
+    redis_replica_count = 3
+    valkey_version      = "VALKEY_7_0"
+    psc_subnet_name     = "cloudsql-cache-run"
+    psc_subnet_cidr     = "8.8.8.0/28"
+  }
+  expect_failures = [var.redis_engine, var.redis_replica_count, var.valkey_version, var.psc_subnet_name, var.psc_subnet_cidr]
+}
+
+# The CUSTOM_ node types are Valkey's only; a cluster of 200 shards with 2 replicas is 600 nodes.
+run "redis_cluster_with_a_valkey_node_type" {
+  command = plan
+  variables {
+    redis_engine        = "redis_cluster"
+    redis_node_type     = "CUSTOM_MINI"
+    redis_shard_count   = 200
+    redis_replica_count = 2
+  }
+  expect_failures = [var.redis_node_type, var.redis_shard_count]
+}
+
+run "fractional_shards" {
+  command = plan
+  variables {
+    redis_engine      = "valkey"
+    redis_shard_count = 2.5
+  }
+  expect_failures = [var.redis_shard_count]
+}

@@ -57,6 +57,62 @@ mock_resource "google_redis_instance" {
   }
 }
 
+# The cluster engines: the endpoints and CA the function's environment is made of, as the API reports them
+# (the shapes of the provider's schema; Memorystore for Valkey lists its auto-created endpoints with
+# their connection type, and the module must pick the discovery one).
+mock_resource "google_redis_cluster" {
+  defaults = {
+    discovery_endpoints = [{
+      address    = "10.10.1.2"
+      port       = 6379
+      psc_config = [{ network = "projects/my-project/global/networks/cloudsql-cache" }]
+    }]
+    managed_server_ca = [{ ca_certs = [{ certificates = ["-----BEGIN CERTIFICATE-----\nredis-cluster-ca\n-----END CERTIFICATE-----\n"] }] }]
+  }
+}
+
+mock_resource "google_memorystore_instance" {
+  defaults = {
+    endpoints = [{
+      connections = [
+        {
+          psc_auto_connection = [{
+            connection_type    = "CONNECTION_TYPE_PRIMARY"
+            forwarding_rule    = "projects/my-project/regions/europe-west1/forwardingRules/sca-auto-fr-primary"
+            ip_address         = "10.10.1.5"
+            network            = "projects/my-project/global/networks/cloudsql-cache"
+            port               = 6379
+            project_id         = "my-project"
+            psc_connection_id  = "2"
+            service_attachment = "projects/p/regions/europe-west1/serviceAttachments/primary"
+          }]
+        },
+        {
+          psc_auto_connection = [{
+            connection_type    = "CONNECTION_TYPE_DISCOVERY"
+            forwarding_rule    = "projects/my-project/regions/europe-west1/forwardingRules/sca-auto-fr-discovery"
+            ip_address         = "10.10.1.4"
+            network            = "projects/my-project/global/networks/cloudsql-cache"
+            port               = 6379
+            project_id         = "my-project"
+            psc_connection_id  = "1"
+            service_attachment = "projects/p/regions/europe-west1/serviceAttachments/discovery"
+          }]
+        },
+      ]
+    }]
+    managed_server_ca = [{ ca_certs = [{ certificates = ["-----BEGIN CERTIFICATE-----\nvalkey-ca\n-----END CERTIFICATE-----\n"] }] }]
+  }
+}
+
+# The PSC subnet, with an address of its own: the tests tell it from the Direct VPC egress subnet.
+override_resource {
+  target = google_compute_subnetwork.psc
+  values = {
+    id = "projects/my-project/regions/europe-west1/subnetworks/cloudsql-cache-psc"
+  }
+}
+
 # The service accounts, each with its own address: the tests tell them apart.
 override_resource {
   target = google_service_account.function
@@ -135,6 +191,7 @@ mock_resource "google_cloud_run_v2_service_iam_member" {}
 mock_resource "google_cloud_run_v2_worker_pool" {}
 mock_resource "google_compute_global_address" {}
 mock_resource "google_monitoring_alert_policy" {}
+mock_resource "google_network_connectivity_service_connection_policy" {}
 mock_resource "google_monitoring_dashboard" {}
 mock_resource "google_monitoring_notification_channel" {}
 mock_resource "google_project_iam_member" {}
@@ -153,3 +210,10 @@ mock_resource "google_sql_database" {}
 mock_resource "google_sql_user" {}
 mock_resource "google_storage_bucket" {}
 mock_resource "google_storage_bucket_iam_member" {}
+
+override_data {
+  target = data.google_compute_subnetwork.psc
+  values = {
+    id = "projects/my-project/regions/europe-west1/subnetworks/prod-psc"
+  }
+}
