@@ -349,17 +349,17 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			}
 		}
 		c.m.dbQueries.Add(dctx, 1)
-		row, found, err := c.query(dctx, t, meta, pk)
+		r, err := c.query(dctx, t, meta, pk)
 		if err != nil {
 			return nil, err
 		}
 		if c.afterLoad != nil {
 			c.afterLoad(key)
 		}
-		if fill {
-			c.fill(dctx, key, t.FloorKey, floor, row, found)
+		if fill && r.fillKey != "" {
+			c.fill(dctx, r.fillKey, t.FloorKey, floor, r.row, r.found)
 		}
-		return loaded{row: row, found: found}, nil
+		return loaded{row: r.row, found: r.found}, nil
 	})
 	if c.joined != nil {
 		c.joined(key)
@@ -406,16 +406,28 @@ func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row,
 	}
 }
 
-func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) (Row, bool, error) {
+// dbRow is what the database answered for a primary key.
+type dbRow struct {
+	row   Row
+	found bool
+	// fillKey is where the answer may be cached: for a row, the key built from the row's own
+	// primary-key values (never the caller's: "=" folds case, ignores trailing spaces and coerces
+	// types, so the row found may have another key); for "not found", the key of the values as bound
+	// if they are exact (see keyArg), else "".
+	fillKey string
+}
+
+func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) (dbRow, error) {
 	if meta == nil {
 		m, err := c.metadata(ctx, t.DB, t.Name)
 		if err != nil {
-			return Row{}, false, err
+			return dbRow{}, err
 		}
 		meta = m
 	}
-	if len(meta.PrimaryKey) != len(pk) {
-		return Row{}, false, fmt.Errorf("readcache: %s.%s has a %d-column primary key (%s), got %d values", t.DB, t.Name, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
+	args, err := bindKeys(t, meta, pk)
+	if err != nil {
+		return dbRow{}, err
 	}
 	var where strings.Builder
 	for i, col := range meta.PrimaryKey {
@@ -426,22 +438,71 @@ func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow
 		where.WriteString(" = ?")
 	}
 	q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE " + where.String()
-	rows, err := c.o.DB.QueryContext(ctx, q, pk...)
+	vals := make([]any, len(args))
+	for i, a := range args {
+		vals[i] = a.arg
+	}
+	rows, err := c.o.DB.QueryContext(ctx, q, vals...)
 	if err != nil {
-		return Row{}, false, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
+		return dbRow{}, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return Row{}, false, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
+			return dbRow{}, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
 		}
-		return Row{}, false, nil
+		out := dbRow{}
+		if k, exact, err := boundKey(t, meta, args); err == nil && exact {
+			out.fillKey = k
+		}
+		return out, nil
 	}
 	r, err := meta.ScanRow(rows)
 	if err != nil {
-		return Row{}, false, fmt.Errorf("readcache: read %s.%s: %w", t.DB, t.Name, err)
+		return dbRow{}, fmt.Errorf("readcache: read %s.%s: %w", t.DB, t.Name, err)
 	}
-	return Row{JSON: t.RowJSON(r), From: FromDatabase}, true, nil
+	out := dbRow{row: Row{JSON: t.RowJSON(r), From: FromDatabase}, found: true}
+	if own, err := meta.Key(r); err == nil {
+		if k, err := t.Key(own); err == nil {
+			out.fillKey = k
+		}
+	}
+	return out, nil
+}
+
+// bindKeys binds the caller's primary-key values as their columns' types.
+func bindKeys(t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) ([]keyArg, error) {
+	if len(meta.PrimaryKey) != len(pk) {
+		return nil, fmt.Errorf("readcache: %s.%s has a %d-column primary key (%s), got %d values", t.DB, t.Name, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
+	}
+	args := make([]keyArg, len(pk))
+	for i, name := range meta.PrimaryKey {
+		col, ok := meta.Column(name)
+		if !ok {
+			return nil, fmt.Errorf("readcache: %s.%s: key column %s is not among its columns", t.DB, t.Name, name)
+		}
+		a, err := bindKey(col, pk[i])
+		if err != nil {
+			return nil, fmt.Errorf("readcache: %s.%s: %w", t.DB, t.Name, err)
+		}
+		args[i] = a
+	}
+	return args, nil
+}
+
+// boundKey is the key of the bound values, and whether every one of them is exact.
+func boundKey(t *tablepolicy.Table, meta *mysqlrow.Table, args []keyArg) (string, bool, error) {
+	key := make(debezium.Row, len(args))
+	exact := true
+	for i, a := range args {
+		key[i] = debezium.Column{Name: meta.PrimaryKey[i], Value: a.value}
+		exact = exact && a.exact
+	}
+	k, err := t.Key(key)
+	if err != nil {
+		return "", false, fmt.Errorf("readcache: %s.%s: %w", t.DB, t.Name, err)
+	}
+	return k, exact, nil
 }
 
 // locate finds the table's policy and the row's key.
@@ -472,6 +533,18 @@ func (c *Client) locate(ctx context.Context, table string, pk []any) (*tablepoli
 	} else if m, ok := c.meta.Load(db + "." + name); ok {
 		meta = m.(*mysqlrow.Table)
 	}
+	if meta != nil {
+		// The values as their columns' types make them, so "01" on an integer key reads row 1's key.
+		args, err := bindKeys(t, meta, pk)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		k, _, err := boundKey(t, meta, args)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return t, meta, k, nil
+	}
 	key := make(debezium.Row, len(pk))
 	for i, v := range pk {
 		raw, err := jsonValue(v)
@@ -479,14 +552,6 @@ func (c *Client) locate(ctx context.Context, table string, pk []any) (*tablepoli
 			return nil, nil, "", fmt.Errorf("readcache: %s: key value %d: %w", table, i+1, err)
 		}
 		key[i] = debezium.Column{Name: strconv.Itoa(i), Value: raw}
-	}
-	if meta != nil {
-		if len(meta.PrimaryKey) != len(pk) {
-			return nil, nil, "", fmt.Errorf("readcache: %s has a %d-column primary key (%s), got %d values", table, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
-		}
-		for i, col := range meta.PrimaryKey {
-			key[i].Name = col
-		}
 	}
 	k, err := t.Key(key)
 	if err != nil {
