@@ -11,14 +11,27 @@
 // Guarantees, and their limits:
 //   - A hit costs one Redis GET. A tombstone (the row was deleted) answers ErrNotFound without touching
 //     the database.
-//   - A miss reads the database and fills the cache through the same Lua script the apply function
-//     uses, in a mode that only writes where nothing at all is stored: a fill can never overwrite a
-//     change the function applied, even if the fill read the row before that change. Every change the
-//     function applies replaces a fill. A fill expires after FillTTL, which bounds how long a fill can
-//     be wrong in the one race it cannot see: the row changed and the changed key was evicted from
-//     Redis while the fill was in flight.
+//   - A miss reads the database by primary key, each value bound as its column's type, and returns
+//     the row the database returned. What else it does is Options.Miss:
+//   - MissFill (the default) also fills the cache, through the same Lua script the apply function
+//     uses, in a mode that only writes where nothing at all is stored, and only under the key built
+//     from the returned row's own primary-key values (where that row's changes land; MySQL's "=" can
+//     find a row whose key is spelled differently). So a fill never overwrites a change the function
+//     applied, even if the fill read the row before that change, and every change the function
+//     applies replaces a fill; a fill that read the row before a TRUNCATE of its table is refused (the
+//     table's floor moved). What a reader can then see is what the change stream would show it, stale
+//     by at most the replication lag, with one exception: the row changed and the changed key was
+//     evicted from Redis while the fill was in flight (impossible with the deployment's noeviction
+//     policy); FillTTL bounds that case. A miss costs the GET that missed, the query and the fill.
+//   - MissNoFill writes nothing: only the change stream and its snapshot put rows in Redis, so the
+//     cache holds exactly what the function applied and a read is stale by at most the replication
+//     lag, with no exception. A row the cache does not hold (before the snapshot has finished, or a
+//     table Debezium does not capture) is a query on every read. A miss costs the GET that missed and
+//     the query; NotFoundTTL is ignored.
 //   - Concurrent misses of one key share one database query (per process).
-//   - "Not found" can be cached for NotFoundTTL as a fill-tombstone, which the insert's change replaces.
+//   - "Not found" can be cached for NotFoundTTL as a fill-tombstone, which the insert's change replaces,
+//     where the caller's values are the only spelling that can match (integer keys, and string keys
+//     under a NO PAD binary collation).
 //   - When Redis fails or is slower than RedisTimeout, reads go to the database, and after
 //     BreakerFailures consecutive failures Redis is skipped for a cool-down (one probe per cool-down),
 //     so a Redis outage costs no timeouts and piles up no goroutines. With both down, Get returns
@@ -35,13 +48,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/singleflight"
 
@@ -112,8 +126,12 @@ type Options struct {
 	// the same CACHE_* variables), so both agree on keys and excluded columns.
 	Tables tablepolicy.Config
 
+	// Miss says what a miss does besides reading the database: MissFill (the default) or MissNoFill.
+	// See the package documentation for what each guarantees.
+	Miss MissMode
+
 	FillTTL      time.Duration // default 10m
-	NotFoundTTL  time.Duration // default 0: "not found" is not cached
+	NotFoundTTL  time.Duration // default 0: "not found" is not cached (never with MissNoFill)
 	RedisTimeout time.Duration // default 50ms
 	DBTimeout    time.Duration // default 2s
 
@@ -130,6 +148,39 @@ type Options struct {
 	MeterProvider metric.MeterProvider
 }
 
+// MissMode is what Get does on a miss besides reading the database.
+type MissMode int
+
+const (
+	// MissFill stores the row read from the database in the cache (a fill: only where nothing is
+	// stored, expiring after FillTTL), so the next read of it is a hit.
+	MissFill MissMode = iota
+	// MissNoFill reads the database and returns: only the change stream and its snapshot write the
+	// cache, so nothing a reader does can put a row there.
+	MissNoFill
+)
+
+func (m MissMode) String() string {
+	switch m {
+	case MissFill:
+		return "fill"
+	case MissNoFill:
+		return "nofill"
+	}
+	return fmt.Sprintf("MissMode(%d)", int(m))
+}
+
+// ParseMissMode reads "fill" or "nofill" (as MissMode.String writes them).
+func ParseMissMode(s string) (MissMode, error) {
+	switch s {
+	case "fill":
+		return MissFill, nil
+	case "nofill":
+		return MissNoFill, nil
+	}
+	return 0, fmt.Errorf("readcache: miss mode %q is not fill or nofill", s)
+}
+
 // Client reads rows. It is safe for concurrent use; Close it to stop the L1 subscriber.
 type Client struct {
 	o       Options
@@ -139,6 +190,19 @@ type Client struct {
 	breaker *breaker
 	l1      *l1
 	meta    sync.Map // "db.table" → *mysqlrow.Table
+	// floors: "db.table" → the table's truncate floor as last read (string). A fill must pass a floor
+	// read before its database read; one read earlier still is as good (floors only go up, so a floor
+	// that moved since is refused), so it is read once and again only after a fill was refused.
+	floors sync.Map
+	stmts  sync.Map // "db.table" → *sql.Stmt, its SELECT by primary key
+	mu     sync.Mutex
+	closed bool
+	// loads[h] is when (nanoseconds since started) a flight of a key hashing to h last finished its
+	// fill: a caller whose Redis read started before that may have missed that fill, and looks again
+	// before querying. A collision only costs such a look.
+	loads   [1024]atomic.Int64
+	seed    maphash.Seed
+	started time.Time
 	m       metrics
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -178,7 +242,12 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if o.InvalidationChannel == "" {
 		o.InvalidationChannel = rowcache.DefaultInvalidationChannel
 	}
+	if o.Miss != MissFill && o.Miss != MissNoFill {
+		return nil, fmt.Errorf("readcache: Options.Miss %v is not MissFill or MissNoFill", o.Miss)
+	}
 	c := &Client{
+		seed:    maphash.MakeSeed(),
+		started: time.Now(),
 		o:       o,
 		policy:  policy,
 		store:   rowcache.NewStore(o.Redis, 0).WithInvalidationChannel(""),
@@ -197,8 +266,17 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	return c, nil
 }
 
-// Close stops the invalidation subscriber. It does not close the Redis client or the database.
+// Close stops the invalidation subscriber and closes the client's prepared statements. It does not
+// close the Redis client or the database.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.stmts.Range(func(k, st any) bool {
+		_ = st.(*sql.Stmt).Close()
+		c.stmts.Delete(k)
+		return true
+	})
+	c.mu.Unlock()
 	if c.cancel != nil {
 		c.cancel()
 		err := c.ps.Close() // unblocks Receive
@@ -256,6 +334,7 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		}
 	}
 	redisOK := false
+	readStart := c.since()
 	if ok, probe := c.breaker.allow(); ok {
 		rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 		e, found, err := rowcache.Get(rctx, c.o.Redis, key)
@@ -304,7 +383,7 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 	if !redisOK {
 		outcome = "fallback"
 	}
-	row, err := c.load(ctx, t, meta, key, pk, redisOK)
+	row, err := c.load(ctx, t, meta, key, pk, redisOK, readStart)
 	c.m.lookup(ctx, outcome, FromDatabase, start)
 	return row, err
 }
@@ -315,37 +394,27 @@ type loaded struct {
 }
 
 // load reads the row from the database, once per key however many callers miss it at the same time,
-// and fills the cache if Redis answered.
-func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, fill bool) (Row, error) {
+// and fills the cache if Redis answered and the mode says so. readStart is when the caller's Redis
+// read started.
+func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, redisOK bool, readStart int64) (Row, error) {
+	fill := redisOK && c.o.Miss == MissFill
+	slot := &c.loads[maphash.String(c.seed, key)%uint64(len(c.loads))]
 	ch := c.flight.DoChan(key, func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail the others sharing the query.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
 		defer cancel()
 		floor := ""
 		if fill {
-			// A herd's stragglers missed Redis before the previous flight's fill landed and start a new
-			// flight after it finished: look again before going to the database. The same round trip
-			// reads the table's truncate floor, which the fill must still find unchanged.
-			rctx, rcancel := context.WithTimeout(dctx, c.o.RedisTimeout)
-			vals, err := c.o.Redis.MGet(rctx, key, t.FloorKey).Result()
-			rcancel()
-			if err != nil {
+			if slot.Load() > readStart {
+				// A herd's straggler: it missed Redis before the previous flight's fill landed and
+				// started this flight after that one finished. Look again before going to the database.
+				if l, done := c.recheck(dctx, key); done {
+					return l, nil
+				}
+			}
+			var ok bool
+			if floor, ok = c.floor(dctx, t); !ok {
 				fill = false
-			} else {
-				if f, ok := vals[1].(string); ok {
-					floor = f
-				}
-				if v, ok := vals[0].(string); ok {
-					e, err := rowcache.Decode([]byte(v))
-					switch {
-					case err != nil:
-						fill = false // another application's value: read the database, never overwrite it
-					case e.Deleted():
-						return loaded{}, nil
-					default:
-						return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, nil
-					}
-				}
 			}
 		}
 		c.m.dbQueries.Add(dctx, 1)
@@ -357,7 +426,12 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			c.afterLoad(key)
 		}
 		if fill && r.fillKey != "" {
-			c.fill(dctx, r.fillKey, t.FloorKey, floor, r.row, r.found)
+			if !c.fill(dctx, r.fillKey, t.FloorKey, floor, r.row, r.found) {
+				// Refused: a change or another fill was there first, or the floor moved. Read the floor
+				// again next time.
+				c.floors.Delete(t.DB + "." + t.Name)
+			}
+			slot.Store(c.since())
 		}
 		return loaded{row: r.row, found: r.found}, nil
 	})
@@ -369,7 +443,7 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 		return Row{}, ctx.Err()
 	case r := <-ch:
 		if r.Err != nil {
-			if !fill { // this caller came here because Redis failed or was skipped
+			if !redisOK { // this caller came here because Redis failed or was skipped
 				return Row{}, fmt.Errorf("%w: Redis is failing, and the database: %v", ErrUnavailable, r.Err)
 			}
 			return Row{}, r.Err
@@ -382,7 +456,47 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 	}
 }
 
-func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row, found bool) {
+// since is the time since the client started, in nanoseconds (monotonic).
+func (c *Client) since() int64 { return int64(time.Since(c.started)) }
+
+// recheck reads key again; done is true if Redis now answers for it (a row or a tombstone).
+func (c *Client) recheck(ctx context.Context, key string) (loaded, bool) {
+	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
+	e, found, err := rowcache.Get(rctx, c.o.Redis, key)
+	cancel()
+	switch {
+	case err != nil || !found:
+		return loaded{}, false
+	case e.Deleted():
+		return loaded{}, true
+	default:
+		return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, true
+	}
+}
+
+// floor returns the table's truncate floor to pass to a fill ("" if none), reading it from Redis
+// only when it is not known; ok is false if it could not be read.
+func (c *Client) floor(ctx context.Context, t *tablepolicy.Table) (string, bool) {
+	id := t.DB + "." + t.Name
+	if f, ok := c.floors.Load(id); ok {
+		return f.(string), true
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
+	f, err := c.o.Redis.Get(rctx, t.FloorKey).Result()
+	cancel()
+	switch {
+	case errors.Is(err, redis.Nil):
+		f = ""
+	case err != nil:
+		c.m.redisErrors.Add(ctx, 1)
+		return "", false
+	}
+	c.floors.Store(id, f)
+	return f, true
+}
+
+// fill stores row (found false: "not found") at key; it reports false if the script refused it.
+func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row, found bool) bool {
 	var data []byte
 	ttl := c.o.FillTTL
 	if found {
@@ -390,7 +504,7 @@ func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row,
 	} else if c.o.NotFoundTTL > 0 {
 		ttl = c.o.NotFoundTTL
 	} else {
-		return
+		return true
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 	defer cancel()
@@ -398,11 +512,14 @@ func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row,
 	switch {
 	case err != nil:
 		c.m.redisErrors.Add(ctx, 1)
+		return true
 	case stored:
-		c.m.fills.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "stored")))
+		c.m.fills.Add(ctx, 1, c.m.fillStored)
+		return true
 	default:
 		// A change (or another fill) got there first; it is at least as new as what we read.
-		c.m.fills.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "conflict")))
+		c.m.fills.Add(ctx, 1, c.m.fillConflict)
+		return false
 	}
 }
 
@@ -429,20 +546,15 @@ func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow
 	if err != nil {
 		return dbRow{}, err
 	}
-	var where strings.Builder
-	for i, col := range meta.PrimaryKey {
-		if i > 0 {
-			where.WriteString(" AND ")
-		}
-		where.WriteString(mysqlrow.QuoteIdent(col))
-		where.WriteString(" = ?")
+	st, err := c.stmt(ctx, t, meta)
+	if err != nil {
+		return dbRow{}, err
 	}
-	q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE " + where.String()
 	vals := make([]any, len(args))
 	for i, a := range args {
 		vals[i] = a.arg
 	}
-	rows, err := c.o.DB.QueryContext(ctx, q, vals...)
+	rows, err := st.QueryContext(ctx, vals...)
 	if err != nil {
 		return dbRow{}, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
 	}
@@ -558,6 +670,47 @@ func (c *Client) locate(ctx context.Context, table string, pk []any) (*tablepoli
 		return nil, nil, "", fmt.Errorf("readcache: %s: %w", table, err)
 	}
 	return t, meta, k, nil
+}
+
+// stmt is the table's SELECT by primary key, prepared once: a query through database/sql with
+// arguments is otherwise prepared, executed and closed every time, one more round trip to the
+// database per miss. database/sql prepares it on each connection it runs on (so it holds one
+// server-side statement per table and connection; see max_prepared_stmt_count) and Close closes them.
+func (c *Client) stmt(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table) (*sql.Stmt, error) {
+	id := t.DB + "." + t.Name
+	if st, ok := c.stmts.Load(id); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err, _ := c.flight.Do("\x00stmt:"+id, func() (any, error) {
+		if st, ok := c.stmts.Load(id); ok {
+			return st, nil
+		}
+		var where strings.Builder
+		for i, col := range meta.PrimaryKey {
+			if i > 0 {
+				where.WriteString(" AND ")
+			}
+			where.WriteString(mysqlrow.QuoteIdent(col))
+			where.WriteString(" = ?")
+		}
+		q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE " + where.String()
+		st, err := c.o.DB.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("readcache: prepare the query of %s: %w", id, err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed {
+			st.Close()
+			return nil, errors.New("readcache: the client is closed")
+		}
+		c.stmts.Store(id, st)
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st.(*sql.Stmt), nil
 }
 
 func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table, error) {
