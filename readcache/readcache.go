@@ -39,7 +39,9 @@
 //   - The optional in-process L1 serves the hottest rows from memory. It is invalidated by the keys the
 //     apply script publishes on every change, and is bypassed (and emptied) while that subscription is
 //     down, so a replica serves a row older than the last applied change for at most the pub/sub
-//     delivery delay (L1MaxAge is a further cap).
+//     delivery delay. A subscription whose connection died without an error (half-open) is found by
+//     its pings going unanswered: then the bound is 4 × L1PingInterval (1 s by default) after the
+//     last message it delivered. L1MaxAge is a further cap.
 package readcache
 
 import (
@@ -142,6 +144,10 @@ type Options struct {
 	L1Size int
 	// L1MaxAge caps how long a row is served from L1 even without an invalidation; default 10s.
 	L1MaxAge time.Duration
+	// L1PingInterval is how often the invalidation subscription is pinged; default 250ms. When nothing
+	// has arrived on it for four intervals (a connection that died silently delivers nothing and
+	// reports no error), the L1 is emptied and bypassed until a new subscription is confirmed.
+	L1PingInterval time.Duration
 	// InvalidationChannel must match the function's CACHE_INVALIDATION_CHANNEL.
 	InvalidationChannel string
 
@@ -204,9 +210,7 @@ type Client struct {
 	seed    maphash.Seed
 	started time.Time
 	m       metrics
-	cancel  context.CancelFunc
-	done    chan struct{}
-	ps      *redis.PubSub
+	sub     *subscription // the L1's invalidations
 
 	// Test hooks: afterLoad runs between the database read and the fill (to interleave a change);
 	// joined runs once a caller has joined the key's shared query.
@@ -236,6 +240,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	def(&o.DBTimeout, 2*time.Second)
 	def(&o.BreakerCooldown, 500*time.Millisecond)
 	def(&o.L1MaxAge, 10*time.Second)
+	def(&o.L1PingInterval, 250*time.Millisecond)
 	if o.BreakerFailures <= 0 {
 		o.BreakerFailures = 5
 	}
@@ -257,11 +262,10 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 	if o.L1Size > 0 {
+		// The L1 is trusted only while the subscription is confirmed and answers its pings, and is
+		// emptied whenever that changes (invalidations may have been missed).
 		c.l1 = newL1(o.L1Size, o.L1MaxAge)
-		subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		c.cancel, c.done = cancel, make(chan struct{})
-		c.ps = o.Redis.Subscribe(subCtx, o.InvalidationChannel)
-		go c.subscribe(subCtx)
+		c.sub = startSubscription(ctx, o.Redis, o.InvalidationChannel, o.L1PingInterval, c.l1.invalidate, c.l1.setHealthy)
 	}
 	return c, nil
 }
@@ -277,42 +281,10 @@ func (c *Client) Close() error {
 		return true
 	})
 	c.mu.Unlock()
-	if c.cancel != nil {
-		c.cancel()
-		err := c.ps.Close() // unblocks Receive
-		<-c.done
-		return err
+	if c.sub != nil {
+		return c.sub.close()
 	}
 	return nil
-}
-
-// subscribe keeps the L1 in step with the invalidation channel; the L1 is trusted only while the
-// subscription is confirmed, and emptied whenever that changes (messages may have been missed).
-func (c *Client) subscribe(ctx context.Context) {
-	defer close(c.done)
-	for {
-		msg, err := c.ps.Receive(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			c.l1.setHealthy(m.Kind == "subscribe")
-		case *redis.Message:
-			c.l1.invalidate(m.Payload)
-		case *redis.Pong:
-		default:
-			if err != nil {
-				// go-redis reconnects and resubscribes on the next Receive; until then, no L1.
-				c.l1.setHealthy(false)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-		}
-	}
 }
 
 // Get returns the row of table ("db.table") whose primary key is pk (the key columns' values in key
