@@ -91,6 +91,8 @@ type Row struct {
 	// filled from it.
 	Version rowcache.Version
 	From    Source
+
+	fetched time.Time // when it was read from Redis
 }
 
 // Decode unmarshals the row into v (a struct with json tags, or a map).
@@ -211,6 +213,7 @@ type Client struct {
 	started time.Time
 	m       metrics
 	sub     *subscription // the L1's invalidations
+	sampler atomic.Pointer[Sampler]
 
 	// Test hooks: afterLoad runs between the database read and the fill (to interleave a change);
 	// joined runs once a caller has joined the key's shared query.
@@ -290,11 +293,37 @@ func (c *Client) Close() error {
 // Get returns the row of table ("db.table") whose primary key is pk (the key columns' values in key
 // order: integers, strings, or json.RawMessage for anything else, as Debezium encodes it).
 func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) {
+	s := c.sampler.Load()
+	if s == nil {
+		row, _, err := c.get(ctx, table, pk)
+		return row, err
+	}
+	start := time.Now()
+	row, sv, err := c.get(ctx, table, pk)
+	s.offer(pk, row, sv, err, start, time.Now())
+	return row, err
+}
+
+// served says what a read served, for the consistency sampler.
+type served struct {
+	t    *tablepolicy.Table
+	meta *mysqlrow.Table
+	key  string
+	// deleted: the cache answered "not found" (a tombstone, or a cached not-found).
+	deleted bool
+	version rowcache.Version
+	from    Source
+	// fetched is when the value served was read from Redis (for an L1 row, by the read that stored it).
+	fetched time.Time
+}
+
+func (c *Client) get(ctx context.Context, table string, pk []any) (Row, served, error) {
 	start := time.Now()
 	t, meta, key, err := c.locate(ctx, table, pk)
 	if err != nil {
-		return Row{}, err
+		return Row{}, served{}, err
 	}
+	sv := served{t: t, meta: meta, key: key, from: FromDatabase}
 	var gen uint64
 	if c.l1 != nil {
 		var row Row
@@ -302,11 +331,13 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		if row, hit, gen = c.l1.get(key); hit {
 			row.From = FromL1
 			c.m.lookup(ctx, "l1_hit", FromL1, start)
-			return row, nil
+			sv.from, sv.version, sv.fetched = FromL1, row.Version, row.fetched
+			return row, sv, nil
 		}
 	}
 	redisOK := false
 	readStart := c.since()
+	fetched := time.Now()
 	if ok, probe := c.breaker.allow(); ok {
 		rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 		e, found, err := rowcache.Get(rctx, c.o.Redis, key)
@@ -314,7 +345,7 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		switch {
 		case err != nil && ctx.Err() != nil:
 			c.breaker.release(probe)
-			return Row{}, ctx.Err()
+			return Row{}, served{}, ctx.Err()
 		case errors.Is(err, redis.ErrPoolTimeout):
 			// Every connection is busy: this process is saturated, Redis is not failing. Serve this read
 			// from the database without opening the breaker.
@@ -330,15 +361,17 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		case found && e.Deleted():
 			c.breaker.success(probe)
 			c.m.lookup(ctx, "deleted", FromRedis, start)
-			return Row{}, ErrNotFound
+			sv.from, sv.deleted, sv.version, sv.fetched = FromRedis, true, e.Version, fetched
+			return Row{}, sv, ErrNotFound
 		case found:
 			c.breaker.success(probe)
-			row := Row{JSON: e.Row, Version: e.Version, From: FromRedis}
+			row := Row{JSON: e.Row, Version: e.Version, From: FromRedis, fetched: fetched}
 			if c.l1 != nil {
 				c.l1.put(key, row, gen)
 			}
 			c.m.lookup(ctx, "hit", FromRedis, start)
-			return row, nil
+			sv.from, sv.version, sv.fetched = FromRedis, e.Version, fetched
+			return row, sv, nil
 		default:
 			c.breaker.success(probe)
 			redisOK = true
@@ -347,9 +380,9 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 	if c.o.DB == nil {
 		if redisOK {
 			c.m.lookup(ctx, "miss", FromRedis, start)
-			return Row{}, ErrNotFound
+			return Row{}, served{}, ErrNotFound
 		}
-		return Row{}, fmt.Errorf("%w: Redis failed and no database is configured", ErrUnavailable)
+		return Row{}, served{}, fmt.Errorf("%w: Redis failed and no database is configured", ErrUnavailable)
 	}
 	outcome := "miss"
 	if !redisOK {
@@ -357,7 +390,7 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 	}
 	row, err := c.load(ctx, t, meta, key, pk, redisOK, readStart)
 	c.m.lookup(ctx, outcome, FromDatabase, start)
-	return row, err
+	return row, sv, err
 }
 
 type loaded struct {
