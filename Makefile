@@ -8,6 +8,7 @@ REDIS_PORT ?= 6390
 MYSQL_PORT ?= 3307
 PORT ?= 8080
 READ_PORT ?= 8081
+READ_METRICS_PORT ?= 9465
 # RUN_FLAGS: more localrun flags, e.g. RUN_FLAGS='-rate 100 -extra "reader=go run ./examples/reader"'
 RUN_FLAGS ?=
 # FUZZTIME: a count, not a duration, so a starved CI machine fuzzes as much as a fast one and no
@@ -17,12 +18,13 @@ FUZZTIME ?= 50000x
 .PHONY: run run-function verify-local test vet terraform-check fuzz bench memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
-## and the example read service (examples/rowservice) on READ_PORT
+## and the example read service (examples/rowservice) on READ_PORT, its consistency sampler on, its
+## metrics on READ_METRICS_PORT
 run: deps
 	$(GO) build -o $(STATE)/bin/localrun ./cmd/localrun
 	$(GO) build -o $(STATE)/bin/rowservice ./examples/rowservice
 	$(STATE)/bin/localrun -state $(STATE) -mysql-port $(MYSQL_PORT) -redis-port $(REDIS_PORT) -port $(PORT) \
-	  -extra "rowservice=PORT=$(READ_PORT) $(STATE)/bin/rowservice" $(RUN_FLAGS)
+	  -extra "rowservice=PORT=$(READ_PORT) METRICS_ADDR=127.0.0.1:$(READ_METRICS_PORT) READ_SAMPLE_FRACTION=1 READ_SAMPLE_MAX_PER_SECOND=100 $(STATE)/bin/rowservice" $(RUN_FLAGS)
 
 ## verify-local: the drift checker against the database and cache `make run` started
 verify-local:

@@ -5,8 +5,12 @@
 //	GET /healthz
 //
 // Configuration: MYSQL_DSN (go-sql-driver/mysql), the function's REDIS_* and CACHE_* variables, PORT
-// (default 8081), READ_L1_SIZE (default 10000 rows; 0 turns the L1 off), READ_FILL_TTL (10m),
-// READ_NOT_FOUND_TTL (0s: off).
+// (default 8081), READ_L1_SIZE (default 10000 rows; 0 turns the L1 off), READ_MISS (fill or nofill,
+// default fill), READ_FILL_TTL (10m), READ_NOT_FOUND_TTL (0s: off); the consistency sampler with
+// READ_SAMPLE_FRACTION (default 0: off; e.g. 0.01) and READ_SAMPLE_MAX_PER_SECOND (100), which checks
+// reads against MYSQL_DSN's database (its user needs REPLICATION CLIENT, or BINLOG MONITOR on
+// MariaDB); metrics at METRICS_ADDR (/metrics, Prometheus format) and over OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set, every METRICS_EXPORT_INTERVAL (60s).
 package main
 
 import (
@@ -89,6 +93,28 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 		return d
 	}
 	fillTTL, notFoundTTL := dur("READ_FILL_TTL", "10m"), dur("READ_NOT_FOUND_TTL", "0s")
+	exportEvery := dur("METRICS_EXPORT_INTERVAL", "60s")
+	miss := readcache.MissFill
+	if v := getenv("READ_MISS"); v != "" {
+		m, err := readcache.ParseMissMode(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("READ_MISS: %q is not fill or nofill", v))
+		}
+		miss = m
+	}
+	num := func(name string, def, lo, hi float64) float64 {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < lo || f > hi {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number within %g..%g", name, v, lo, hi))
+		}
+		return f
+	}
+	sampleFraction := num("READ_SAMPLE_FRACTION", 0, 0, 1)
+	samplePerSecond := num("READ_SAMPLE_MAX_PER_SECOND", 100, 1, 1e6)
 	l1 := 10000
 	if v := getenv("READ_L1_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -100,25 +126,43 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	mp, err := newMeters(ctx, getenv("METRICS_ADDR"), getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "", exportEvery)
+	if err != nil {
+		return nil, nil, err
+	}
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
+		_ = mp.shutdown(ctx)
 		return nil, nil, fmt.Errorf("MYSQL_DSN: %w", err)
 	}
 	ro, err := rc.Options()
 	if err != nil {
 		db.Close()
+		_ = mp.shutdown(ctx)
 		return nil, nil, err
 	}
 	rdb := redis.NewClient(ro)
 	c, err := readcache.New(ctx, readcache.Options{
-		Redis: rdb, DB: db, Tables: tables,
+		Redis: rdb, DB: db, Tables: tables, Miss: miss,
 		FillTTL: fillTTL, NotFoundTTL: notFoundTTL, L1Size: l1,
 		InvalidationChannel: getenv("CACHE_INVALIDATION_CHANNEL"),
+		MeterProvider:       mp,
 	})
 	if err != nil {
 		rdb.Close()
 		db.Close()
+		_ = mp.shutdown(ctx)
 		return nil, nil, err
+	}
+	var sampler *readcache.Sampler
+	if sampleFraction > 0 {
+		if sampler, err = readcache.NewSampler(ctx, c, readcache.SamplerOptions{Fraction: sampleFraction, MaxPerSecond: samplePerSecond}); err != nil {
+			c.Close()
+			rdb.Close()
+			db.Close()
+			_ = mp.shutdown(ctx)
+			return nil, nil, fmt.Errorf("READ_SAMPLE_FRACTION: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -143,5 +187,15 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 			w.Write(append(row.JSON, '\n'))
 		}
 	})
-	return mux, func() { c.Close(); rdb.Close(); db.Close() }, nil
+	return mux, func() {
+		if sampler != nil {
+			sampler.Close()
+		}
+		c.Close()
+		rdb.Close()
+		db.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = mp.shutdown(sctx) // the last OTLP export
+	}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
@@ -67,5 +69,57 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
+	}
+}
+
+// No fill and the sampler: misses stay misses, every read is judged, and /metrics says so.
+func TestNoFillWithTheSampler(t *testing.T) {
+	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
+	db := my.DB("shop")
+	my.Exec(db, "CREATE TABLE products (sku VARCHAR(16) PRIMARY KEY, price DECIMAL(8,2) NOT NULL)",
+		"INSERT INTO products VALUES ('tea', 4.5)")
+	rs := redisserver.StartForTest(t, redisserver.Options{})
+	port, err := freeport.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := fmt.Sprintf("127.0.0.1:%d", port)
+	env := map[string]string{"MYSQL_DSN": my.DSN(""), "REDIS_ADDR": rs.Addr(), "READ_L1_SIZE": "0", "READ_MISS": "nofill",
+		"READ_SAMPLE_FRACTION": "1", "READ_SAMPLE_MAX_PER_SECOND": "1000000", "METRICS_ADDR": metrics}
+	h, closeFn, err := newHandler(context.Background(), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for i := 0; i < 3; i++ {
+		resp, err := http.Get(srv.URL + "/rows/shop.products/tea")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "database" {
+			t.Fatalf("read %d: %d from %s", i, resp.StatusCode, resp.Header.Get("X-Cache"))
+		}
+	}
+	if n := rs.Client().DBSize(context.Background()).Val(); n != 0 {
+		t.Fatalf("READ_MISS=nofill wrote %d keys", n)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `cloudsql_cache_read_consistency_total{otel_scope_name="github.com/cloudsql-cache/cloudsql-cache/readcache",otel_scope_schema_url="",otel_scope_version="",result="current",source="database"} 3`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics does not count 3 current reads:\n%s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
