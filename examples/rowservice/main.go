@@ -188,14 +188,15 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 		}
 	})
 	return mux, func() {
+		// The last OTLP export first, while the sampler still observes its gauge.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = mp.shutdown(sctx)
 		if sampler != nil {
 			sampler.Close()
 		}
 		c.Close()
 		rdb.Close()
 		db.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = mp.shutdown(sctx) // the last OTLP export
 	}, nil
 }
