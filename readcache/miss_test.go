@@ -161,14 +161,14 @@ func TestStragglerLooksAgainOnlyAfterAFillItMayHaveMissed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row, err := c.load(ctx, tbl, meta, key, []any{1}, true, before)
+	row, _, err := c.load(ctx, tbl, meta, key, []any{1}, true, before)
 	if err != nil || row.From != FromRedis {
 		t.Fatalf("straggler: %s from %s (%v), want the fill from Redis", row.JSON, row.From, err)
 	}
 	if q := f.counter("cloudsql_cache.read.db_queries", ""); q != 1 {
 		t.Fatalf("the straggler queried the database (%d queries)", q)
 	}
-	row, err = c.load(ctx, tbl, meta, key, []any{1}, true, c.since())
+	row, _, err = c.load(ctx, tbl, meta, key, []any{1}, true, c.since())
 	if err != nil || row.From != FromDatabase {
 		t.Fatalf("fresh caller: %s from %s (%v)", row.JSON, row.From, err)
 	}

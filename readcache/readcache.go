@@ -28,7 +28,10 @@
 //     lag, with no exception. A row the cache does not hold (before the snapshot has finished, or a
 //     table Debezium does not capture) is a query on every read. A miss costs the GET that missed and
 //     the query; NotFoundTTL is ignored.
-//   - Concurrent misses of one key share one database query (per process).
+//   - Concurrent misses of one key share one database query (per process). A read that joins a query
+//     begun before it started gets the row as of that query: older than its own start by at most the
+//     query's duration (the consistency Sampler counts such reads stale when a change committed in
+//     between).
 //   - "Not found" can be cached for NotFoundTTL as a fill-tombstone, which the insert's change replaces,
 //     where the caller's values are the only spelling that can match (integer keys, and string keys
 //     under a NO PAD binary collation).
@@ -313,8 +316,12 @@ type served struct {
 	deleted bool
 	version rowcache.Version
 	from    Source
-	// fetched is when the value served was read from Redis (for an L1 row, by the read that stored it).
+	// fetched is when the value served was read from Redis (for an L1 row, by the read that stored
+	// it), or when the query that read it from the database began.
 	fetched time.Time
+	// changesKey is where the changes of the row served land, if not key: a row the database found
+	// under another spelling of its key.
+	changesKey string
 }
 
 func (c *Client) get(ctx context.Context, table string, pk []any) (Row, served, error) {
@@ -388,20 +395,31 @@ func (c *Client) get(ctx context.Context, table string, pk []any) (Row, served, 
 	if !redisOK {
 		outcome = "fallback"
 	}
-	row, err := c.load(ctx, t, meta, key, pk, redisOK, readStart)
+	row, l, err := c.load(ctx, t, meta, key, pk, redisOK, readStart)
 	c.m.lookup(ctx, outcome, FromDatabase, start)
+	sv.from, sv.version, sv.fetched, sv.deleted = l.from, l.version, l.fetched, l.from == FromRedis && !l.found
+	if l.found && l.ownKey != "" {
+		sv.changesKey = l.ownKey
+	}
 	return row, sv, err
 }
 
+// loaded is a flight's answer: the row (found false: "not found"), and where it came from. A flight
+// that went to the database answers with the row as of its query, which began at fetched; a caller
+// that joined the flight later may get a row older than its own start, by at most the query's time.
 type loaded struct {
-	row   Row
-	found bool
+	row     Row
+	found   bool
+	from    Source
+	version rowcache.Version // a tombstone's, from the re-check
+	fetched time.Time
+	ownKey  string // a row from the database: the key of its own primary-key values
 }
 
 // load reads the row from the database, once per key however many callers miss it at the same time,
 // and fills the cache if Redis answered and the mode says so. readStart is when the caller's Redis
 // read started.
-func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, redisOK bool, readStart int64) (Row, error) {
+func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, redisOK bool, readStart int64) (Row, loaded, error) {
 	fill := redisOK && c.o.Miss == MissFill
 	slot := &c.loads[maphash.String(c.seed, key)%uint64(len(c.loads))]
 	ch := c.flight.DoChan(key, func() (any, error) {
@@ -423,6 +441,7 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			}
 		}
 		c.m.dbQueries.Add(dctx, 1)
+		queried := time.Now()
 		r, err := c.query(dctx, t, meta, pk)
 		if err != nil {
 			return nil, err
@@ -438,26 +457,27 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			}
 			slot.Store(c.since())
 		}
-		return loaded{row: r.row, found: r.found}, nil
+		r.row.fetched = queried
+		return loaded{row: r.row, found: r.found, from: FromDatabase, fetched: queried, ownKey: r.fillKey}, nil
 	})
 	if c.joined != nil {
 		c.joined(key)
 	}
 	select {
 	case <-ctx.Done():
-		return Row{}, ctx.Err()
+		return Row{}, loaded{}, ctx.Err()
 	case r := <-ch:
 		if r.Err != nil {
 			if !redisOK { // this caller came here because Redis failed or was skipped
-				return Row{}, fmt.Errorf("%w: Redis is failing, and the database: %v", ErrUnavailable, r.Err)
+				return Row{}, loaded{}, fmt.Errorf("%w: Redis is failing, and the database: %v", ErrUnavailable, r.Err)
 			}
-			return Row{}, r.Err
+			return Row{}, loaded{}, r.Err
 		}
 		l := r.Val.(loaded)
 		if !l.found {
-			return Row{}, ErrNotFound
+			return Row{}, l, ErrNotFound
 		}
-		return l.row, nil
+		return l.row, l, nil
 	}
 }
 
@@ -466,6 +486,7 @@ func (c *Client) since() int64 { return int64(time.Since(c.started)) }
 
 // recheck reads key again; done is true if Redis now answers for it (a row or a tombstone).
 func (c *Client) recheck(ctx context.Context, key string) (loaded, bool) {
+	fetched := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 	e, found, err := rowcache.Get(rctx, c.o.Redis, key)
 	cancel()
@@ -473,9 +494,10 @@ func (c *Client) recheck(ctx context.Context, key string) (loaded, bool) {
 	case err != nil || !found:
 		return loaded{}, false
 	case e.Deleted():
-		return loaded{}, true
+		return loaded{from: FromRedis, version: e.Version, fetched: fetched}, true
 	default:
-		return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, true
+		row := Row{JSON: e.Row, Version: e.Version, From: FromRedis, fetched: fetched}
+		return loaded{row: row, found: true, from: FromRedis, version: e.Version, fetched: fetched}, true
 	}
 }
 

@@ -42,7 +42,10 @@ import (
 //     change committed within that resolution of the read's start counts as current;
 //   - a difference no applied change explains within MaxWait is "unresolved": the cache did not catch
 //     up (a lost change, a row the function encodes differently). It counts as inconsistent;
-//   - reads served from the database are current by construction.
+//   - a read served from the database by its own query is current by construction. One that joined a
+//     query another read had begun (concurrent misses share one) may have missed a change committed
+//     after that query began: it is judged like a cached read, the query's start taken as when the
+//     value was read, and every change that may have committed after it as missed (conservative).
 //
 // A read whose key's history may be incomplete (the sampler's subscription was down, or the value was
 // read from Redis before the sampler started) is skipped, not judged. When the function applied two
@@ -65,6 +68,7 @@ type Sampler struct {
 
 	limiter limiter
 	queue   chan observation
+	judging atomic.Bool // the worker is judging a read it took from queue
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -112,6 +116,8 @@ type SamplerStats struct {
 	// Skipped reads could not be judged (the key's history may be incomplete); Dropped were sampled
 	// while the sampler was busy. Inexact stale or current reads had an estimated commit time.
 	Skipped, Dropped, Inexact int64
+	// Pending reads wait for the function to apply the change that explains a difference.
+	Pending int
 	// Staleness of the last stale reads (at most Window of them), in milliseconds.
 	Staleness Summary
 	// within[i]: judged reads stale by at most stalenessBuckets[i] (current ones included).
@@ -266,7 +272,8 @@ func (s *Sampler) Stats() SamplerStats {
 	st := SamplerStats{
 		Current: s.st.current, Stale: s.st.stale, Unresolved: s.st.unresolved,
 		Skipped: s.st.skipped, Dropped: s.st.dropped, Inexact: s.st.inexact,
-		within: slices.Clone(s.st.within),
+		Pending: len(s.pending) + len(s.queue) + btoi(s.judging.Load()),
+		within:  slices.Clone(s.st.within),
 	}
 	w := slices.Clone(s.window)
 	sort.Float64s(w)
@@ -302,13 +309,16 @@ func (s *Sampler) work() {
 		case <-s.ctx.Done():
 			return
 		case o := <-s.queue:
+			s.judging.Store(true)
 			s.judge(o)
+			s.judging.Store(false)
 		}
 	}
 }
 
 func (s *Sampler) judge(o observation) {
-	if o.from == FromDatabase {
+	if o.from == FromDatabase && !o.fetched.Before(o.start) {
+		// Its own query, begun after the read started: the database's answer, current by construction.
 		s.count(o, "current", 0, false)
 		return
 	}
@@ -329,7 +339,10 @@ func (s *Sampler) judge(o observation) {
 		s.count(o, "skipped", 0, false)
 		return
 	}
-	dbFound := d.found && d.fillKey == o.key // a row found under another spelling is not this key's
+	dbFound := d.found
+	if o.from != FromDatabase {
+		dbFound = d.found && d.fillKey == o.key // a row found under another spelling is not this key's
+	}
 	if dbFound == o.found && (!dbFound || bytes.Equal(d.row.JSON, o.json)) {
 		s.count(o, "current", 0, false)
 		return
@@ -350,13 +363,22 @@ func (s *Sampler) judge(o observation) {
 // decide judges o by the first change of its key applied after its value was read, if there is one
 // and the clock has dated it.
 func (s *Sampler) decide(o observation) bool {
-	ch, ok := s.hist.superseding(o.key, o.fetched, o.version)
+	var ch change
+	var ok bool
+	if o.from == FromDatabase {
+		ch, ok = s.missedByQuery(o)
+	} else {
+		ch, ok = s.hist.superseding(o.key, o.fetched, o.version)
+	}
 	if !ok {
 		return false
 	}
 	low, high, exact, dated := s.commitTime(ch)
 	if !dated {
 		return false // the clock has not read past it yet
+	}
+	if o.from == FromDatabase && low.Before(o.fetched) {
+		low = o.fetched // a change the query missed committed after it began
 	}
 	// Stale only if the change had certainly committed when the read started (a clock reading past
 	// it had come back); by at most the time since the last reading before it.
@@ -366,6 +388,27 @@ func (s *Sampler) decide(o observation) bool {
 		s.count(o, "stale", float64(o.start.Sub(low))/float64(time.Millisecond), !exact)
 	}
 	return true
+}
+
+// missedByQuery is, for a row a shared query read from the database (begun before this read
+// started, at o.fetched), the first change of the row that may have committed after the query began:
+// the first one the query may have missed. Without a version of the row served, every such change is
+// taken as missed, which can only make the read look staler than it was.
+func (s *Sampler) missedByQuery(o observation) (change, bool) {
+	key := o.key
+	if o.changesKey != "" {
+		key = o.changesKey
+	}
+	for _, ch := range s.hist.changesSince(key, o.fetched) {
+		_, high, _, dated := s.commitTime(ch)
+		if !dated {
+			return change{}, false // not dated yet: decide later, in order
+		}
+		if !high.Before(o.fetched) {
+			return ch, true
+		}
+	}
+	return change{}, false
 }
 
 // commitTime dates the commit of change ch: after low, before high. exact is false for an estimate;
@@ -468,6 +511,13 @@ func (s *Sampler) maxStaleness() float64 {
 		m = max(m, v)
 	}
 	return m
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // limiter lets through one event per every, spaced evenly.
@@ -838,6 +888,25 @@ func (h *history) superseding(key string, fetched time.Time, v rowcache.Version)
 		return c, true
 	}
 	return change{}, false
+}
+
+// changesSince is a copy of the changes of key applied after t, in order.
+func (h *history) changesSince(key string, t time.Time) []change {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []change
+	for _, ch := range h.changes[key] {
+		if ch.at.Before(t) {
+			continue
+		}
+		c := *ch
+		if ch.next != nil {
+			n := *ch.next
+			c.next = &n
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (h *history) prune(now time.Time) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +358,54 @@ func TestSamplerNeedsTheBinlogPosition(t *testing.T) {
 	_, err = NewSampler(context.Background(), c, SamplerOptions{DB: db})
 	if err == nil || !strings.Contains(err.Error(), "BINLOG MONITOR") {
 		t.Fatalf("err = %v, want one naming the privilege", err)
+	}
+}
+
+// A read that joins a query another read began (concurrent misses share one) gets the row as of that
+// query: if a change committed in between, the read is stale, and the sampler says so. The first read,
+// whose own query it was, is current.
+func TestSamplerJoinedQueryMissesALaterCommit(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(func(o *Options) { o.Miss = MissNoFill })
+	ctx := context.Background()
+	s := f.sampler(c, nil)
+	var joined atomic.Int64
+	c.joined = func(string) { joined.Add(1) }
+	var v2 rowcache.Version
+	var sent, done, secondStart time.Time
+	second := make(chan error, 1)
+	c.afterLoad = func(string) {
+		c.afterLoad = nil
+		v2, sent, done = commit(t, f.db, "UPDATE customers SET name = 'Ann 2' WHERE id = 1")
+		time.Sleep(300 * time.Millisecond)
+		secondStart = time.Now()
+		go func() {
+			row, err := c.Get(ctx, "shop.customers", 1)
+			if err == nil && string(row.JSON) != ann {
+				err = fmt.Errorf("the joined read served %s, want the shared query's row", row.JSON)
+			}
+			second <- err
+		}()
+		waitFor(t, "the second read to join", func() bool { return joined.Load() >= 2 }) // the first, then it
+	}
+	if row, err := c.Get(ctx, "shop.customers", 1); err != nil || string(row.JSON) != ann {
+		t.Fatalf("%s %v", row.JSON, err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if joined.Load() != 2 {
+		t.Fatalf("%d callers joined the query, want 2", joined.Load())
+	}
+	waitFor(t, "the joined read to wait", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.pending) == 1 })
+	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, v2, []byte(`{"id":1,"name":"Ann 2","balance":"12.30"}`)); err != nil {
+		t.Fatal(err)
+	}
+	st := judged(t, s, 2)
+	if st.Current != 1 || st.Stale != 1 {
+		t.Fatalf("%+v, want the first read current and the joined one stale", st)
+	}
+	if lo, hi := ms(secondStart.Sub(done)), ms(secondStart.Sub(sent))+1000; st.Staleness.Max < lo || st.Staleness.Max > hi {
+		t.Fatalf("staleness %.1f ms, want within [%.1f, %.1f]", st.Staleness.Max, lo, hi)
 	}
 }
