@@ -68,7 +68,7 @@ type Sampler struct {
 
 	limiter limiter
 	queue   chan observation
-	judging atomic.Bool // the worker is judging a read it took from queue
+	judging atomic.Int64 // reads the workers took from queue and are judging
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -105,6 +105,9 @@ type SamplerOptions struct {
 	// MeterProvider records the sampler's metrics; default: the Client's.
 	MeterProvider metric.MeterProvider
 }
+
+// samplerWorkers judge sampled reads concurrently: each judgment may be a database query.
+const samplerWorkers = 4
 
 // Buckets of the staleness histogram and of Stats.Within, in milliseconds.
 var stalenessBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}
@@ -241,11 +244,13 @@ func NewSampler(ctx context.Context, c *Client, o SamplerOptions) (*Sampler, err
 		return nil, merr
 	}
 	s.hist = newHistory(s.ctx, c.o.Redis, c.o.InvalidationChannel, c.o.RedisTimeout, keep)
-	s.wg.Add(4)
+	s.wg.Add(3 + samplerWorkers)
 	go func() { defer s.wg.Done(); s.clock.run(s.ctx, o.ClockInterval) }()
 	go func() { defer s.wg.Done(); s.hist.run(s.ctx) }()
-	go func() { defer s.wg.Done(); s.work() }()
 	go func() { defer s.wg.Done(); s.waitPending() }()
+	for i := 0; i < samplerWorkers; i++ {
+		go func() { defer s.wg.Done(); s.work() }()
+	}
 	if !c.sampler.CompareAndSwap(nil, s) {
 		s.Close()
 		return nil, errors.New("readcache: the client already has a sampler")
@@ -272,7 +277,7 @@ func (s *Sampler) Stats() SamplerStats {
 	st := SamplerStats{
 		Current: s.st.current, Stale: s.st.stale, Unresolved: s.st.unresolved,
 		Skipped: s.st.skipped, Dropped: s.st.dropped, Inexact: s.st.inexact,
-		Pending: len(s.pending) + len(s.queue) + btoi(s.judging.Load()),
+		Pending: len(s.pending) + len(s.queue) + int(s.judging.Load()),
 		within:  slices.Clone(s.st.within),
 	}
 	w := slices.Clone(s.window)
@@ -309,9 +314,9 @@ func (s *Sampler) work() {
 		case <-s.ctx.Done():
 			return
 		case o := <-s.queue:
-			s.judging.Store(true)
+			s.judging.Add(1)
 			s.judge(o)
-			s.judging.Store(false)
+			s.judging.Add(-1)
 		}
 	}
 }
@@ -511,13 +516,6 @@ func (s *Sampler) maxStaleness() float64 {
 		m = max(m, v)
 	}
 	return m
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // limiter lets through one event per every, spaced evenly.
