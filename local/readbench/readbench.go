@@ -616,7 +616,7 @@ func (b *bench) caughtUp(ctx context.Context, log *writeLog, max time.Duration) 
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d rows written in the cell are not in Redis %v after the writes stopped", len(want), max)
+			return fmt.Errorf("%d rows written in the cell are not in Redis %v after the writes stopped (relay: %+v; CDC source: %v)", len(want), max, b.p.Relay.Stats(), b.p.CDCErr())
 		}
 		select {
 		case <-ctx.Done():
