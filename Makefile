@@ -15,7 +15,7 @@ RUN_FLAGS ?=
 # worker is cut off by a wall-clock deadline; `make fuzz FUZZTIME=2m` for a longer search.
 FUZZTIME ?= 50000x
 
-.PHONY: run run-function verify-local test vet terraform-check fuzz bench memory cost build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
 ## and the example read service (examples/rowservice) on READ_PORT, its consistency sampler on, its
@@ -30,9 +30,10 @@ run: deps
 verify-local:
 	REDIS_ADDR=127.0.0.1:$(REDIS_PORT) $(GO) run ./cmd/verify -dsn 'root@tcp(127.0.0.1:$(MYSQL_PORT))/' -databases shop
 
-## run-function: the apply function alone on the Functions Framework against a local redis-server
+## run-function: the apply function alone on the Functions Framework against a redis-server of its own
+## under STATE (relative or absolute) on REDIS_PORT, which must be free; REDIS_ADDR uses another Redis
 run-function: deps
-	STATE=$(STATE) REDIS_PORT=$(REDIS_PORT) PORT=$(PORT) local/run-function.sh
+	$(GO) run ./cmd/runfunction -state $(STATE) -redis-port $(REDIS_PORT) -port $(PORT)
 
 ## test: vet, all tests (race detector on), then each fuzz target briefly
 test: deps vet terraform-check
@@ -55,7 +56,9 @@ fuzz:
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzDecodeRoundTrip$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./debezium -run '^$$' -fuzz '^FuzzReadDDL$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/mysqlrow -run '^$$' -fuzz '^FuzzFromText$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tablepolicy -run '^$$' -fuzz '^FuzzKeyTemplates$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmarks of BENCHMARKS.md, each beside its baseline measured in the same run (not part of `make test`)
 bench: deps memory
@@ -64,6 +67,11 @@ bench: deps memory
 	$(GO) run ./cmd/benchlag -rates 500,2000,10000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
+	$(MAKE) bench-verify
+
+## bench-verify: verify on a table of a million rows: time, peak memory, database and Redis load (BENCHMARKS.md section 6)
+bench-verify: deps
+	$(GO) run ./cmd/benchverify -rows 1000000
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:

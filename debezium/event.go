@@ -5,6 +5,8 @@ package debezium
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,10 +130,44 @@ type Source struct {
 type Event struct {
 	Kind   Kind
 	Op     Op     // for Change
-	Source Source // for Change
+	Source Source // for Change and SchemaChange
 	Before Row
 	After  Row
 	TsMs   int64 // when Debezium processed the event (heartbeat: when it was sent)
+	// Transaction is a change's transaction block (provide.transaction.metadata=true); nil when the
+	// event has none (metadata off, snapshot reads).
+	Transaction *TransactionInfo
+	// Schema is what a SchemaChange event says; nil for other kinds.
+	Schema *SchemaChangeInfo
+}
+
+// TransactionInfo is the transaction block Debezium adds to every change of a transaction.
+type TransactionInfo struct {
+	ID string
+	// TotalOrder is the change's 1-based number among the changes Debezium emitted for the
+	// transaction: unique and increasing within it, and the same when the transaction is replayed.
+	TotalOrder uint64
+	// DataCollectionOrder is the same count among the transaction's changes of the change's table.
+	DataCollectionOrder uint64
+}
+
+// SchemaChangeInfo is the content of a schema-change event (include.schema.changes=true), published on
+// the topic named topic.prefix with the ordering key {"databaseName":…}.
+type SchemaChangeInfo struct {
+	DatabaseName string
+	DDL          string
+	// Tables are the event's tableChanges: none for database-level statements (DROP DATABASE, …).
+	Tables []TableChange
+}
+
+// TableChange is one element of a schema change's tableChanges.
+type TableChange struct {
+	Type      string // "CREATE", "ALTER" or "DROP"
+	DB, Table string // from the element's id, "db"."table"
+	// Fingerprint identifies the table's row shape: its primary key and, per column, name, type,
+	// length, scale, charset, enum values, position and nullability (not defaults, comments or
+	// indexes, which change no stored row). "" when the element has no table (DROP).
+	Fingerprint string
 }
 
 // ErrInvalid is wrapped by every decoding error: the message can never be applied as it is.
@@ -158,6 +194,8 @@ type wireEvent struct {
 	DatabaseName *string         `json:"databaseName"`
 
 	Status *string `json:"status"`
+
+	Transaction json.RawMessage `json:"transaction"`
 }
 
 // wireSource is the part of the source block decoding looks at.
@@ -212,7 +250,7 @@ func Decode(data []byte) (*Event, error) {
 	case w.Op != nil:
 		return decodeChange(w, types)
 	case w.DDL != nil || w.TableChanges != nil || w.DatabaseName != nil:
-		return &Event{Kind: SchemaChange, TsMs: deref(w.TsMs)}, nil
+		return decodeSchemaChange(w)
 	case w.Status != nil:
 		if *w.Status != "BEGIN" && *w.Status != "END" {
 			return nil, invalid("transaction metadata with status %q (want BEGIN or END)", *w.Status)
@@ -237,11 +275,14 @@ func decodeChange(w wireEvent, types logicalTypes) (*Event, error) {
 		return nil, invalid("unknown op %q", *w.Op)
 	}
 	ev.Op = Op((*w.Op)[0])
-	src, err := decodeSource(w.Source)
+	src, err := decodeSource(w.Source, true)
 	if err != nil {
 		return nil, err
 	}
 	ev.Source = src
+	if ev.Transaction, err = decodeTransaction(w.Transaction); err != nil {
+		return nil, err
+	}
 	if ev.Before, err = decodeRow(w.Before, types.before); err != nil {
 		return nil, invalid("before: %v", err)
 	}
@@ -261,7 +302,8 @@ func decodeChange(w wireEvent, types logicalTypes) (*Event, error) {
 	return ev, nil
 }
 
-func decodeSource(raw json.RawMessage) (Source, error) {
+// decodeSource decodes a source block; a change's must name its table, a schema change's may not.
+func decodeSource(raw json.RawMessage, needTable bool) (Source, error) {
 	if raw == nil || isNull(raw) {
 		return Source{}, invalid("change event without a source block")
 	}
@@ -276,7 +318,7 @@ func decodeSource(raw json.RawMessage) (Source, error) {
 	if ws.GTID != nil {
 		s.GTID = *ws.GTID
 	}
-	if s.DB == "" || s.Table == "" {
+	if needTable && (s.DB == "" || s.Table == "") {
 		return Source{}, invalid("source has no db or table")
 	}
 	if ws.Pos == nil || *ws.Pos < 0 {
@@ -301,6 +343,137 @@ func decodeSource(raw json.RawMessage) (Source, error) {
 		s.Snapshot = snap
 	}
 	return s, nil
+}
+
+func decodeTransaction(raw json.RawMessage) (*TransactionInfo, error) {
+	if raw == nil || isNull(raw) {
+		return nil, nil
+	}
+	var w struct {
+		ID         *string `json:"id"`
+		TotalOrder *int64  `json:"total_order"`
+		DataOrder  *int64  `json:"data_collection_order"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return nil, invalid("transaction: %v", err)
+	}
+	if w.TotalOrder == nil || *w.TotalOrder < 1 {
+		return nil, invalid("transaction block without a positive total_order")
+	}
+	tx := &TransactionInfo{TotalOrder: uint64(*w.TotalOrder)}
+	if w.ID != nil {
+		tx.ID = *w.ID
+	}
+	if w.DataOrder != nil && *w.DataOrder > 0 {
+		tx.DataCollectionOrder = uint64(*w.DataOrder)
+	}
+	return tx, nil
+}
+
+// wireTableChange is one element of tableChanges, the part decoding looks at.
+type wireTableChange struct {
+	Type  string          `json:"type"`
+	ID    string          `json:"id"`
+	Table json.RawMessage `json:"table"`
+}
+
+// rowShape is what a table definition fixes about the rows stored from it: the fingerprint's input.
+type rowShape struct {
+	PrimaryKey []string `json:"primaryKeyColumnNames"`
+	Columns    []struct {
+		Name       string   `json:"name"`
+		TypeName   string   `json:"typeName"`
+		Length     *int64   `json:"length"`
+		Scale      *int64   `json:"scale"`
+		Charset    *string  `json:"charsetName"`
+		EnumValues []string `json:"enumValues"`
+		Position   int64    `json:"position"`
+		Optional   bool     `json:"optional"`
+	} `json:"columns"`
+}
+
+func decodeSchemaChange(w wireEvent) (*Event, error) {
+	src, err := decodeSource(w.Source, false)
+	if err != nil {
+		return nil, err
+	}
+	sc := &SchemaChangeInfo{}
+	if w.DatabaseName != nil {
+		sc.DatabaseName = *w.DatabaseName
+	}
+	if w.DDL != nil {
+		sc.DDL = *w.DDL
+	}
+	var tcs []wireTableChange
+	if w.TableChanges != nil && !isNull(w.TableChanges) {
+		if err := json.Unmarshal(w.TableChanges, &tcs); err != nil {
+			return nil, invalid("schema change: tableChanges: %v", err)
+		}
+	}
+	for _, tc := range tcs {
+		db, table, err := ParseTableID(tc.ID)
+		if err != nil {
+			return nil, invalid("schema change: %v", err)
+		}
+		c := TableChange{Type: tc.Type, DB: db, Table: table}
+		switch tc.Type {
+		case "CREATE", "ALTER", "DROP":
+		default:
+			return nil, invalid("schema change: table change type %q (want CREATE, ALTER or DROP)", tc.Type)
+		}
+		if tc.Table != nil && !isNull(tc.Table) {
+			var shape rowShape
+			if err := json.Unmarshal(tc.Table, &shape); err != nil {
+				return nil, invalid("schema change: table %s.%s: %v", db, table, err)
+			}
+			canon, _ := json.Marshal(shape) // cannot fail: strings, numbers and booleans
+			sum := sha256.Sum256(canon)
+			c.Fingerprint = hex.EncodeToString(sum[:16])
+		}
+		sc.Tables = append(sc.Tables, c)
+	}
+	return &Event{Kind: SchemaChange, Source: src, TsMs: deref(w.TsMs), Schema: sc}, nil
+}
+
+// ParseTableID splits a Debezium table id in its double-quoted form, "db"."table" (a doubled quote
+// inside a part is a quote), into the database and the table.
+func ParseTableID(id string) (db, table string, err error) {
+	var parts []string
+	rest := id
+	for {
+		if !strings.HasPrefix(rest, `"`) {
+			return "", "", fmt.Errorf("table id %q is not \"db\".\"table\"", truncate(id, 80))
+		}
+		var b strings.Builder
+		i := 1
+		for {
+			j := strings.IndexByte(rest[i:], '"')
+			if j < 0 {
+				return "", "", fmt.Errorf("table id %q has an unclosed quote", truncate(id, 80))
+			}
+			b.WriteString(rest[i : i+j])
+			i += j + 1
+			if i < len(rest) && rest[i] == '"' { // a doubled quote
+				b.WriteByte('"')
+				i++
+				continue
+			}
+			break
+		}
+		parts = append(parts, b.String())
+		rest = rest[i:]
+		if rest == "" {
+			break
+		}
+		if rest[0] != '.' {
+			return "", "", fmt.Errorf("table id %q is not \"db\".\"table\"", truncate(id, 80))
+		}
+		rest = rest[1:]
+	}
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return "", "", fmt.Errorf("table id %q is not \"db\".\"table\"", truncate(id, 80))
+	}
+	return parts[0], parts[1], nil
 }
 
 func deref(p *int64) int64 {

@@ -21,17 +21,23 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/function/apply"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy/published"
 )
 
 // Name is the function's name in the Functions Framework (FUNCTION_TARGET).
 const Name = "Apply"
 
-// Deps are what the environment does not configure: where logs and metrics go, and (in tests) how to
-// reach Pub/Sub.
+// Deps are what the environment does not configure: where logs and metrics go, what the function
+// calls itself, and (in tests) how to reach Pub/Sub.
 type Deps struct {
 	Logger        *slog.Logger
 	MeterProvider metric.MeterProvider
 	PubSubOptions []option.ClientOption
+	// Version names the function in the table policy it publishes (Version(os.Getenv) on Cloud Run);
+	// "" is "unknown".
+	Version string
+	// PolicyHeartbeat is how often the policy is published again; 0 is published.HeartbeatInterval.
+	PolicyHeartbeat time.Duration
 }
 
 // New builds the handler for cfg. Close releases its Redis and Pub/Sub clients.
@@ -90,12 +96,32 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 		_ = closeAll()
 		return nil, nil, err
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, cfg.Redis.Timeout)
-	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		// Not fatal: deliveries are answered 503 until Redis is back, and Pub/Sub retries them.
-		logger.Warn("Redis is not reachable at start-up", "redis_addr", cfg.Redis.Addr, "error", err.Error())
+	// The policy is published for readers (tablepolicy/published) now, and again every heartbeat for
+	// as long as this instance runs: readers count a policy as the function's while it is seen.
+	version, every := deps.Version, deps.PolicyHeartbeat
+	if version == "" {
+		version = "unknown"
 	}
+	if every <= 0 {
+		every = published.HeartbeatInterval
+	}
+	pubCtx, cancel := context.WithTimeout(ctx, cfg.Redis.Timeout)
+	defer cancel()
+	if err := published.Publish(pubCtx, rdb, policy, version, time.Now()); err != nil {
+		// Not fatal: deliveries are answered 503 until Redis is back, and Pub/Sub retries them; the
+		// heartbeat publishes the policy once Redis answers.
+		logger.Warn("Redis is not reachable at start-up: the table policy is not published yet", "redis_addr", cfg.Redis.Addr, "error", err.Error())
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		published.Heartbeat(hbCtx, rdb, policy, version, every, func(err error) {
+			logger.Warn("the table policy could not be published", "redis_addr", cfg.Redis.Addr, "error", err.Error())
+		})
+	}()
+	// After rdb's closer in the list, so run before it.
+	closers = append(closers, func() error { stopHeartbeat(); <-hbDone; return nil })
 	return h, closeAll, nil
 }
 

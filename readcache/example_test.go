@@ -2,16 +2,14 @@ package readcache_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log"
 	"os"
 
-	_ "github.com/go-sql-driver/mysql"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cloudsql-cache/cloudsql-cache/mysqlenv"
 	"github.com/cloudsql-cache/cloudsql-cache/readcache"
+	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
@@ -27,14 +25,12 @@ type OrderLine struct {
 // shows this example; it is compiled with the tests, not run (it needs a Redis and a MySQL).
 func Example() {
 	ctx := context.Background()
-	addr, dsn := os.Getenv("REDIS_ADDR"), os.Getenv("MYSQL_DSN")
 
-	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}) // TLS/AUTH as for the function: see redisenv
-	dsn, err := readcache.CheckDSN(dsn)                                             // parseTime off, UTC: as the function encodes rows
+	rdb, err := redisenv.NewClient(os.Getenv) // REDIS_*, as the function connects: TLS with the Memorystore CA, AUTH
 	if err != nil {
 		log.Fatal(err)
 	}
-	db, err := sql.Open("mysql", dsn) // go-sql-driver/mysql
+	db, err := mysqlenv.Open(os.Getenv) // MYSQL_*: TLS with the Cloud SQL server CA; parseTime off, UTC
 	if err != nil {
 		log.Fatal(err)
 	}

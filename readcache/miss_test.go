@@ -186,7 +186,7 @@ func TestFillsResumeAfterATruncate(t *testing.T) {
 	if _, err := c.Get(ctx, "shop.customers", 1); err != nil { // the floor ("") is now known
 		t.Fatal(err)
 	}
-	if _, _, err := f.store.Truncate(ctx, floorKey, "shop.customers:*", rowcache.Version{File: 3, Pos: 4}); err != nil {
+	if _, _, err := f.store.Truncate(ctx, rowcache.TableKeys{FloorKey: floorKey, Pattern: "shop.customers:*"}, rowcache.Version{File: 3, Pos: 4}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Get(ctx, "shop.customers", 2); err != nil { // refused: the floor moved

@@ -217,7 +217,7 @@ func TestLateFillLosesToTruncate(t *testing.T) {
 		if _, err := f.db.Exec("TRUNCATE TABLE customers"); err != nil {
 			t.Error(err)
 		}
-		if _, _, err := f.store.Truncate(ctx, floorKey, "shop.customers:*", rowcache.Version{File: 2, Pos: 4}); err != nil {
+		if _, _, err := f.store.Truncate(ctx, rowcache.TableKeys{FloorKey: floorKey, Pattern: "shop.customers:*"}, rowcache.Version{File: 2, Pos: 4}); err != nil {
 			t.Error(err)
 		}
 	}

@@ -1,6 +1,8 @@
 // Package redisenv reads a Redis connection from the environment (REDIS_ADDR, REDIS_PASSWORD,
-// REDIS_TLS, REDIS_CA_FILE, …), so the function and the tools connect the same way, TLS and AUTH
-// included.
+// REDIS_TLS, REDIS_CA_FILE, …), so the function, the tools and the services that read the cache
+// connect the same way, TLS and AUTH included. A reader needs one call:
+//
+//	rdb, err := redisenv.NewClient(os.Getenv) // Memorystore: REDIS_ADDR=<host>:6378 REDIS_TLS=true REDIS_CA_FILE=… REDIS_PASSWORD=…
 package redisenv
 
 import (
@@ -106,4 +108,26 @@ func (c Config) Options() (*redis.Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// NewClient reads the REDIS_* variables from getenv (FromEnv) and returns a client for them
+// (Config.NewClient). Its error names every variable to fix.
+func NewClient(getenv func(string) string) (*redis.Client, error) {
+	c, err := FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return c.NewClient()
+}
+
+// NewClient returns a client for c with Options: AUTH, TLS verified against CAFile (or the system
+// roots) for the host of Addr, every call bounded by Timeout and by its context's deadline
+// (ContextTimeoutEnabled, which readcache requires so that its RedisTimeout bounds each call). Like
+// redis.NewClient it does not connect: the first command does (Ping it to find out at start-up).
+func (c Config) NewClient() (*redis.Client, error) {
+	o, err := c.Options()
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(o), nil
 }

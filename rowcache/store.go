@@ -21,12 +21,21 @@ type Result int
 const (
 	// Applied: the change was newer than the stored version and is now stored.
 	Applied Result = iota + 1
-	// Duplicate: the stored version equals the change's; nothing was written.
+	// Duplicate: the stored version and value equal the change's; nothing was written.
 	Duplicate
 	// Stale: a newer version is stored; nothing was written.
 	Stale
-	// Truncated: the table was truncated at or after the change's version; nothing was written.
+	// Truncated: the table was truncated after the change; nothing was written.
 	Truncated
+	// Resnapshotted: a snapshot of the table taken after the change has completed; nothing was written.
+	Resnapshotted
+	// SchemaChanged: a DDL statement after the change removed or replaced the table's rows (DROP,
+	// RENAME, partition DDL, a changed row shape); nothing was written.
+	SchemaChanged
+	// Collided: the stored version equals the change's but the stored value differs: two changes share
+	// a version (a compressed transaction without transaction metadata). The change, delivered after
+	// the stored one in the key's order, is now stored.
+	Collided
 )
 
 func (r Result) String() string {
@@ -39,8 +48,60 @@ func (r Result) String() string {
 		return "stale"
 	case Truncated:
 		return "truncated"
+	case Resnapshotted:
+		return "resnapshot"
+	case SchemaChanged:
+		return "ddl"
+	case Collided:
+		return "version_collision"
 	}
 	return "unknown"
+}
+
+// BelowFloor reports whether r refused a change because the table's floor is newer than it.
+func (r Result) BelowFloor() bool { return r == Truncated || r == Resnapshotted || r == SchemaChanged }
+
+// FloorReason says why a table's floor was raised: every cached row of the table older than the floor
+// is removed, and every older change refused.
+type FloorReason string
+
+const (
+	// FloorTruncate: TRUNCATE TABLE.
+	FloorTruncate FloorReason = "truncate"
+	// FloorSnapshot: a snapshot of the table completed; its rows carry the floor's position.
+	FloorSnapshot FloorReason = "snapshot"
+	// FloorDDL: a DDL statement removed or replaced the table's rows without row events.
+	FloorDDL FloorReason = "ddl"
+)
+
+// ParseFloor decodes a table's floor as the script stores it: "<version>" (a truncate's, and every
+// floor written before floors had reasons) or "<version> <reason>".
+func ParseFloor(value string) (Version, FloorReason, error) {
+	head, why, ok := strings.Cut(value, " ")
+	v, err := ParseVersion(head)
+	if err != nil {
+		return Version{}, "", fmt.Errorf("rowcache: floor %q: %w", value, err)
+	}
+	if !ok {
+		return v, FloorTruncate, nil
+	}
+	switch r := FloorReason(why); r {
+	case FloorSnapshot, FloorDDL, FloorTruncate:
+		return v, r, nil
+	}
+	return Version{}, "", fmt.Errorf("rowcache: floor %q: unknown reason %q", value, why)
+}
+
+// TableKeys names the keys of one table for a sweep.
+type TableKeys struct {
+	// FloorKey holds the table's floor.
+	FloorKey string
+	// Pattern is a SCAN MATCH glob matching every key of the table (and possibly others).
+	Pattern string
+	// Owns reports whether a key that Pattern matched really is one of the table's; nil: every key
+	// Pattern matches is. Only keys it owns are examined, so a glob that matches another table's keys
+	// can never remove that table's rows.
+	Owns func(key string) bool
 }
 
 // ErrForeignValue means a key the cache would write holds a value that is not a cloudsql-cache row
@@ -74,9 +135,9 @@ func (s *Store) WithInvalidationChannel(channel string) *Store {
 }
 
 // Fill stores a row read from the database (row nil: "not found") at key, but only if the key holds
-// nothing at all and the table's truncate floor (floorKey) still holds floor, the value the caller read
-// before its database read ("" for none): a fill never replaces a change, a tombstone or another fill,
-// and never lands across a truncate. It expires after ttl, which bounds how long a fill that lost a race
+// nothing at all and the table's floor (floorKey) still holds floor, the value the caller read before
+// its database read ("" for none): a fill never replaces a change, a tombstone or another fill, and
+// never lands across a truncate, a completed snapshot or a DDL sweep. It expires after ttl, which bounds how long a fill that lost a race
 // (the row changed and was evicted while the fill was in flight) can be served. It reports whether the
 // fill was stored.
 func (s *Store) Fill(ctx context.Context, key, floorKey, floor string, row []byte, ttl time.Duration) (bool, error) {
@@ -94,7 +155,7 @@ func (s *Store) Fill(ctx context.Context, key, floorKey, floor string, row []byt
 }
 
 // Upsert stores row (a JSON object) at key with version v if v is newer than the stored version and
-// than the table's truncate floor at floorKey.
+// not older than the table's floor at floorKey.
 func (s *Store) Upsert(ctx context.Context, key, floorKey string, v Version, row []byte) (Result, error) {
 	return s.run(ctx, []string{key, floorKey}, "u", v.String(), EncodeRow(v, row), 0)
 }
@@ -104,22 +165,31 @@ func (s *Store) Delete(ctx context.Context, key, floorKey string, v Version) (Re
 	return s.run(ctx, []string{key, floorKey}, "d", v.String(), "", s.tombstoneTTL.Milliseconds())
 }
 
-// Truncate records that a table was truncated at version v, then deletes every cached row of the table
-// (the keys matching pattern, a SCAN glob) whose version is older than v. Rows written after the
-// truncate carry newer versions and are kept; changes older than v that arrive later are refused by the
-// floor, so a truncate can neither delete a later row nor be undone by an earlier one.
-// The truncate is ordered with rows by binlog position only (v.Column is ignored): a row written before
-// the TRUNCATE is older than it, whatever its version column says.
-// It returns the number of keys deleted. Sweeping is idempotent: a retried truncate resumes safely.
-func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Version) (Result, int, error) {
-	v.Column = 0
+// Truncate records that a table was truncated at version v: RaiseFloor with FloorTruncate.
+func (s *Store) Truncate(ctx context.Context, t TableKeys, v Version) (Result, int, error) {
+	return s.RaiseFloor(ctx, t, v, FloorTruncate)
+}
+
+// RaiseFloor raises the table's floor to v (its column and row components zeroed: a floor is a binlog
+// position) and deletes every cached value of the table (rows, tombstones, fills) whose position is
+// strictly older than the floor. From then on every change of the table older than the floor is
+// refused, so a late change from before it cannot bring a removed row back, and a value written at
+// or after it is kept: a truncate cannot delete a row inserted after it, and a completed snapshot
+// keeps its own rows, which carry exactly the snapshot's position.
+//
+// A floor only goes up: raising it to an older version does nothing and returns Stale (the newer
+// floor's own sweep covers everything this one would remove); the same version returns Duplicate and
+// finishes the sweep if an earlier attempt was cut off. The sweep records its progress beside the
+// floor, so a retry resumes where the last attempt stopped. Values that are not cloudsql-cache rows
+// are never deleted and never stop the sweep. It returns the number of keys deleted.
+func (s *Store) RaiseFloor(ctx context.Context, t TableKeys, v Version, why FloorReason) (Result, int, error) {
+	v.Column, v.Row = 0, 0
 	ver := v.String()
-	res, err := s.run(ctx, []string{floorKey}, "T", ver, "", 0)
+	res, err := s.run(ctx, []string{t.FloorKey}, "T", ver, string(why), 0)
 	if err != nil {
 		return 0, 0, err
 	}
 	if res == Stale {
-		// A newer truncate already happened; its own sweep covers everything this one would delete.
 		return res, 0, nil
 	}
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
@@ -127,8 +197,8 @@ func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Versio
 	}
 	// The sweep's progress is kept beside the floor, so a retry (the message timed out on a large
 	// keyspace) resumes where the last attempt stopped instead of starting over, and a replay of a
-	// finished truncate does not sweep again.
-	progressKey := floorKey + ":sweep"
+	// finished sweep does not sweep again.
+	progressKey := t.FloorKey + ":sweep"
 	var cursor uint64
 	if p, err := s.rdb.Get(ctx, progressKey).Result(); err == nil {
 		if pv, pc, ok := strings.Cut(p, " "); ok && pv == ver {
@@ -138,19 +208,19 @@ func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Versio
 			cursor, _ = strconv.ParseUint(pc, 10, 64)
 		}
 	} else if !errors.Is(err, redis.Nil) {
-		return 0, 0, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
+		return 0, 0, fmt.Errorf("rowcache: sweep progress: %w", err)
 	}
-	deleted, err := s.scan(ctx, pattern, cursor, func(keys []string, next uint64) (int, error) {
-		n, err := s.sweep(ctx, keys, "x", floorKey, ver)
+	deleted, err := s.scan(ctx, t, cursor, func(keys []string, next uint64) (int, error) {
+		n, err := s.sweep(ctx, keys, "x", ver)
 		if err != nil {
-			return n, fmt.Errorf("rowcache: truncate sweep: %w", err)
+			return n, fmt.Errorf("rowcache: %s sweep: %w", why, err)
 		}
 		mark := strconv.FormatUint(next, 10)
 		if next == 0 {
 			mark = "done"
 		}
 		if err := s.rdb.Set(ctx, progressKey, ver+" "+mark, 0).Err(); err != nil {
-			return n, fmt.Errorf("rowcache: truncate sweep progress: %w", err)
+			return n, fmt.Errorf("rowcache: sweep progress: %w", err)
 		}
 		return n, nil
 	})
@@ -160,28 +230,37 @@ func (s *Store) Truncate(ctx context.Context, floorKey, pattern string, v Versio
 	return res, deleted, nil
 }
 
-// SweepEpoch deletes every cached row and tombstone matching pattern whose version is from an epoch
-// older than epoch: after a database restore, once the new source's snapshot has rewritten every row
-// that still exists in the current epoch, what is left of the older epochs are rows that no longer
-// exist. Keys that are not cloudsql-cache values are left alone. It returns the number deleted.
-func (s *Store) SweepEpoch(ctx context.Context, pattern string, epoch uint64) (int, error) {
+// SweepEpoch deletes every cached row and tombstone among keys whose version is from an epoch older
+// than epoch: what an older version epoch left behind that no snapshot of the new source replaced
+// (for instance the rows of a table the restored database no longer has). keys.FloorKey is not used.
+// Keys that are not cloudsql-cache values are left alone. It returns the number deleted.
+func (s *Store) SweepEpoch(ctx context.Context, keys TableKeys, epoch uint64) (int, error) {
 	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
 		return 0, fmt.Errorf("rowcache: load script: %w", err)
 	}
-	return s.scan(ctx, pattern, 0, func(keys []string, _ uint64) (int, error) {
-		return s.sweep(ctx, keys, "e", "", strconv.FormatUint(epoch, 10))
+	return s.scan(ctx, keys, 0, func(batch []string, _ uint64) (int, error) {
+		return s.sweep(ctx, batch, "e", strconv.FormatUint(epoch, 10))
 	})
 }
 
-// scan walks the keys matching pattern from cursor, a SCAN batch at a time, handing each batch and
-// the cursor after it (0 after the last) to batch, and returns the sum of batch's counts. batch's
+// scan walks the keys of t from cursor, a SCAN batch at a time, handing the keys t owns in each batch
+// and the cursor after it (0 after the last) to batch, and returns the sum of batch's counts. batch's
 // error stops the walk.
-func (s *Store) scan(ctx context.Context, pattern string, cursor uint64, batch func(keys []string, next uint64) (int, error)) (int, error) {
+func (s *Store) scan(ctx context.Context, t TableKeys, cursor uint64, batch func(keys []string, next uint64) (int, error)) (int, error) {
 	deleted := 0
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
+		keys, next, err := s.rdb.Scan(ctx, cursor, t.Pattern, 1000).Result()
 		if err != nil {
-			return deleted, fmt.Errorf("rowcache: scan %q: %w", pattern, err)
+			return deleted, fmt.Errorf("rowcache: scan %q: %w", t.Pattern, err)
+		}
+		if t.Owns != nil {
+			owned := keys[:0]
+			for _, k := range keys {
+				if t.Owns(k) {
+					owned = append(owned, k)
+				}
+			}
+			keys = owned
 		}
 		n, err := batch(keys, next)
 		deleted += n
@@ -192,7 +271,8 @@ func (s *Store) scan(ctx context.Context, pattern string, cursor uint64, batch f
 	}
 }
 
-func (s *Store) sweep(ctx context.Context, keys []string, mode, floorKey, ver string) (int, error) {
+// sweep runs a sweep mode of the script on each key, pipelined, and returns how many it deleted.
+func (s *Store) sweep(ctx context.Context, keys []string, mode, ver string) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -200,7 +280,7 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, floorKey, ver st
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(keys))
 		for i, k := range keys {
-			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k, floorKey}, mode, ver, "", "0", s.channel)
+			cmds[i] = s.script.EvalSha(ctx, pipe, []string{k}, mode, ver, "", "0", s.channel)
 		}
 		_, _ = pipe.Exec(ctx)
 		n := 0
@@ -209,11 +289,10 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, floorKey, ver st
 			r, err := c.Int()
 			switch {
 			case err == nil:
+				// 1 deleted; 0 kept; -9 another application's value, which is not ours to delete.
 				if r == 1 {
 					n++
 				}
-			case isForeign(err):
-				// Another application's key that happens to match the table's pattern: not ours to delete.
 			case firstErr == nil:
 				firstErr = err
 			}
@@ -243,20 +322,23 @@ func (s *Store) run(ctx context.Context, keys []string, mode, ver string, value 
 	switch r {
 	case 1:
 		return Applied, nil
+	case 2:
+		return Collided, nil
 	case 0:
 		return Duplicate, nil
 	case -1:
 		return Stale, nil
 	case -2:
 		return Truncated, nil
+	case -3:
+		return Resnapshotted, nil
+	case -4:
+		return SchemaChanged, nil
 	}
 	return 0, fmt.Errorf("rowcache: apply to %s: unexpected script reply %d", keys[0], r)
 }
 
-func isForeign(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "FOREIGN ") || strings.Contains(msg, "WRONGTYPE")
-}
+func isForeign(err error) bool { return redis.HasErrorPrefix(err, "FOREIGN") }
 
 // Get reads one cached row with a single GET. found is false when the key is absent; a tombstone is
 // returned as found with Entry.Deleted() true, so callers can tell "deleted" from "never cached".

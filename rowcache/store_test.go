@@ -171,7 +171,7 @@ func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, n, err := st.Truncate(ctx, floor, "db.t:*", v(2, 10, 0))
+	res, n, err := st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, v(2, 10, 0))
 	if err != nil || res != rowcache.Applied {
 		t.Fatalf("truncate: %v %v", res, err)
 	}
@@ -213,10 +213,10 @@ func TestTruncateSweepsOlderRowsAndFencesLateOnes(t *testing.T) {
 		t.Fatalf("sweep progress %q", p)
 	}
 	// Replay of the same truncate is a duplicate; an older truncate is stale.
-	if res, _, _ := st.Truncate(ctx, floor, "db.t:*", v(2, 10, 0)); res != rowcache.Duplicate {
+	if res, _, _ := st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, v(2, 10, 0)); res != rowcache.Duplicate {
 		t.Fatalf("replayed truncate: %v", res)
 	}
-	if res, _, _ := st.Truncate(ctx, floor, "db.t:*", v(1, 1, 0)); res != rowcache.Stale {
+	if res, _, _ := st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, v(1, 1, 0)); res != rowcache.Stale {
 		t.Fatalf("older truncate: %v", res)
 	}
 }
@@ -252,7 +252,7 @@ func TestScriptCacheFlushFallsBackToEval(t *testing.T) {
 			t.Fatalf("after SCRIPT FLUSH: %v %v", res, err)
 		}
 	}
-	if _, _, err := st.Truncate(ctx, floor, "k*", v(1, 9, 0)); err != nil {
+	if _, _, err := st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "k*"}, v(1, 9, 0)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -356,7 +356,7 @@ func TestSweepEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb.Set(ctx, "other", "not ours", 0)
-	n, err := st.SweepEpoch(ctx, "*", 1)
+	n, err := st.SweepEpoch(ctx, rowcache.TableKeys{Pattern: "*"}, 1)
 	if err != nil || n != 500 {
 		t.Fatalf("swept %d (%v), want 500", n, err)
 	}
@@ -400,7 +400,7 @@ func TestFillNeverReplacesAndCDCAlwaysWins(t *testing.T) {
 		t.Fatal("a fill replaced a tombstone")
 	}
 	// A truncate between the fill's database read and the fill: refused.
-	if _, _, err := st.Truncate(ctx, floor, "zzz*", v(1, 5, 0)); err != nil {
+	if _, _, err := st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "zzz*"}, v(1, 5, 0)); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := st.Fill(ctx, "t", floor, "", []byte(`{"read":"before the truncate"}`), time.Minute); ok {
@@ -431,13 +431,13 @@ func TestChangedKeysArePublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := rowcache.NewStore(rdb, time.Hour)
-	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))    // published
-	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))    // duplicate: not published
-	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`))    // stale: not published
-	st.Fill(ctx, "db.t:9", floor, "", []byte(`{}`), time.Minute) // fill: not published
-	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))                  // published
-	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`))    // published
-	st.Truncate(ctx, floor, "db.t:*", v(1, 4, 0))                // publishes the swept keys
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))                            // published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 1, 0), []byte(`{}`))                            // duplicate: not published
+	st.Upsert(ctx, "db.t:1", floor, v(1, 0, 0), []byte(`{}`))                            // stale: not published
+	st.Fill(ctx, "db.t:9", floor, "", []byte(`{}`), time.Minute)                         // fill: not published
+	st.Delete(ctx, "db.t:1", floor, v(1, 2, 0))                                          // published
+	st.Upsert(ctx, "db.t:2", floor, v(1, 3, 0), []byte(`{}`))                            // published
+	st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, v(1, 4, 0)) // publishes the swept keys
 	var got []string
 	ch := sub.Channel()
 	timeout := time.After(5 * time.Second)
@@ -482,7 +482,7 @@ func TestTruncateSweepResumes(t *testing.T) {
 	}
 	rdb.Set(ctx, floor, trunc.String(), 0)
 	rdb.Set(ctx, floor+":sweep", fmt.Sprintf("%s %d", trunc, next), 0)
-	_, n, err := st.Truncate(ctx, floor, "db.t:*", trunc)
+	_, n, err := st.Truncate(ctx, rowcache.TableKeys{FloorKey: floor, Pattern: "db.t:*"}, trunc)
 	if err != nil {
 		t.Fatal(err)
 	}

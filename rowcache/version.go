@@ -22,11 +22,13 @@ import (
 //
 //   - Epoch is raised by the operator when binlog coordinates restart (database restored or replaced),
 //     so every change from the new source wins over everything cached from the old one.
-//   - Column is the value of an optional per-table version column (an integer, or a timestamp in
-//     microseconds since the Unix epoch); 0 when the table is ordered by binlog coordinates alone.
+//   - Column is always 0. It held the value of a per-table version column, a feature removed because
+//     no column a database writes orders commits (an ON UPDATE CURRENT_TIMESTAMP is the statement's
+//     start, not its commit); it stays in the format so that stored values need no migration.
 //   - File, Pos and Row are the binlog coordinates of the change: the binlog file's sequence number,
-//     the event's byte position in it, and the row's index within the event. They are monotonic within
-//     one server's binlog and break ties between equal Column values.
+//     the event's byte position in it, and the change's number within it (Debezium's transaction
+//     total_order when the event carries transaction metadata, else the row's index in its rows
+//     event). They are monotonic within one server's binlog.
 type Version struct {
 	Epoch, Column, File, Pos, Row uint64
 }
@@ -96,14 +98,15 @@ func (e Entry) Deleted() bool { return e.Row == nil }
 // by another application).
 var ErrMalformed = errors.New("rowcache: value is not in the cloudsql-cache format")
 
-// Decode parses a stored value.
+// Decode parses a stored value: exactly what the script takes for one of its own (see apply.lua's
+// owned_version), a version alone or a version, a space and a JSON object.
 func Decode(value []byte) (Entry, error) {
 	head, row := value, []byte(nil)
 	for i, c := range value {
 		if c == ' ' {
 			head, row = value[:i], value[i+1:]
-			if len(row) == 0 {
-				return Entry{}, fmt.Errorf("%w: empty row after version", ErrMalformed)
+			if len(row) == 0 || row[0] != '{' {
+				return Entry{}, fmt.Errorf("%w: no JSON object after the version", ErrMalformed)
 			}
 			break
 		}

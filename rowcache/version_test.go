@@ -55,7 +55,7 @@ func TestDecode(t *testing.T) {
 			t.Fatalf("Decode(%q) = %q deleted=%v err=%v", g.in, e.Row, e.Deleted(), err)
 		}
 	}
-	for _, bad := range []string{"", "hello", "1.2.3.4", "1.2.3.4.5.6", "01.0.0.0.0", "1.0.0.0.0 ", "-1.0.0.0.0", "1..0.0.0", "99999999999999999999.0.0.0.0"} {
+	for _, bad := range []string{"", "hello", "1.2.3.4", "1.2.3.4.5.6", "01.0.0.0.0", "1.0.0.0.0 ", "-1.0.0.0.0", "1..0.0.0", "99999999999999999999.0.0.0.0", "1.2.3.4.5 x", "1.2.3.4.5  {}", "42", "0.25"} {
 		if _, err := Decode([]byte(bad)); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("Decode(%q): err = %v, want ErrMalformed", bad, err)
 		}

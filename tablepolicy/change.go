@@ -53,10 +53,10 @@ func (p *Policy) Resolve(ev *debezium.Event, key string) (c Change, ok bool, err
 	var image debezium.Row
 	switch ev.Op {
 	case debezium.Truncate:
-		// Ordered by binlog position only; see rowcache.Store.Truncate.
+		// A floor: ordered by binlog position only; see rowcache.Store.RaiseFloor.
 		c.Kind = Truncate
-		c.Version, err = t.Version(ev.Source, nil)
-		return c, true, err
+		c.Version = t.Floor(ev.Source)
+		return c, true, nil
 	case debezium.Delete:
 		c.Kind, image = Delete, ev.Before
 	default:
@@ -72,9 +72,7 @@ func (p *Policy) Resolve(ev *debezium.Event, key string) (c Change, ok bool, err
 	if c.Key, err = t.Key(pk); err != nil {
 		return Change{}, true, fmt.Errorf("%s.%s: %w", t.DB, t.Name, err)
 	}
-	if c.Version, err = t.Version(ev.Source, image); err != nil {
-		return Change{}, true, fmt.Errorf("%s.%s: %w", t.DB, t.Name, err)
-	}
+	c.Version = t.Version(ev)
 	if c.Kind == Upsert {
 		c.Row = t.RowJSON(image)
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -119,8 +120,6 @@ func TestPolicyValidation(t *testing.T) {
 		"prefix of another":        {KeyTemplates: map[string]string{"a.b": "user{id}", "a.c": "users:{id}"}},
 		"collides with default":    {Tables: []string{"a.b", "a.c"}, KeyTemplates: map[string]string{"a.c": "a.b:{id}"}},
 		"reserved prefix":          {KeyTemplates: map[string]string{"a.b": "cloudsql-cache:{id}"}},
-		"excluded version column":  {ExcludeColumns: []string{"a.b.v"}, VersionColumns: map[string]string{"a.b": "v"}},
-		"version column bad table": {VersionColumns: map[string]string{"ab": "v"}},
 	}
 	for name, cfg := range bad {
 		if _, err := New(cfg); err == nil {
@@ -150,27 +149,6 @@ func TestIncludeAndExclude(t *testing.T) {
 	}
 }
 
-func TestColumnVersion(t *testing.T) {
-	good := map[string]uint64{
-		`7`:                             7,
-		`"42"`:                          42,
-		`1700000000123456`:              1700000000123456,
-		`"2023-11-14T22:13:20.123456Z"`: 1700000000123456,
-		`"2023-11-14T23:13:20.5+01:00"`: 1700000000500000,
-		`18446744073709551615`:          18446744073709551615,
-	}
-	for in, want := range good {
-		if got, err := ColumnVersion(json.RawMessage(in)); err != nil || got != want {
-			t.Errorf("%s → %d %v, want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{`null`, `-1`, `1.5`, `"soon"`, `"1969-12-31T23:59:59Z"`, `true`, `{}`} {
-		if _, err := ColumnVersion(json.RawMessage(in)); err == nil {
-			t.Errorf("%s: want an error", in)
-		}
-	}
-}
-
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", name))
@@ -181,7 +159,7 @@ func readFixture(t *testing.T, name string) []byte {
 }
 
 func TestResolve(t *testing.T) {
-	p := mustPolicy(t, Config{Epoch: 2, VersionColumns: map[string]string{"shop.orders": "updated_at"}})
+	p := mustPolicy(t, Config{Epoch: 2})
 	cases := []struct {
 		file, key string
 		kind      Kind
@@ -195,7 +173,7 @@ func TestResolve(t *testing.T) {
 			rowcache.Version{Epoch: 2, File: 3, Pos: 805}, ``},
 		{"mysql-truncate-noschema-docs.json", `default`, Truncate, "", rowcache.Version{Epoch: 2, File: 3, Pos: 484}, ``},
 		{"crafted-decimal-schema.json", `{"id":7}`, Upsert, "shop.orders:7",
-			rowcache.Version{Epoch: 2, Column: 1700000000123456, File: 12, Pos: 4711, Row: 1}, `{"id":7,"total":"12.34","big":"18446744073709551615","updated_at":1700000000123456}`},
+			rowcache.Version{Epoch: 2, File: 12, Pos: 4711, Row: 1}, `{"id":7,"total":"12.34","big":"18446744073709551615","updated_at":1700000000123456}`},
 	}
 	for _, c := range cases {
 		ev, err := debezium.Decode(readFixture(t, c.file))
@@ -216,4 +194,33 @@ func TestResolve(t *testing.T) {
 			t.Errorf("ordering key %q: want an error", k)
 		}
 	}
+}
+
+// With binlog_transaction_compression=ON every change of a transaction carries the compressed payload's
+// pos and row numbers restart in each inner rows event, so an INSERT and a DELETE of one key in one
+// transaction both arrive with (file, pos, row) = (4, 4321, 0). Their transaction blocks' total_order
+// (1 and 2) makes their versions distinct and ordered.
+func TestCompressedTransactionVersions(t *testing.T) {
+	p := mustPolicy(t, Config{})
+	ev := func(op, before, after string, order int) *debezium.Event {
+		t.Helper()
+		e, err := debezium.Decode([]byte(`{"before":` + before + `,"after":` + after + `,"source":{"version":"3.6.1.Final","connector":"mysql","name":"local","ts_ms":1700000000000,"snapshot":"false","db":"shop","sequence":null,"table":"t","server_id":1,"gtid":"3e11fa47-71ca-11e1-9e33-c80aa9429562:23","file":"mysql-bin.000004","pos":4321,"row":0,"thread":9,"query":null},"transaction":{"id":"3e11fa47-71ca-11e1-9e33-c80aa9429562:23","total_order":` + strconv.Itoa(order) + `,"data_collection_order":` + strconv.Itoa(order) + `},"op":"` + op + `","ts_ms":1700000000100}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ins, err1 := resolve(p, ev("c", "null", `{"id":1}`, 1))
+	del, err2 := resolve(p, ev("d", `{"id":1}`, "null", 2))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if ins.Version != (rowcache.Version{File: 4, Pos: 4321, Row: 1}) || del.Version != (rowcache.Version{File: 4, Pos: 4321, Row: 2}) {
+		t.Fatalf("versions %v and %v", ins.Version, del.Version)
+	}
+}
+
+func resolve(p *Policy, ev *debezium.Event) (Change, error) {
+	c, _, err := p.Resolve(ev, `{"id":1}`)
+	return c, err
 }

@@ -16,10 +16,13 @@ func Vars() []envvar.Var {
 		{Name: "CACHE_EXCLUDE_COLUMNS", Default: "", Help: "Comma-separated db.table.column list never written to the cache."},
 		{Name: "CACHE_KEY_TEMPLATE", Default: DefaultKeyTemplate, Help: "Key of every table without its own template."},
 		{Name: "CACHE_KEY_TEMPLATES", Default: "", Help: "Comma-separated db.table=template overrides."},
-		{Name: "CACHE_VERSION_COLUMNS", Default: "", Help: "Comma-separated db.table=column: order that table's changes by the column first."},
 		{Name: "CACHE_VERSION_EPOCH", Default: "0", Help: "First component of every version; raise it when the database is restored or replaced."},
 	}
 }
+
+// RemovedVersionColumns is the variable of a removed feature (per-table version columns). FromEnv refuses
+// to start while it is set.
+const RemovedVersionColumns = "CACHE_VERSION_COLUMNS"
 
 // FromEnv reads the table policy from the environment and validates it (New). Its error holds every
 // problem found, each naming the variable to fix.
@@ -57,7 +60,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ExcludeColumns: list("CACHE_EXCLUDE_COLUMNS"),
 		KeyTemplate:    get("CACHE_KEY_TEMPLATE"),
 		KeyTemplates:   pairs("CACHE_KEY_TEMPLATES"),
-		VersionColumns: pairs("CACHE_VERSION_COLUMNS"),
+	}
+	if getenv(RemovedVersionColumns) != "" {
+		// Removed rather than ignored: a deployment that relied on it must learn that its tables are now
+		// ordered by binlog position, which is what it needs anyway.
+		bad(RemovedVersionColumns, "removed: no column orders commits (an ON UPDATE CURRENT_TIMESTAMP is the statement's start, not its commit, so a later commit can carry an earlier value and be refused as stale); every table is ordered by binlog position. Unset it; if it was set, raise CACHE_VERSION_EPOCH by one and re-snapshot (README: Versions)")
 	}
 	var err error
 	if c.Epoch, err = strconv.ParseUint(get("CACHE_VERSION_EPOCH"), 10, 64); err != nil {

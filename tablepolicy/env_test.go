@@ -9,7 +9,7 @@ import (
 func TestFromEnvReportsEveryProblem(t *testing.T) {
 	env := map[string]string{
 		"CACHE_KEY_TEMPLATES":   "shop.orders",
-		"CACHE_VERSION_COLUMNS": "shop.orders=updated_at,shop.orders=seq",
+		"CACHE_VERSION_COLUMNS": "shop.orders=updated_at",
 		"CACHE_VERSION_EPOCH":   "-1",
 	}
 	_, err := FromEnv(func(k string) string { return env[k] })
@@ -18,7 +18,8 @@ func TestFromEnvReportsEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{
 		`CACHE_KEY_TEMPLATES: "shop.orders" is not db.table=value`,
-		`CACHE_VERSION_COLUMNS: shop.orders is given twice`,
+		`CACHE_VERSION_COLUMNS: removed: no column orders commits`,
+		`raise CACHE_VERSION_EPOCH by one and re-snapshot`,
 		`CACHE_VERSION_EPOCH: "-1" is not a non-negative integer`,
 	} {
 		if !strings.Contains(err.Error(), want) {

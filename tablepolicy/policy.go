@@ -5,14 +5,10 @@
 package tablepolicy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
@@ -32,10 +28,6 @@ type Config struct {
 	KeyTemplate string
 	// KeyTemplates overrides the key template per table.
 	KeyTemplates map[string]string
-	// VersionColumns orders a table's changes by a column (an integer, or a timestamp) before binlog
-	// coordinates. The column must increase on every write of a row over its whole life, including a
-	// delete and re-insert: an updated_at set by every write, or a global sequence, not a per-row counter.
-	VersionColumns map[string]string
 	// Epoch is the first component of every version. Raise it when binlog coordinates restart (the
 	// database was restored from a backup or replaced), so the new source's changes win.
 	Epoch uint64
@@ -47,7 +39,6 @@ type Policy struct {
 	exclude map[string]map[string]bool
 	def     *keyTemplate
 	custom  map[string]*keyTemplate
-	version map[string]string
 	epoch   uint64
 	tables  sync.Map // "db.table" → *Table
 }
@@ -57,7 +48,6 @@ func New(cfg Config) (*Policy, error) {
 	p := &Policy{
 		exclude: map[string]map[string]bool{},
 		custom:  map[string]*keyTemplate{},
-		version: map[string]string{},
 		epoch:   cfg.Epoch,
 	}
 	var errs []error
@@ -110,24 +100,19 @@ func New(cfg Config) (*Policy, error) {
 			continue
 		}
 		bound := t.bind(db, name)
+		if p.include == nil || p.include[table] {
+			if err := (&keySpace{table: table, src: src, own: true, keys: bound.lang()}).checkAmbiguous(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if bound.prefix() == "" {
 			errs = append(errs, fmt.Errorf("key templates: %s: %q must start with literal text (or {db}/{table}) before the key columns, so the table's keys can be found for a truncate", table, src))
 			continue
 		}
 		p.custom[table] = t
 	}
-	for table, col := range cfg.VersionColumns {
-		if _, _, err := splitTable(table); err != nil || col == "" {
-			errs = append(errs, fmt.Errorf("version columns: %q=%q: want db.table=column", table, col))
-			continue
-		}
-		if p.exclude[table][col] {
-			errs = append(errs, fmt.Errorf("version columns: %s.%s is also excluded; the version column must reach the function", table, col))
-		}
-		p.version[table] = col
-	}
 	if len(errs) == 0 {
-		errs = append(errs, p.checkPrefixes()...)
+		errs = append(errs, p.checkKeys()...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -143,20 +128,17 @@ func splitTable(s string) (db, table string, err error) {
 	return s[:i], s[i+1:], nil
 }
 
-// checkSharedTemplate makes sure a template used by many tables gives each table its own key space:
-// {db} and {table} must both come before the key columns, each followed by a character that escaping
-// removes from names, so one table's keys can never be another's.
+// checkSharedTemplate makes sure a template used by many tables can give each table its own key space
+// and SCAN pattern: it names {db} and {table}, before the key columns. Whether it does (separators
+// that keep the names apart) is decided exactly by checkKeys.
 func checkSharedTemplate(t *keyTemplate) error {
 	seen := map[string]bool{}
-	for i, s := range t.segs {
+	for _, s := range t.segs {
 		if s.isLit {
 			continue
 		}
 		if s.ph != "db" && s.ph != "table" {
 			break
-		}
-		if i+1 >= len(t.segs) || !t.segs[i+1].isLit || keep(t.segs[i+1].lit[0], true) {
-			return fmt.Errorf("%q: {%s} must be followed by a separator such as \".\" or \":\"", t.src, s.ph)
 		}
 		seen[s.ph] = true
 	}
@@ -169,58 +151,36 @@ func checkSharedTemplate(t *keyTemplate) error {
 	return nil
 }
 
-// checkPrefixes rejects per-table templates whose key space could overlap another table's: the literal
-// prefixes of two tables must not be prefixes of one another.
-func (p *Policy) checkPrefixes() []error {
-	type tp struct{ table, prefix string }
-	var all []tp
-	for table, t := range p.custom {
-		db, name, _ := splitTable(table)
-		all = append(all, tp{table, t.bind(db, name).prefix()})
-	}
-	for table := range p.include {
-		if _, ok := p.custom[table]; !ok {
-			db, name, _ := splitTable(table)
-			all = append(all, tp{table, p.def.bind(db, name).prefix()})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].table < all[j].table })
-	var errs []error
-	for i, a := range all {
-		if strings.HasPrefix(a.prefix, MetaPrefix) {
-			errs = append(errs, fmt.Errorf("key templates: %s: keys may not start with %q, which the cache reserves", a.table, MetaPrefix))
-		}
-		for _, b := range all[i+1:] {
-			if strings.HasPrefix(a.prefix, b.prefix) || strings.HasPrefix(b.prefix, a.prefix) {
-				errs = append(errs, fmt.Errorf("key templates: %s (%q…) and %s (%q…) could produce the same key; give them distinct prefixes", a.table, a.prefix, b.table, b.prefix))
-			}
-		}
-	}
-	return errs
-}
-
 // Table is the policy of one table.
 type Table struct {
 	DB, Name string
-	// VersionColumn orders the table's changes; "" for binlog coordinates alone.
-	VersionColumn string
-	// FloorKey holds the version of the table's last truncate.
+	// FloorKey holds the table's floor: the binlog position of its last truncate, completed snapshot or
+	// row-removing DDL, below which every change is refused.
 	FloorKey string
-	// Pattern is a SCAN MATCH glob covering every key of the table.
+	// Pattern is a SCAN MATCH glob covering every key of the table. It may also match keys that are not
+	// the table's (no other table's: New refuses that); OwnsKey tells them apart.
 	Pattern string
 
 	key     *keyTemplate
+	keys    *keyLang
 	exclude map[string]bool
 	epoch   uint64
 }
 
-// Table returns the policy of db.table, and false if the table is not cached.
+// Table returns the policy of db.table, and false if the table is not cached. No MySQL database or
+// table has an empty name; such a table is never cached.
 func (p *Policy) Table(db, table string) (*Table, bool) {
+	if db == "" || table == "" {
+		return nil, false
+	}
 	id := db + "." + table
 	if p.include != nil && !p.include[id] {
 		return nil, false
 	}
-	if t, ok := p.tables.Load(id); ok {
+	// Names may contain ".": "a.b"."c" and "a"."b.c" are different tables with the same id. The
+	// settings cannot name either (splitTable), but the cache of tables must keep them apart.
+	cacheID := EscapeName(db) + "." + EscapeName(table)
+	if t, ok := p.tables.Load(cacheID); ok {
 		return t.(*Table), true
 	}
 	tmpl := p.def
@@ -229,21 +189,26 @@ func (p *Policy) Table(db, table string) (*Table, bool) {
 	}
 	bound := tmpl.bind(db, table)
 	t := &Table{
-		DB:            db,
-		Name:          table,
-		VersionColumn: p.version[id],
-		FloorKey:      MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
-		Pattern:       globEscape(bound.prefix()) + "*",
-		key:           bound,
-		exclude:       p.exclude[id],
-		epoch:         p.epoch,
+		DB:       db,
+		Name:     table,
+		FloorKey: MetaPrefix + "truncated:" + EscapeName(db) + "." + EscapeName(table),
+		Pattern:  globEscape(bound.prefix()) + "*",
+		key:      bound,
+		keys:     bound.lang(),
+		exclude:  p.exclude[id],
+		epoch:    p.epoch,
 	}
-	actual, _ := p.tables.LoadOrStore(id, t)
+	actual, _ := p.tables.LoadOrStore(cacheID, t)
 	return actual.(*Table), true
 }
 
 // Key returns the Redis key of the row whose primary key is pk.
 func (t *Table) Key(pk debezium.Row) (string, error) { return t.key.render(pk) }
+
+// OwnsKey reports whether key is one of this table's keys: a key Key returns for some primary key. A
+// sweep or a report that finds keys with Pattern checks each with OwnsKey, so it never touches a key
+// of another table, of the cache itself, or of another application that only looks like the table's.
+func (t *Table) OwnsKey(key string) bool { return t.keys.match(key) }
 
 // KeyNamesColumns reports whether the table's key template names key columns (rather than using
 // {pk}), so that building a key needs the columns' names, not only their values in key order.
@@ -258,52 +223,17 @@ func (t *Table) RowJSON(row debezium.Row) []byte {
 	return row.AppendJSON(make([]byte, 0, 256), skip)
 }
 
-// Version is the version of a change of this table at src, whose row image (after, or before for a
-// delete) is row.
-func (t *Table) Version(src debezium.Source, row debezium.Row) (rowcache.Version, error) {
+// Version is the version of a change of this table at src: the epoch and the change's binlog
+// coordinates. Its Row is the change's transaction total_order when the event carries transaction
+// metadata (provide.transaction.metadata=true): with binlog_transaction_compression every change of a
+// transaction has the compressed payload's position and row numbers restart in each inner event, so
+// (file, pos, row) can repeat within a key, while (file, pos, total_order) is unique and ordered. Without
+// it, Row is source.row.
+func (t *Table) Version(ev *debezium.Event) rowcache.Version {
+	src := ev.Source
 	v := rowcache.Version{Epoch: t.epoch, File: src.FileSeq, Pos: src.Pos, Row: src.Row}
-	if t.VersionColumn == "" || row == nil {
-		return v, nil
+	if ev.Transaction != nil {
+		v.Row = ev.Transaction.TotalOrder
 	}
-	raw, ok := row.Get(t.VersionColumn)
-	if !ok {
-		return v, fmt.Errorf("version column %q is not in the row image (is it excluded in Debezium?)", t.VersionColumn)
-	}
-	c, err := ColumnVersion(raw)
-	if err != nil {
-		return v, fmt.Errorf("version column %q: %w", t.VersionColumn, err)
-	}
-	v.Column = c
-	return v, nil
-}
-
-// ColumnVersion converts a version column's value to a number: a non-negative integer (JSON number or
-// digits in a string, as Debezium sends DATETIME as epoch milli- or microseconds and BIGINT as a
-// number) or an ISO-8601 timestamp string (TIMESTAMP columns, Debezium's ZonedTimestamp) as
-// microseconds since the Unix epoch.
-func ColumnVersion(raw json.RawMessage) (uint64, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "null" {
-		return 0, fmt.Errorf("is null")
-	}
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal([]byte(s), &s); err != nil {
-			return 0, fmt.Errorf("bad string: %w", err)
-		}
-		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			us := ts.UnixMicro()
-			if us < 0 {
-				return 0, fmt.Errorf("timestamp %q is before 1970", s)
-			}
-			return uint64(us), nil
-		}
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f < 0 {
-			return 0, fmt.Errorf("%s is negative", s)
-		}
-		return 0, fmt.Errorf("%.40s is neither a non-negative integer nor an ISO-8601 timestamp", s)
-	}
-	return n, nil
+	return v
 }

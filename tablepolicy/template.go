@@ -54,16 +54,18 @@ func parseTemplate(src string) (*keyTemplate, error) {
 		if name == "" || strings.ContainsAny(name, "{") {
 			return nil, fmt.Errorf("key template %q: bad placeholder %q", src, rest[open:open+end+1])
 		}
+		// Each placeholder at most once: a repeated one would make the key's parts depend on each
+		// other, which the collision check (collide.go) does not model, and adds nothing to a key.
+		for _, s := range t.segs {
+			if s.ph == name {
+				return nil, fmt.Errorf("key template %q: {%s} appears twice", src, name)
+			}
+		}
 		switch name {
 		case "pk":
 			usesPK = true
 		case "db", "table":
 		default:
-			for _, c := range t.cols {
-				if c == name {
-					return nil, fmt.Errorf("key template %q: column {%s} appears twice", src, name)
-				}
-			}
 			t.cols = append(t.cols, name)
 		}
 		t.segs = append(t.segs, segment{ph: name})
@@ -102,6 +104,28 @@ func appendLit(segs []segment, lit string) []segment {
 		return segs
 	}
 	return append(segs, segment{lit: lit, isLit: true})
+}
+
+// lang is the language of the template's keys (keylang.go). Bound, it is one table's; unbound, {db} and
+// {table} stand for any names.
+func (t *keyTemplate) lang() *keyLang {
+	l := &keyLang{names: [2]int{-1, -1}}
+	n := 0
+	for _, s := range t.segs {
+		switch {
+		case s.isLit:
+			l.segs = append(l.segs, langSeg{kind: segLit, lit: s.lit})
+		case s.ph == "db" || s.ph == "table":
+			l.names[n] = len(l.segs)
+			n++
+			l.segs = append(l.segs, langSeg{kind: segName, ph: s.ph})
+		case s.ph == "pk":
+			l.segs = append(l.segs, langSeg{kind: segPK, ph: s.ph})
+		default:
+			l.segs = append(l.segs, langSeg{kind: segValue, ph: s.ph})
+		}
+	}
+	return l
 }
 
 // prefix is the literal text before the first key placeholder of a bound template.

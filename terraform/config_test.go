@@ -364,32 +364,68 @@ func TestDebeziumConfiguration(t *testing.T) {
 	if !pw {
 		t.Error("DB_PASSWORD must come from Secret Manager (value_source.secret_key_ref)")
 	}
-	if n, ok := literal(attr(child(pool, "scaling"), "manual_instance_count")); !ok || !n.RawEquals(cty.NumberIntVal(1)) {
-		t.Error("exactly one Debezium instance per source: scaling.manual_instance_count must be the literal 1")
+	// At most one instance per source: var.debezium_instances, which its validation holds to 0 or 1
+	// (tests/validation.tftest.hcl).
+	if !refersTo(attr(child(pool, "scaling"), "manual_instance_count"), "var.debezium_instances") {
+		t.Error("scaling.manual_instance_count must be var.debezium_instances (0 or 1)")
 	}
 	if mode, ok := literalString(attr(child(pool, "scaling"), "scaling_mode")); !ok || mode != "MANUAL" {
 		t.Error(`the worker pool's scaling_mode must be the literal "MANUAL"`)
 	}
 
-	get := func(k string) string { return resolve(props[k], env) }
+	// Debezium Server reads a DEBEZIUM_* environment variable as the property it spells (dots for
+	// underscores, lower case) over application.properties. Each one Terraform sets must spell a
+	// property of the template, or it would add a property nothing expects instead of overriding one.
+	overrides := map[string]string{}
+	for k, v := range env {
+		if !strings.HasPrefix(k, "DEBEZIUM_") || k == "DEBEZIUM_OPTS" {
+			continue
+		}
+		name := strings.ToLower(strings.ReplaceAll(k, "_", "."))
+		if _, ok := props[name]; !ok {
+			t.Errorf("%s spells %s, which application.properties.tmpl does not set", k, name)
+		}
+		overrides[name] = v
+	}
+	get := func(k string) string {
+		if v, ok := overrides[k]; ok {
+			return v
+		}
+		return resolve(props[k], env)
+	}
+	// The state tables are the epoch's (debezium.tf): at epoch 0 the template's own names.
+	locals := ctx.Variables["local"].AsValueMap()
+	for k, local := range map[string]string{"debezium.source.offset.storage.jdbc.table.name": "debezium_offsets_table", "debezium.source.schema.history.internal.jdbc.table.name": "debezium_history_table"} {
+		if got, want := get(k), locals[local].AsString(); got != want {
+			t.Errorf("%s = %q, Terraform's %s is %q", k, got, local, want)
+		}
+	}
 	want := map[string]string{
-		"debezium.sink.type":                           "pubsub",
-		"debezium.sink.pubsub.ordering.enabled":        "true",
-		"debezium.sink.pubsub.null.key":                "default",
-		"debezium.format.key":                          "json",
-		"debezium.format.key.schemas.enable":           "false",
-		"debezium.format.value":                        "json",
-		"debezium.source.connector.class":              "io.debezium.connector.mysql.MySqlConnector",
-		"debezium.source.decimal.handling.mode":        "string",
-		"debezium.source.time.precision.mode":          "adaptive_time_microseconds",
-		"debezium.source.binary.handling.mode":         "base64",
-		"debezium.source.tombstones.on.delete":         "false",
-		"debezium.source.skipped.operations":           "none",
-		"debezium.source.snapshot.mode":                "when_needed",
-		"debezium.source.offset.storage":               "io.debezium.storage.jdbc.offset.JdbcOffsetBackingStore",
-		"debezium.source.schema.history.internal":      "io.debezium.storage.jdbc.history.JdbcSchemaHistory",
-		"debezium.source.include.schema.changes":       "false",
-		"debezium.source.provide.transaction.metadata": "false",
+		"debezium.sink.type":                                                        "pubsub",
+		"debezium.sink.pubsub.ordering.enabled":                                     "true",
+		"debezium.sink.pubsub.null.key":                                             "default",
+		"debezium.format.key":                                                       "json",
+		"debezium.format.key.schemas.enable":                                        "false",
+		"debezium.format.value":                                                     "json",
+		"debezium.source.connector.class":                                           "io.debezium.connector.mysql.MySqlConnector",
+		"debezium.source.decimal.handling.mode":                                     "string",
+		"debezium.source.time.precision.mode":                                       "adaptive_time_microseconds",
+		"debezium.source.binary.handling.mode":                                      "base64",
+		"debezium.source.tombstones.on.delete":                                      "false",
+		"debezium.source.skipped.operations":                                        "none",
+		"debezium.source.snapshot.mode":                                             "when_needed",
+		"debezium.source.offset.storage":                                            "io.debezium.storage.jdbc.offset.JdbcOffsetBackingStore",
+		"debezium.source.schema.history.internal":                                   "io.debezium.storage.jdbc.history.JdbcSchemaHistory",
+		"debezium.source.include.schema.changes":                                    "true",
+		"debezium.source.provide.transaction.metadata":                              "true",
+		"debezium.format.header.schemas.enable":                                     "false",
+		"debezium.source.schema.history.internal.store.only.captured.tables.ddl":    "false",
+		"debezium.source.schema.history.internal.store.only.captured.databases.ddl": "true",
+		"debezium.transforms":                                                       "droptx",
+		"debezium.transforms.droptx.type":                                           "org.apache.kafka.connect.transforms.Filter",
+		"debezium.transforms.droptx.predicate":                                      "transactiontopic",
+		"debezium.predicates":                                                       "transactiontopic",
+		"debezium.predicates.transactiontopic.type":                                 "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
 	}
 	for k, w := range want {
 		if got := get(k); got != w {
@@ -406,6 +442,24 @@ func TestDebeziumConfiguration(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`).MatchString(heartbeat) || strings.HasPrefix(strings.ToLower(heartbeat), "goog") {
 		t.Errorf("heartbeat topic %q is not a valid Pub/Sub topic ID", heartbeat)
+	}
+	// Schema changes go to the topic named topic.prefix: the one Terraform creates with a push subscription.
+	if sc, diags := attr(m.resource("google_pubsub_topic", "schema_changes"), "name").Value(ctx); diags.HasErrors() || sc.Type() != cty.String || sc.AsString() != get("debezium.source.topic.prefix") {
+		t.Errorf("Terraform's schema-change topic %#v (%v) differs from Debezium's topic.prefix %q", sc, diags, get("debezium.source.topic.prefix"))
+	}
+	// The transaction BEGIN/END records are dropped: the predicate matches <topic.prefix>.transaction
+	// and no table topic (<prefix>.<db>.<table>), even a table named transaction. The value is read as
+	// Java reads a properties file (a backslash escapes the next character).
+	pattern := strings.NewReplacer(`\\`, `\`).Replace(get("debezium.predicates.transactiontopic.pattern"))
+	prefix := get("debezium.source.topic.prefix")
+	if re, err := regexp.Compile("^(?:" + pattern + ")$"); err != nil {
+		t.Errorf("transaction topic pattern %q: %v", pattern, err)
+	} else {
+		for topic, want := range map[string]bool{prefix + ".transaction": true, prefix + ".shop.transaction": false, prefix + ".shop.orders": false, prefix: false, "heartbeat." + prefix: false} {
+			if re.MatchString(topic) != want {
+				t.Errorf("transaction topic pattern %q matches %q: %v, want %v", pattern, topic, !want, want)
+			}
+		}
 	}
 	// Offsets and schema history are in the database Terraform creates, never on the container's disk.
 	for _, k := range []string{"debezium.source.offset.storage.jdbc.connection.url", "debezium.source.schema.history.internal.jdbc.connection.url"} {

@@ -1,10 +1,19 @@
-# Debezium Server on a Cloud Run worker pool: always on (no requests to scale on), exactly one instance
-# (MANUAL scaling, manual_instance_count = 1), restarted by the platform when the process exits, which
-# it does on any publish failure (debezium-server/README.md). Offsets and schema history are in the
-# debezium_state database on the source instance (cloudsql.tf), so a new instance resumes where the
-# last one stopped.
+# Debezium Server on a Cloud Run worker pool: always on (no requests to scale on), at most one instance
+# (MANUAL scaling, manual_instance_count = debezium_instances: 1 streams, 0 stops it), restarted by the
+# platform when the process exits, which it does on any publish failure (debezium-server/README.md).
+# Offsets and schema history are in the debezium_state database on the source instance (cloudsql.tf),
+# so a new instance resumes where the last one stopped.
+#
+# Their tables belong to the version epoch: raising version_epoch gives Debezium new, empty tables, so
+# it snapshots the database afresh, and the new snapshot rewrites every row in the new epoch. Fresh
+# offsets and a raised epoch are one procedure (README: A new version epoch); tying them
+# together means no apply can do one without the other. Epoch 0 keeps the names the tables always had.
 
 locals {
+  debezium_state_suffix  = var.version_epoch == 0 ? "" : "_epoch_${var.version_epoch}"
+  debezium_offsets_table = "debezium_offsets${local.debezium_state_suffix}"
+  debezium_history_table = "debezium_schema_history${local.debezium_state_suffix}"
+
   # Read by debezium-server/application.properties.tmpl (rendered by the image's entrypoint).
   debezium_env = {
     GCP_PROJECT           = var.project_id
@@ -24,6 +33,10 @@ locals {
     TABLE_INCLUDE_LIST  = join(",", [for t in var.tables : replace(t, ".", "\\.")])
     COLUMN_EXCLUDE_LIST = join(",", [for c in var.exclude_columns : replace(c, ".", "\\.")])
     JAVA_OPTS           = "-XX:MaxRAMPercentage=75.0 -XX:+ExitOnOutOfMemoryError"
+    # Debezium Server reads DEBEZIUM_* environment variables as the properties they spell (dots for
+    # underscores), over application.properties: the state tables of this epoch (see above).
+    DEBEZIUM_SOURCE_OFFSET_STORAGE_JDBC_TABLE_NAME          = local.debezium_offsets_table
+    DEBEZIUM_SOURCE_SCHEMA_HISTORY_INTERNAL_JDBC_TABLE_NAME = local.debezium_history_table
   }
 }
 
@@ -34,11 +47,12 @@ resource "google_cloud_run_v2_worker_pool" "debezium" {
   location            = var.region
   deletion_protection = var.deletion_protection
 
-  # One binlog reader per source. A second one (for instance during a revision rollout) reuses the same
-  # server_id, and MySQL disconnects the older binlog connection, so two never stream at once.
+  # One binlog reader per source, or none (stopped). A second one (for instance during a revision
+  # rollout) reuses the same server_id, and MySQL disconnects the older binlog connection, so two never
+  # stream at once.
   scaling {
     scaling_mode          = "MANUAL"
-    manual_instance_count = 1
+    manual_instance_count = var.debezium_instances
   }
 
   template {
@@ -110,5 +124,9 @@ resource "google_cloud_run_v2_worker_pool" "debezium" {
     google_pubsub_topic_iam_member.debezium_publisher,
     # Subscriptions first: messages published before a subscription exists are not delivered to it.
     google_pubsub_subscription.push,
+    # The Debezium user narrowed first (access.tf); and when an apply changes both the function and
+    # Debezium (a new version epoch), the function's new revision serves before Debezium restarts.
+    google_cloud_run_v2_job.db_setup,
+    google_cloud_run_v2_service.function,
   ]
 }

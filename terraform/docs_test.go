@@ -151,3 +151,63 @@ func TestValidationMessagesNameTheirInput(t *testing.T) {
 		t.Errorf("found %d validations; the walk no longer finds them", n)
 	}
 }
+
+// The build command README.md's Deployment gives is cloudbuild.yaml's own (its header), flag for flag:
+// the same service account, source bucket, project, region and substitutions (README's first build
+// adds _DEPLOY=false).
+func TestBuildCommandAgreesWithCloudbuild(t *testing.T) {
+	flags := func(file, text string) map[string]string {
+		i := strings.Index(text, "gcloud builds submit")
+		if i < 0 {
+			t.Fatalf("%s has no gcloud builds submit command", file)
+		}
+		cmd := text[i:]
+		// The command runs to the first line that does not end with a backslash.
+		var lines []string
+		for _, l := range strings.Split(cmd, "\n") {
+			l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#"))
+			lines = append(lines, strings.TrimSuffix(l, "\\"))
+			if !strings.HasSuffix(l, "\\") {
+				break
+			}
+		}
+		out := map[string]string{}
+		f := strings.Fields(strings.Join(lines, " "))
+		for j := 0; j < len(f); j++ {
+			if strings.HasPrefix(f[j], "--") && j+1 < len(f) {
+				out[f[j]] = f[j+1]
+				j++
+			}
+		}
+		subs := map[string]string{}
+		for _, kv := range strings.Split(out["--substitutions"], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			subs[k] = v
+		}
+		delete(out, "--substitutions")
+		delete(subs, "_DEPLOY")
+		for k, v := range subs {
+			out["sub "+k] = v
+		}
+		return out
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := os.ReadFile("../cloudbuild.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := string(readme)
+	dep = dep[strings.Index(dep, "## Deployment"):]
+	r, c := flags("README.md", dep), flags("cloudbuild.yaml", string(cb))
+	if fmt.Sprint(r) != fmt.Sprint(c) {
+		t.Errorf("README.md's build command and cloudbuild.yaml's header differ:\n README:     %v\n cloudbuild: %v", r, c)
+	}
+	for _, k := range []string{"--service-account", "--gcs-source-staging-dir", "--region", "--project", "sub _REGION", "sub _TAG"} {
+		if r[k] == "" {
+			t.Errorf("the build command sets no %s", k)
+		}
+	}
+}

@@ -38,7 +38,6 @@ locals {
     CACHE_EXCLUDE_COLUMNS = join(",", var.exclude_columns)
     CACHE_KEY_TEMPLATE    = var.key_template
     CACHE_KEY_TEMPLATES   = join(",", [for k, v in var.key_templates : "${k}=${v}"])
-    CACHE_VERSION_COLUMNS = join(",", [for k, v in var.version_columns : "${k}=${v}"])
     CACHE_VERSION_EPOCH   = tostring(var.version_epoch)
     CACHE_TOMBSTONE_TTL   = var.tombstone_ttl
     APPLY_TIMEOUT         = var.apply_timeout
@@ -76,7 +75,7 @@ resource "google_artifact_registry_repository" "images" {
   location      = var.region
   repository_id = var.name_prefix
   format        = "DOCKER"
-  description   = "cloudsql-cache images: the apply function and Debezium Server."
+  description   = "cloudsql-cache images: the apply function, Debezium Server and the operator tools."
 
   docker_config {
     immutable_tags = true

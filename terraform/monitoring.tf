@@ -177,6 +177,33 @@ resource "google_monitoring_alert_policy" "apply_outcomes" {
   }
 }
 
+# Two different changes of one row under one version: a transaction written with
+# binlog_transaction_compression while Debezium's transaction metadata is off. The later delivery is
+# stored, but the cache can be wrong if the pair is ever replayed out of order.
+resource "google_monitoring_alert_policy" "version_collisions" {
+  project               = var.project_id
+  user_labels           = local.labels
+  display_name          = "cloudsql-cache: version collisions (function metrics)"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "cloudsql_cache.events with reason version_collision"
+    condition_prometheus_query_language {
+      query                     = "sum by (table) (rate({${local.promql_events}, reason=\"version_collision\"}[5m])) > 0"
+      duration                  = "60s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Two different changes of one row carried the same version: a compressed transaction (binlog_transaction_compression=ON) while Debezium's provide.transaction.metadata is off. Turn the metadata back on (debezium-server/application.properties.tmpl ships it on) or compression off, then run verify on the table and repair what it reports (README: Guarantees). ${local.runbook}"
+  }
+}
+
 resource "google_monitoring_alert_policy" "replication_lag" {
   project               = var.project_id
   user_labels           = local.labels

@@ -146,12 +146,14 @@ func runFunction(t *testing.T) ([]otlpMetric, error) {
 
 	create := fixture(t, "mysql-create-noschema-serde-testfixture.json")
 	update := fixture(t, "mysql-update-noschema-serde-testfixture.json")
+	collision := bytes.Replace(create, []byte(`"Anne"`), []byte(`"Anna"`), 1)
 	for _, d := range []struct {
 		data []byte
 		want int
 	}{
 		{create, http.StatusOK},                    // applied
 		{create, http.StatusOK},                    // duplicate
+		{collision, http.StatusOK},                 // applied, reason version_collision: another row under the same version
 		{update, http.StatusOK},                    // applied, an update
 		{[]byte("garbage"), http.StatusBadRequest}, // rejected (decode), DEAD_LETTER_TOPIC=nack
 	} {

@@ -33,6 +33,11 @@ output "table_topics" {
   value       = { for t, topic in google_pubsub_topic.table : t => topic.id }
 }
 
+output "schema_change_topic" {
+  description = "Pub/Sub topic Debezium publishes schema changes to (named topic_prefix), with its own push subscription to the function."
+  value       = google_pubsub_topic.schema_changes.id
+}
+
 output "dead_letter_topic" {
   description = "DEAD_LETTER_TOPIC of the function and dead-letter topic of the subscriptions."
   value       = google_pubsub_topic.dead_letter.id
@@ -49,7 +54,7 @@ output "heartbeat_topic" {
 }
 
 output "redis_host" {
-  description = "Memorystore endpoint (TLS, AUTH) for readers of the cache: host:port."
+  description = "Memorystore endpoint (TLS, AUTH) for readers of the cache: their REDIS_ADDR (host:port), with REDIS_TLS=true."
   value       = "${google_redis_instance.cache.host}:${google_redis_instance.cache.port}"
 }
 
@@ -69,7 +74,7 @@ output "cloudsql_instance" {
 }
 
 output "cloudsql_private_ip" {
-  description = "Private IP Debezium connects to."
+  description = "Private IP Debezium connects to; readers' MYSQL_ADDR is it and port 3306."
   value       = local.cloudsql_private_ip
 }
 
@@ -81,4 +86,50 @@ output "debezium_db_password_secret" {
 output "dashboard" {
   description = "Cloud Monitoring dashboard."
   value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.main.id), 3)}?project=${var.project_id}"
+}
+
+output "cloudsql_server_ca_cert" {
+  description = "PEM of the Cloud SQL instance's server CA: readers' MYSQL_CA_FILE (with MYSQL_TLS=verify-ca), as ssl_mode ENCRYPTED_ONLY requires TLS."
+  # A splat, not [0]: the certificate is only known once the instance exists. The provider marks the
+  # whole server_ca_cert block sensitive; a CA certificate is public (every client is given it).
+  value = nonsensitive(join("\n", var.create_cloudsql_instance ? google_sql_database_instance.source[0].server_ca_cert[*].cert : data.google_sql_database_instance.existing[0].server_ca_cert[*].cert))
+}
+
+output "version_epoch" {
+  description = "The version epoch applied (CACHE_VERSION_EPOCH): terraform/scripts/restore reads it to raise it by exactly one."
+  value       = var.version_epoch
+}
+
+output "debezium_instances" {
+  description = "Instances of the Debezium worker pool applied: 1 streaming, 0 stopped."
+  value       = var.debezium_instances
+}
+
+output "debezium_state_tables" {
+  description = "The tables holding Debezium's offsets and schema history in the state database for this version epoch (a new epoch starts new, empty ones)."
+  value = {
+    database       = google_sql_database.debezium_state.name
+    offsets        = local.debezium_offsets_table
+    schema_history = local.debezium_history_table
+  }
+}
+
+output "admin_db_password_secret" {
+  description = "Secret Manager secret holding the admin MySQL user's password (the tools' jobs read it; so can you, with secretAccessor)."
+  value       = google_secret_manager_secret.admin_db_password.id
+}
+
+output "tools_job" {
+  description = "The operator job (operator_access): gcloud run jobs execute <this> --region <region> --wait --args=…; null while operator_access is off."
+  value       = var.operator_access ? google_cloud_run_v2_job.tools[0].name : null
+}
+
+output "db_setup_job" {
+  description = "The job that narrows the Debezium user's grants on apply (narrow_debezium_grants); null when off."
+  value       = var.narrow_debezium_grants ? google_cloud_run_v2_job.db_setup[0].name : null
+}
+
+output "push_subscriptions" {
+  description = "The push subscription of each table (and schema_changes, of the schema-change topic): the backlog terraform/scripts/restore waits to drain."
+  value       = { for t, s in google_pubsub_subscription.push : t => s.id }
 }

@@ -1,7 +1,7 @@
-# Topics Debezium publishes to (one per captured table, plus the heartbeat topic), the dead-letter topic,
-# and one ordered, OIDC-authenticated push subscription per table topic delivering to the function.
-# Schema-change and transaction-metadata topics are not needed: debezium-server/application.properties
-# turns both off (the function would ignore them).
+# Topics Debezium publishes to (one per captured table, the schema-change topic and the heartbeat topic),
+# the dead-letter topic, and one ordered, OIDC-authenticated push subscription per table topic and for
+# the schema-change topic, delivering to the function. Transaction metadata needs no topic:
+# debezium-server/application.properties.tmpl drops its BEGIN/END records before the sink.
 
 resource "google_pubsub_topic" "table" {
   for_each = local.table_topics
@@ -13,6 +13,22 @@ resource "google_pubsub_topic" "table" {
 
   # Debezium publishes through the regional endpoint of var.region (ordering keys are ordered per
   # region); keep the messages there too.
+  message_storage_policy {
+    allowed_persistence_regions = [var.region]
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Schema changes (include.schema.changes): Debezium publishes them to the topic named topic.prefix, with
+# the ordering key {"databaseName":…}. The function sweeps a table on the statements that remove rows
+# without row events, and completes a snapshot from them.
+resource "google_pubsub_topic" "schema_changes" {
+  project                    = var.project_id
+  labels                     = local.labels
+  name                       = var.topic_prefix
+  message_retention_duration = var.message_retention_duration
+
   message_storage_policy {
     allowed_persistence_regions = [var.region]
   }
@@ -63,16 +79,19 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
+# One per table topic (keyed by db.table) and one for the schema-change topic (key "schema_changes", which
+# no db.table can be).
 resource "google_pubsub_subscription" "push" {
-  for_each = google_pubsub_topic.table
+  for_each = merge(google_pubsub_topic.table, { schema_changes = google_pubsub_topic.schema_changes })
 
   project = var.project_id
   labels  = local.labels
   name    = "${each.value.name}.apply"
   topic   = each.value.id
 
-  # Changes of one row (one ordering key: the row's primary key JSON) arrive in commit order, one at a
-  # time; the function's version guard makes redelivery and replay harmless.
+  # Changes of one row (one ordering key: the row's primary key JSON; for schema changes, one database)
+  # arrive in commit order, one at a time; the function's version guard makes redelivery and replay
+  # harmless.
   enable_message_ordering = true
 
   # Also the push request timeout; keep it above the function's APPLY_TIMEOUT.
@@ -118,7 +137,7 @@ resource "google_pubsub_subscription" "push" {
 resource "google_pubsub_topic_iam_member" "debezium_publisher" {
   for_each = merge(
     { for t, topic in google_pubsub_topic.table : t => topic.id },
-    { heartbeat = google_pubsub_topic.heartbeat.id },
+    { heartbeat = google_pubsub_topic.heartbeat.id, schema_changes = google_pubsub_topic.schema_changes.id },
   )
 
   project = var.project_id

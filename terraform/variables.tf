@@ -203,13 +203,13 @@ variable "cloudsql_availability_type" {
 }
 
 variable "binlog_retention_days" {
-  description = "Days of transaction logs (binlogs) Cloud SQL keeps, 1-7. Debezium can resume after an outage shorter than this; longer ones trigger a re-snapshot (snapshot.mode=when_needed)."
+  description = "Days of transaction logs (binlogs) a created instance keeps: 1-7 for ENTERPRISE, 1-35 for ENTERPRISE_PLUS. Debezium can resume after an outage shorter than this; longer ones trigger a re-snapshot (snapshot.mode=when_needed)."
   type        = number
   default     = 7
 
   validation {
-    condition     = var.binlog_retention_days >= 1 && var.binlog_retention_days <= 7
-    error_message = "binlog_retention_days must be 1 to 7 (the transaction log retention Cloud SQL for MySQL offers): got ${var.binlog_retention_days}."
+    condition     = var.binlog_retention_days >= 1 && var.binlog_retention_days <= (var.cloudsql_edition == "ENTERPRISE_PLUS" ? 35 : 7) && floor(var.binlog_retention_days) == var.binlog_retention_days
+    error_message = "binlog_retention_days must be a whole number from 1 to ${var.cloudsql_edition == "ENTERPRISE_PLUS" ? 35 : 7} (the transaction log retention Cloud SQL for MySQL ${var.cloudsql_edition} offers; ENTERPRISE_PLUS keeps up to 35 days): got ${var.binlog_retention_days}."
   }
 }
 
@@ -277,13 +277,13 @@ variable "key_templates" {
 }
 
 variable "version_columns" {
-  description = "CACHE_VERSION_COLUMNS: { \"db.table\" = \"column\" } to order that table's changes by the column first."
+  description = "Removed: must stay empty. Tables are ordered by binlog position (README.md: Versions)."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.version_columns : contains(var.tables, k) && can(regex("^[A-Za-z0-9_]+$", v))])
-    error_message = "version_columns must map tables listed in tables to a column name (letters, digits, underscores): got ${jsonencode(var.version_columns)}."
+    condition     = length(var.version_columns) == 0
+    error_message = "version_columns was removed (got ${jsonencode(var.version_columns)}): no column orders commits (an ON UPDATE CURRENT_TIMESTAMP is the statement's start, not its commit), so every table is ordered by binlog position. Remove it; if it was set, raise version_epoch by one and re-snapshot (README.md, \"Versions\")."
   }
 }
 
@@ -430,7 +430,7 @@ variable "function_memory" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "topic_prefix" {
-  description = "Debezium topic.prefix: table topics are <topic_prefix>.<db>.<table>. Must start with a letter (Pub/Sub topic IDs). Changing it makes Debezium lose its offsets and re-snapshot."
+  description = "Debezium topic.prefix: table topics are <topic_prefix>.<db>.<table>, schema changes go to the topic <topic_prefix>. Must start with a letter (Pub/Sub topic IDs). Changing it makes Debezium lose its offsets and re-snapshot."
   type        = string
   default     = "cloudsql-cache"
 
@@ -514,6 +514,17 @@ variable "heartbeat_interval_ms" {
   validation {
     condition     = var.heartbeat_interval_ms >= 1000 && var.heartbeat_interval_ms <= 60000 && floor(var.heartbeat_interval_ms) == var.heartbeat_interval_ms
     error_message = "heartbeat_interval_ms must be a whole number from 1000 to 60000 (the 'Debezium down' alert fires after 5 minutes without one): got ${var.heartbeat_interval_ms}."
+  }
+}
+
+variable "debezium_instances" {
+  description = "Instances of the Debezium worker pool: 1 streams, 0 stops Debezium (terraform apply -var debezium_instances=0; the restore runbook, terraform/scripts/restore, does it for you). Never more than 1: one binlog reader per source."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([0, 1], var.debezium_instances)
+    error_message = "debezium_instances must be 1 (streaming) or 0 (stopped): two instances would read the same binlog with the same server_id. Got ${var.debezium_instances}."
   }
 }
 
@@ -697,5 +708,76 @@ variable "apply_error_alert_per_second" {
   validation {
     condition     = var.apply_error_alert_per_second >= 0
     error_message = "apply_error_alert_per_second must not be negative: got ${var.apply_error_alert_per_second}."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Operations: the tools image, the admin database user, the way into the VPC
+# ---------------------------------------------------------------------------------------------------
+
+variable "tools_image" {
+  description = "Image of the operator tools (cachectl, verify) built from tools/Dockerfile, e.g. <region>-docker.pkg.dev/<project>/cloudsql-cache/tools:<build id>. Runs the job that narrows Debezium's grants and, with operator_access, the operator's job. Required unless both are off."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = (!var.narrow_debezium_grants && !var.operator_access) || can(regex("^[^\\s:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", var.tools_image))
+    error_message = "tools_image must be an image reference with a tag or digest, such as europe-west1-docker.pkg.dev/my-project/cloudsql-cache/tools:<build id> (cloudbuild.yaml builds it), while narrow_debezium_grants or operator_access is on: got \"${var.tools_image}\"."
+  }
+}
+
+variable "narrow_debezium_grants" {
+  description = "Run a Cloud Run job (the tools image, as the admin database user) on every apply that changes what Debezium needs, which revokes cloudsqlsuperuser from the Debezium user and grants only what the connector and its state stores need. Debezium starts after it. false: do it by hand (debezium-server/README.md)."
+  type        = bool
+  default     = true
+}
+
+variable "admin_db_user" {
+  description = "MySQL administrator the tools connect as (created by this module; Cloud SQL gives it cloudsqlsuperuser). Its password is generated and kept in Secret Manager only."
+  type        = string
+  default     = "cloudsql_cache_admin"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,32}$", var.admin_db_user)) && var.admin_db_user != var.debezium_db_user
+    error_message = "admin_db_user must be a MySQL user name of 1-32 letters, digits or underscores, other than debezium_db_user: got \"${var.admin_db_user}\"."
+  }
+}
+
+variable "admin_password_version" {
+  description = "Increment to generate and store a new password for the admin MySQL user (write-only: it never enters the Terraform state)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.admin_password_version >= 1 && floor(var.admin_password_version) == var.admin_password_version
+    error_message = "admin_password_version must be a whole number, at least 1; increment it to rotate the password: got ${var.admin_password_version}."
+  }
+}
+
+variable "operator_access" {
+  description = "The way into the VPC: a Cloud Run job running the tools image (cachectl, verify) with Direct VPC egress on the module's subnet, Redis's and the admin user's credentials from Secret Manager. Off by default; turn it on for an operation, off after. Run it with gcloud run jobs execute (README: Operations)."
+  type        = bool
+  default     = false
+}
+
+variable "operators" {
+  description = "Principals that may run the operator job with their own arguments (roles/run.jobsExecutorWithOverrides on the job only), e.g. [\"group:oncall@example.com\"]. Only with operator_access."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.operators : can(regex("^(user|group|serviceAccount):[^@\\s]+@[^@\\s]+$", m))])
+    error_message = "operators must be IAM principals of one person, group or service account (user:, group: or serviceAccount: and an e-mail address), never allUsers or a domain: got ${jsonencode(var.operators)}."
+  }
+}
+
+variable "tools_timeout" {
+  description = "Longest run of one execution of the operator job (verify of a large table takes hours at a gentle -rate)."
+  type        = string
+  default     = "86400s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.tools_timeout)) && try(tonumber(trimsuffix(var.tools_timeout, "s")) >= 60 && tonumber(trimsuffix(var.tools_timeout, "s")) <= 604800, false)
+    error_message = "tools_timeout must be whole seconds with an \"s\" suffix from 60s to 604800s (7 days, Cloud Run's limit for a job task): got \"${var.tools_timeout}\"."
   }
 }

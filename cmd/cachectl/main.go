@@ -1,98 +1,89 @@
-// Command cachectl is the operator's tool for a cloudsql-cache Redis: read a cached row with its
-// version, and remove what an older version epoch left behind after a database restore.
+// Command cachectl is the operator's tool for a cloudsql-cache deployment: read a cached row with its
+// version, list and replay dead letters, narrow the Debezium MySQL user's grants, remove what an older
+// version epoch left behind, and check before streaming that no table's key can exceed Pub/Sub's
+// ordering-key limit.
 //
-//	cachectl get <key>
+//	cachectl get <key> | <db.table> <key value>...
+//	cachectl dlq list|replay [flags]
+//	cachectl grant-debezium [flags]
 //	cachectl sweep-epoch -epoch N [-match PATTERN]
+//	cachectl verify [verify's flags]
+//	cachectl keycheck [-databases a,b | -tables db.t,…]
 //
-// It connects with the function's variables: REDIS_ADDR, REDIS_PASSWORD, REDIS_TLS, REDIS_CA_FILE, …
+// Redis is reached with the function's variables (REDIS_ADDR, REDIS_PASSWORD, REDIS_TLS,
+// REDIS_CA_FILE, …), the table policy read from its CACHE_* variables, Pub/Sub with Application Default
+// Credentials, MySQL with MYSQL_DSN or MYSQL_ADDR, MYSQL_USER, MYSQL_PASSWORD (mysqlenv).
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
-	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
+	"os/signal"
+	"syscall"
 )
 
 const usage = `usage:
-  cachectl get <key>                            print a cached row's version and JSON (or "deleted")
+  cachectl get <key>                            a cached row's version and JSON (or "deleted")
+  cachectl get <db.table> <value>...            the same, by the row's primary-key values in key order
+                                                (name=value for a template that names its columns)
+  cachectl dlq list [flags]                     the dead letters, with their reason, table and key
+  cachectl dlq replay [-dry-run] [flags]        republish dead letters to their table's topic with their
+                                                original ordering key, then acknowledge them
+  cachectl grant-debezium [flags]               narrow the Debezium MySQL user to what it needs
   cachectl sweep-epoch -epoch N [-match GLOB]   delete rows and tombstones of epochs older than N
+  cachectl verify [flags]                       run verify (the drift checker) from the tools image
+  cachectl keycheck [-databases LIST | -tables LIST]
+                                                tables whose key JSON can exceed Pub/Sub's 1,024-byte
+                                                ordering key (exit 1 if any); default tables: CACHE_TABLES
 
-Redis is reached with REDIS_ADDR, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS, REDIS_CA_FILE
-and REDIS_TIMEOUT, as the function does.
+Run "cachectl <command> -h" for a command's flags. Redis is reached with REDIS_ADDR, REDIS_USERNAME,
+REDIS_PASSWORD, REDIS_DB, REDIS_TLS, REDIS_CA_FILE and REDIS_TIMEOUT, as the function does; tables
+with CACHE_*; MySQL with MYSQL_DSN or MYSQL_ADDR, MYSQL_USER, MYSQL_PASSWORD, MYSQL_CA_FILE.
 `
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// deps are what tests replace: nothing yet but the environment and the output.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	cfg, err := redisenv.FromEnv(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "cachectl: %v\n", err)
-		return 2
-	}
-	// An operator's command may scan a large keyspace: give each command more room than the function's.
-	cfg.Timeout = max(cfg.Timeout, 5*time.Second)
-	opts, err := cfg.Options()
-	if err != nil {
-		fmt.Fprintf(stderr, "cachectl: %v\n", err)
-		return 2
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-
 	switch args[0] {
 	case "get":
-		if len(args) != 2 {
-			fmt.Fprint(stderr, usage)
-			return 2
-		}
-		e, found, err := rowcache.Get(ctx, rdb, args[1])
-		switch {
-		case err != nil:
-			fmt.Fprintf(stderr, "cachectl: %v\n", err)
-			return 1
-		case !found:
-			fmt.Fprintf(stdout, "%s: not cached\n", args[1])
-			return 1
-		case e.Deleted():
-			fmt.Fprintf(stdout, "%s: deleted at version %s\n", args[1], e.Version)
-		default:
-			fmt.Fprintf(stdout, "%s: version %s\n%s\n", args[1], e.Version, e.Row)
-		}
-		return 0
+		return e.get(ctx, args[1:])
 	case "sweep-epoch":
-		fs := flag.NewFlagSet("sweep-epoch", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		epoch := fs.Uint64("epoch", 0, "the current CACHE_VERSION_EPOCH; keys of older epochs are deleted (required, > 0)")
-		match := fs.String("match", "*", "SCAN MATCH glob limiting the keys examined (e.g. 'inventory.*')")
-		if err := fs.Parse(args[1:]); err != nil {
-			return 2
-		}
-		if *epoch == 0 {
-			fmt.Fprintln(stderr, "cachectl: sweep-epoch needs -epoch N with N > 0, the epoch the function now runs with")
-			return 2
-		}
-		n, err := rowcache.NewStore(rdb, 0).SweepEpoch(ctx, *match, *epoch)
-		fmt.Fprintf(stdout, "deleted %d keys of epochs older than %d\n", n, *epoch)
-		if err != nil {
-			fmt.Fprintf(stderr, "cachectl: %v (safe to run again)\n", err)
-			return 1
-		}
+		return e.sweepEpoch(ctx, args[1:])
+	case "dlq":
+		return e.dlq(ctx, args[1:])
+	case "grant-debezium":
+		return e.grantDebezium(ctx, args[1:])
+	case "verify":
+		return e.verify(args[1:])
+	case "keycheck":
+		return e.keyCheck(ctx, args[1:])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprint(stderr, usage)
+	fmt.Fprintf(stderr, "cachectl: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+// fail reports invalid configuration: every problem, at once.
+func (e env) invalid(err error) int {
+	fmt.Fprintf(e.stderr, "cachectl: invalid configuration:\n%v\n", err)
 	return 2
 }

@@ -47,7 +47,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
 		os.Exit(2)
 	}
-	closeFn, err := function.RegisterConfig(ctx, cfg, function.Deps{Logger: logger, MeterProvider: metrics})
+	closeFn, err := function.RegisterConfig(ctx, cfg, function.Deps{Logger: logger, MeterProvider: metrics, Version: function.Version(os.Getenv)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cloudsql-cache-function: %v\n", err)
 		os.Exit(2)

@@ -51,3 +51,18 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("bad CACHE_*: exit %d\n%s", code, out)
 	}
 }
+
+// Every configuration problem is reported in one run: flags, the database, Redis and the table policy.
+func TestConfigurationErrorsAtOnce(t *testing.T) {
+	env := map[string]string{"REDIS_TLS": "maybe", "CACHE_KEY_TEMPLATES": "broken", "MYSQL_ADDR": "nohost"}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-chunk", "0", "-extras", "sometimes", "-from", "[oops", "-tables", "a.b,c.d", "-to", "5"}, func(k string) string { return env[k] }, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, errb.String())
+	}
+	for _, want := range []string{"-chunk 0", "-extras \"sometimes\"", "-from [oops", "MYSQL_ADDR: \"nohost\"", "MYSQL_USER: required", "REDIS_ADDR: required", "REDIS_TLS: \"maybe\"", "CACHE_KEY_TEMPLATES", "-from and -to check one table"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("does not say %q:\n%s", want, errb.String())
+		}
+	}
+}

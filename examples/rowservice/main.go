@@ -4,18 +4,19 @@
 //	GET /rows/<db>.<table>/<pk>[/<pk>…]   the row as JSON; X-Cache says where it came from
 //	GET /healthz
 //
-// Configuration: MYSQL_DSN (go-sql-driver/mysql), the function's REDIS_* and CACHE_* variables, PORT
-// (default 8081), READ_L1_SIZE (default 10000 rows; 0 turns the L1 off), READ_MISS (fill or nofill,
-// default fill), READ_FILL_TTL (10m), READ_NOT_FOUND_TTL (0s: off); the consistency sampler with
-// READ_SAMPLE_FRACTION (default 0: off; e.g. 0.01) and READ_SAMPLE_MAX_PER_SECOND (100), which checks
-// reads against MYSQL_DSN's database (its user needs REPLICATION CLIENT, or BINLOG MONITOR on
-// MariaDB); metrics at METRICS_ADDR (/metrics, Prometheus format) and over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT is set, every METRICS_EXPORT_INTERVAL (60s).
+// Configuration: the database from the MYSQL_* variables (mysqlenv: MYSQL_ADDR, MYSQL_USER,
+// MYSQL_PASSWORD, MYSQL_CA_FILE for Cloud SQL's TLS, or a whole MYSQL_DSN), the function's REDIS_* and
+// CACHE_* variables, PORT (default 8081), READ_L1_SIZE (default 10000 rows; 0 turns the L1 off),
+// READ_MISS (fill or nofill, default fill), READ_FILL_TTL (10m), READ_NOT_FOUND_TTL (0s: off); the
+// consistency sampler with READ_SAMPLE_FRACTION (default 0: off; e.g. 0.01) and
+// READ_SAMPLE_MAX_PER_SECOND (100), which checks reads against the same database (its user needs
+// REPLICATION CLIENT, or BINLOG MONITOR on MariaDB); metrics at METRICS_ADDR (/metrics, Prometheus
+// format) and over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set, every METRICS_EXPORT_INTERVAL
+// (60s).
 package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,9 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
-	"github.com/redis/go-redis/v9"
-
+	"github.com/cloudsql-cache/cloudsql-cache/mysqlenv"
 	"github.com/cloudsql-cache/cloudsql-cache/readcache"
 	"github.com/cloudsql-cache/cloudsql-cache/redisenv"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
@@ -73,14 +72,8 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 	errs := []error{err}
 	tables, err := tablepolicy.FromEnv(getenv)
 	errs = append(errs, err)
-	dsn := getenv("MYSQL_DSN")
-	if dsn == "" {
-		errs = append(errs, errors.New("MYSQL_DSN: required (e.g. user:password@tcp(host:3306)/)"))
-	} else if checked, err := readcache.CheckDSN(dsn); err != nil {
-		errs = append(errs, fmt.Errorf("MYSQL_DSN: %w", err))
-	} else {
-		dsn = checked
-	}
+	mc, err := mysqlenv.FromEnv(getenv)
+	errs = append(errs, err)
 	dur := func(name, def string) time.Duration {
 		v := getenv(name)
 		if v == "" {
@@ -130,18 +123,17 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := sql.Open("mysql", dsn)
+	db, err := mc.Open()
 	if err != nil {
 		_ = mp.shutdown(ctx)
-		return nil, nil, fmt.Errorf("MYSQL_DSN: %w", err)
+		return nil, nil, err
 	}
-	ro, err := rc.Options()
+	rdb, err := rc.NewClient()
 	if err != nil {
 		db.Close()
 		_ = mp.shutdown(ctx)
 		return nil, nil, err
 	}
-	rdb := redis.NewClient(ro)
 	c, err := readcache.New(ctx, readcache.Options{
 		Redis: rdb, DB: db, Tables: tables, Miss: miss,
 		FillTTL: fillTTL, NotFoundTTL: notFoundTTL, L1Size: l1,

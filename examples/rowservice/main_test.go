@@ -16,13 +16,19 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
+// Against a database and a Redis that, like Cloud SQL with ENCRYPTED_ONLY and Memorystore with
+// in-transit encryption and AUTH, take TLS connections only, configured as the README says.
 func TestServesRowsThroughTheCache(t *testing.T) {
-	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
+	my := mariadbserver.StartForTest(t, mariadbserver.Options{TLS: true})
 	db := my.DB("shop")
 	my.Exec(db, "CREATE TABLE products (sku VARCHAR(16) PRIMARY KEY, price DECIMAL(8,2) NOT NULL)",
-		"INSERT INTO products VALUES ('tea', 4.5)")
-	rs := redisserver.StartForTest(t, redisserver.Options{})
-	env := map[string]string{"MYSQL_DSN": my.DSN(""), "REDIS_ADDR": rs.Addr(), "READ_L1_SIZE": "0"}
+		"INSERT INTO products VALUES ('tea', 4.5)",
+		"CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'", "GRANT SELECT ON shop.products TO 'reader'@'%'")
+	rs := redisserver.StartForTest(t, redisserver.Options{TLS: true, Password: "auth"})
+	env := map[string]string{
+		"MYSQL_ADDR": my.Addr(), "MYSQL_USER": "reader", "MYSQL_PASSWORD": "pw", "MYSQL_CA_FILE": my.CAFile,
+		"REDIS_ADDR": rs.Addr(), "REDIS_TLS": "true", "REDIS_CA_FILE": rs.CAFile, "REDIS_PASSWORD": "auth",
+		"READ_L1_SIZE": "0"}
 	h, closeFn, err := newHandler(context.Background(), func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,10 @@
 //
 // Every message ends in exactly one outcome:
 //
-//	applied       the change is now in Redis                                  200
-//	duplicate     the same version was already stored                         200
-//	stale         a newer version (or a later truncate) was already stored    200
-//	ignored       not a row change of a cached table (heartbeat, DDL, …)      200
+//	applied       the change is now in Redis (or a schema change swept tables) 200
+//	duplicate     the same version and value were already stored              200
+//	stale         a newer version, or a newer floor of the table, is stored   200
+//	ignored       nothing to do (heartbeat, an uncached table, an index DDL…) 200
 //	dead_lettered permanently bad, preserved on the dead-letter topic first   200
 //	retry         Redis or the dead-letter topic failed; try again later      503
 //	rejected      permanently bad and no dead-letter topic is configured      400
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -46,7 +47,8 @@ const (
 type Result struct {
 	Outcome Outcome
 	// Reason refines the outcome: why a message was ignored, stale or bad ("heartbeat",
-	// "table_not_cached", "truncated", "decode", "key", …).
+	// "table_not_cached", "truncated", "resnapshot", "ddl", "decode", "key", …), or what an applied one
+	// also did ("version_collision", "snapshot_sweep", "ddl_sweep").
 	Reason  string
 	Table   string // db.table, when known
 	Op      string // c, u, d, r, t, when known
@@ -88,8 +90,10 @@ type Options struct {
 
 // Handler is the push endpoint. It is safe for concurrent use.
 type Handler struct {
-	store   *rowcache.Store
-	policy  *tablepolicy.Policy
+	store  *rowcache.Store
+	policy *tablepolicy.Policy
+	// known holds the tables this process has added to the registry of known tables.
+	known   sync.Map
 	dlq     DeadLetterer
 	maxBody int64
 	timeout time.Duration
@@ -186,6 +190,14 @@ func (h *Handler) handleAt(ctx context.Context, m *push.Message, start time.Time
 		}
 	}
 	h.metrics.record(ctx, m, res, obs)
+	if res.Reason == "version_collision" {
+		// Two changes of one key under one version: a compressed transaction without transaction
+		// metadata. The later one was stored, but any replay of the pair out of order would not be.
+		h.log.LogAttrs(ctx, slog.LevelWarn, "version collision: two different changes share one version; turn on provide.transaction.metadata or binlog_transaction_compression off",
+			slog.String("outcome", string(res.Outcome)), slog.String("reason", res.Reason), slog.String("message_id", m.ID),
+			slog.String("ordering_key", m.OrderingKey), slog.String("table", res.Table), slog.String("op", res.Op),
+			slog.String("key", res.Key), slog.String("version", res.Version))
+	}
 	if res.Err != nil {
 		level := slog.LevelError
 		if res.Outcome == Retry {
@@ -220,22 +232,51 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 	if err != nil {
 		return Result{Err: &PermanentError{Reason: "decode", Err: err}}
 	}
-	if ev.Kind != debezium.Change {
-		return Result{Outcome: Ignored, Reason: ev.Kind.String()}
+	switch ev.Kind {
+	case debezium.Change:
+		return h.change(ctx, m, ev, obs)
+	case debezium.SchemaChange:
+		return h.schemaChange(ctx, ev, obs)
 	}
-	res.Table, res.Op = ev.Source.DB+"."+ev.Source.Table, ev.Op.String()
+	return Result{Outcome: Ignored, Reason: ev.Kind.String()}
+}
+
+// change applies a row change or a truncate, then, for a snapshot's marker records, completes what
+// the snapshot has finished (snapshot.go).
+func (h *Handler) change(ctx context.Context, m *push.Message, ev *debezium.Event, obs *observation) Result {
+	res := Result{Table: ev.Source.DB + "." + ev.Source.Table, Op: ev.Op.String()}
 	obs.source, obs.hasSource = ev.Source, true
 	ch, ok, err := h.policy.Resolve(ev, m.OrderingKey)
-	if !ok && err == nil {
-		res.Outcome, res.Reason = Ignored, "table_not_cached"
-		return res
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		res.Err = &PermanentError{Reason: "key", Err: err}
-		return res
+	case !ok:
+		res.Outcome, res.Reason = Ignored, "table_not_cached"
+	default:
+		h.write(ctx, ch, &res, obs)
 	}
+	var perm *PermanentError
+	if res.Outcome == "" && !errors.As(res.Err, &perm) {
+		return res // Redis failed: the retry does the rest
+	}
+	if ev.Op == debezium.Read && snapshotEnds(ev.Source.Snapshot) {
+		n, err := h.snapshotMarker(ctx, ev)
+		if err != nil {
+			obs.redisErr = err
+			return Result{Table: res.Table, Op: res.Op, Key: res.Key, Version: res.Version, Err: err}
+		}
+		if n > 0 && res.Reason == "" {
+			res.Reason = "snapshot_sweep"
+		}
+	}
+	return res
+}
+
+// write applies one cache change and sets res's outcome (or its error).
+func (h *Handler) write(ctx context.Context, ch tablepolicy.Change, res *Result, obs *observation) {
 	res.Key, res.Version = ch.Key, ch.Version.String()
 	var r rowcache.Result
+	var err error
 	switch ch.Kind {
 	case tablepolicy.Upsert:
 		r, err = h.store.Upsert(ctx, ch.Key, ch.Table.FloorKey, ch.Version, ch.Row)
@@ -243,7 +284,10 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 		r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
 	case tablepolicy.Truncate:
 		res.Key = ch.Table.Pattern
-		r, _, err = h.store.Truncate(ctx, ch.Table.FloorKey, ch.Table.Pattern, ch.Version)
+		r, err = h.raiseFloor(ctx, ch.Table, ch.Version, rowcache.FloorTruncate, "")
+	}
+	if err == nil {
+		err = h.register(ctx, ch.Table)
 	}
 	obs.replied = time.Now()
 	if err != nil {
@@ -253,7 +297,7 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 			res.Err = err
 			obs.redisErr = err
 		}
-		return res
+		return
 	}
 	switch r {
 	case rowcache.Applied:
@@ -262,8 +306,9 @@ func (h *Handler) handle(ctx context.Context, m *push.Message, obs *observation)
 		res.Outcome = Duplicate
 	case rowcache.Stale:
 		res.Outcome = Stale
-	case rowcache.Truncated:
-		res.Outcome, res.Reason = Stale, "truncated"
+	case rowcache.Collided:
+		res.Outcome, res.Reason = Applied, "version_collision"
+	case rowcache.Truncated, rowcache.Resnapshotted, rowcache.SchemaChanged:
+		res.Outcome, res.Reason = Stale, r.String()
 	}
-	return res
 }

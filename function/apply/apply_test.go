@@ -230,7 +230,7 @@ func TestFixturesThroughTheHandler(t *testing.T) {
 	if got := e.get(key); got != "<deleted>" {
 		t.Fatalf("late create resurrected the row: %s", got)
 	}
-	for _, f := range []string{"mysql-schema-change-value-docs.json", "mysql-transaction-begin-docs.json", "mysql-transaction-end-docs.json", "crafted-heartbeat-schema.json"} {
+	for _, f := range []string{"mysql-transaction-begin-docs.json", "mysql-transaction-end-docs.json", "crafted-heartbeat-schema.json"} {
 		code, body := e.deliver(fixture(t, f), "")
 		if code != 200 || !strings.HasPrefix(body, "ignored: ") {
 			t.Fatalf("%s: %d %q", f, code, body)
@@ -240,13 +240,19 @@ func TestFixturesThroughTheHandler(t *testing.T) {
 	// The truncate fixture is at pos 484, before the delete at 805: the table's rows written before it
 	// are swept, and the tombstone (newer) stays.
 	e.mustDeliver(fixture(t, "mysql-truncate-noschema-docs.json"), "default", "applied")
+	// The schema change (pos 570) adds a column: the table's rows are swept as a truncate would, the
+	// newer tombstone (805) stays.
+	e.mustDeliver(fixture(t, "mysql-schema-change-value-docs.json"), `{"databaseName":"inventory"}`, "applied: ddl_sweep")
+	if got := e.get(key); got != "<deleted>" {
+		t.Fatalf("after the schema change: %s", got)
+	}
 	e.mustDeliver(fixture(t, "crafted-decimal-schema.json"), `{"id":7}`, "applied")
 	if got := e.get("shop.orders:7"); got != `{"id":7,"total":"12.34","big":"18446744073709551615","updated_at":1700000000123456}` {
 		t.Fatalf("decimal row: %s", got)
 	}
 	c := e.counts()
-	want := map[string]int64{"applied": 5, "duplicate": 1, "stale": 2, "ignored": 5,
-		"ignored/schema_change": 1, "ignored/transaction": 2, "ignored/heartbeat": 1, "ignored/tombstone": 1}
+	want := map[string]int64{"applied": 6, "duplicate": 1, "stale": 2, "ignored": 4,
+		"applied/ddl_sweep": 1, "ignored/transaction": 2, "ignored/heartbeat": 1, "ignored/tombstone": 1}
 	for k, v := range want {
 		if c[k] != v {
 			t.Errorf("count %s = %d, want %d (all: %v)", k, c[k], v, c)

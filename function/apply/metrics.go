@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/debezium"
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
+	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
 // Metric names, as they appear in OpenTelemetry (Cloud Monitoring: workload.googleapis.com/<name>;
@@ -29,6 +30,8 @@ const (
 	MetricRedisErrors     = "cloudsql_cache.redis.errors"
 	MetricSourcePosition  = "cloudsql_cache.source.position"
 	MetricSourceCommit    = "cloudsql_cache.source.commit_time"
+	MetricFloors          = "cloudsql_cache.floors"
+	MetricSweptKeys       = "cloudsql_cache.swept_keys"
 )
 
 // Bucket boundaries in milliseconds. Lag and delivery delay span a healthy stream (tens of ms) to a
@@ -46,6 +49,8 @@ type metrics struct {
 	deliveryDelay  metric.Float64Histogram
 	attempts       metric.Int64Histogram
 	redisErrors    metric.Int64Counter
+	floors         metric.Int64Counter
+	sweptKeys      metric.Int64Counter
 
 	// The newest applied source position and commit time per table, read by the observable gauges.
 	mu        sync.Mutex
@@ -64,7 +69,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	}
 	m := mp.Meter("github.com/cloudsql-cache/cloudsql-cache/function/apply")
 	ms := &metrics{positions: map[string]position{}}
-	var errs [9]error
+	var errs [10]error
 	ms.events, errs[0] = m.Int64Counter(MetricEvents,
 		metric.WithUnit("{event}"),
 		metric.WithDescription("Change events handled, by table, op, outcome and reason."))
@@ -87,6 +92,12 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	ms.redisErrors, errs[5] = m.Int64Counter(MetricRedisErrors,
 		metric.WithUnit("{error}"),
 		metric.WithDescription("Redis calls of the apply path that failed, by kind: timeout or other."))
+	ms.floors, errs[8] = m.Int64Counter(MetricFloors,
+		metric.WithUnit("{floor}"),
+		metric.WithDescription("Table floors raised (a truncate, a completed snapshot, a DDL that removes rows without row events), by table and reason: truncate, snapshot or ddl."))
+	ms.sweptKeys, errs[9] = m.Int64Counter(MetricSweptKeys,
+		metric.WithUnit("{key}"),
+		metric.WithDescription("Cached rows, tombstones and fills a table's floor sweep removed, by table and reason: truncate, snapshot or ddl."))
 	var posGauge, commitGauge metric.Int64ObservableGauge
 	posGauge, errs[6] = m.Int64ObservableGauge(MetricSourcePosition,
 		metric.WithUnit("By"),
@@ -114,6 +125,18 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		return nil, fmt.Errorf("apply: metrics: %w", err)
 	}
 	return ms, nil
+}
+
+// sweep counts a raised floor and the keys its sweep removed.
+func (ms *metrics) sweep(ctx context.Context, table, reason string, r rowcache.Result, deleted int) {
+	ctx = context.WithoutCancel(ctx)
+	attrs := metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason))
+	if r == rowcache.Applied {
+		ms.floors.Add(ctx, 1, attrs)
+	}
+	if deleted > 0 {
+		ms.sweptKeys.Add(ctx, int64(deleted), attrs)
+	}
 }
 
 // observation is what one message contributes to the metrics besides its Result.

@@ -12,7 +12,9 @@ package mariadbserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -25,9 +27,10 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // the database/sql driver for DSNs this package hands out
+	"github.com/go-sql-driver/mysql" // also the database/sql driver for DSNs this package hands out
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testcerts"
 )
 
 // Options configure a server.
@@ -38,16 +41,25 @@ type Options struct {
 	Port int
 	// ServerID is the server_id; 0 means 1.
 	ServerID int
+	// TLS serves TLS with a certificate signed by a fresh CA (its PEM is then in Server.CAFile) and
+	// refuses every connection over TCP without it (require_secure_transport), as Cloud SQL does with
+	// ssl_mode ENCRYPTED_ONLY. DSN then connects with TLS, verified against that CA.
+	TLS bool
 }
 
 // Server is a running mariadbd.
 type Server struct {
+	// CAFile is the PEM of the CA that signed the server's certificate (Options.TLS).
+	CAFile string
+
 	opts Options
-	bin  string
-	port int
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	// tlsName is the driver's name for the TLS configuration DSN uses (Options.TLS).
+	tlsName string
+	bin     string
+	port    int
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Start initialises opts.Dir if needed, starts mariadbd and waits until it accepts connections as
@@ -68,6 +80,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{opts: opts, port: opts.Port, bin: bin}
 	if err := s.initialise(ctx); err != nil {
 		return nil, err
+	}
+	if opts.TLS {
+		if err := s.writeTLS(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Port != 0 {
 		if err := s.start(ctx); err != nil {
@@ -177,6 +194,11 @@ func (s *Server) start(ctx context.Context) error {
 		"--max-connections=200",
 		"--performance-schema=OFF",
 	}
+	if s.opts.TLS {
+		dir := s.tlsDir()
+		args = append(args, "--ssl-ca="+filepath.Join(dir, "ca.pem"), "--ssl-cert="+filepath.Join(dir, "server.pem"),
+			"--ssl-key="+filepath.Join(dir, "server.key"), "--require-secure-transport=ON")
+	}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
@@ -262,9 +284,38 @@ func (s *Server) Port() int { return s.port }
 // Addr is host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// DSN is a go-sql-driver/mysql DSN for root on database db ("" for none), in UTC (see mysqlrow.CheckDSN).
+// DSN is a go-sql-driver/mysql DSN for root on database db ("" for none), in UTC (see mysqlrow.CheckDSN);
+// with Options.TLS, over TLS verified against CAFile.
 func (s *Server) DSN(db string) string {
-	return "root@tcp(" + s.Addr() + ")/" + db + "?parseTime=false&loc=UTC&time_zone=%27%2B00%3A00%27&multiStatements=true"
+	dsn := "root@tcp(" + s.Addr() + ")/" + db + "?parseTime=false&loc=UTC&time_zone=%27%2B00%3A00%27&multiStatements=true"
+	if s.tlsName != "" {
+		dsn += "&tls=" + s.tlsName
+	}
+	return dsn
+}
+
+func (s *Server) tlsDir() string { return filepath.Join(s.opts.Dir, "tls") }
+
+// writeTLS makes the server's certificates and registers the client configuration DSN names.
+func (s *Server) writeTLS() error {
+	if err := os.MkdirAll(s.tlsDir(), 0o700); err != nil {
+		return fmt.Errorf("mariadbserver: %w", err)
+	}
+	var err error
+	if s.CAFile, err = testcerts.Write(s.tlsDir()); err != nil {
+		return fmt.Errorf("mariadbserver: TLS certificates: %w", err)
+	}
+	cfg, err := testcerts.ClientTLS(s.CAFile)
+	if err != nil {
+		return fmt.Errorf("mariadbserver: %w", err)
+	}
+	// The driver's registry is process-wide: one name per data directory keeps servers apart.
+	sum := sha256.Sum256([]byte(s.opts.Dir))
+	s.tlsName = "mariadbserver-" + hex.EncodeToString(sum[:8])
+	if err := mysql.RegisterTLSConfig(s.tlsName, cfg); err != nil {
+		return fmt.Errorf("mariadbserver: %w", err)
+	}
+	return nil
 }
 
 // Stop shuts mariadbd down cleanly (SIGTERM) and waits for it, killing it after 30 s.

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/testcerts"
 )
 
 // Options configure a server.
@@ -90,10 +91,10 @@ func start(ctx context.Context, opts Options, parentDeath syscall.Signal) (*Serv
 	}
 	s := &Server{opts: opts, parentDeath: parentDeath}
 	if opts.TLS {
-		if s.CAFile, err = writeCerts(dir); err != nil {
+		if s.CAFile, err = testcerts.Write(dir); err != nil {
 			return nil, fmt.Errorf("redisserver: TLS certificates: %w", err)
 		}
-		if s.tlsConfig, err = clientTLS(s.CAFile); err != nil {
+		if s.tlsConfig, err = testcerts.ClientTLS(s.CAFile); err != nil {
 			return nil, fmt.Errorf("redisserver: %w", err)
 		}
 	}

@@ -52,7 +52,7 @@ func TestEnvironment(t *testing.T) {
 	if !strings.Contains(got["JAVA_OPTS"], "--add-opens=java.base/java.lang=ALL-UNNAMED") {
 		t.Errorf("Java 25 without --add-opens: %s", got["JAVA_OPTS"])
 	}
-	if topics := strings.Join(c.Topics(), ","); topics != "local.shop.customers,local.shop.order_lines,local.app.x,hb.local" {
+	if topics := strings.Join(c.Topics(), ","); topics != "local.shop.customers,local.shop.order_lines,local.app.x,local,hb.local" {
 		t.Errorf("topics %s", topics)
 	}
 	c.Properties["x"] = "a b"

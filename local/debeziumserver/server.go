@@ -71,14 +71,15 @@ type PubSub struct {
 	EmulatorAddr string
 }
 
-// Topics are the topic ids Debezium publishes to with the shipped configuration: one per table and
-// the heartbeat topic. They must exist before it starts: the sink does not create topics, and a
-// publish to a missing one fails the batch and stops the server.
+// Topics are the topic ids Debezium publishes to with the shipped configuration: one per table, the
+// schema-change topic (named topic.prefix) and the heartbeat topic. They must exist before it starts:
+// the sink does not create topics, and a publish to a missing one fails the batch and stops the server.
 func (c Config) Topics() []string {
-	topics := make([]string, 0, len(c.Tables)+1)
+	topics := make([]string, 0, len(c.Tables)+2)
 	for _, t := range c.Tables {
 		topics = append(topics, c.TopicPrefix+"."+t)
 	}
+	topics = append(topics, c.TopicPrefix)
 	prefix := c.Env["HEARTBEAT_PREFIX"]
 	if prefix == "" {
 		prefix = "debezium-heartbeat"

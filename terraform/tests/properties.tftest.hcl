@@ -16,8 +16,11 @@ variables {
   key_templates       = { "shop.orders" = "order:{id}" }
   exclude_columns     = ["shop.customers.password_hash"]
   notification_emails = ["oncall@example.com"]
+  operator_access     = true
+  operators           = ["group:oncall@example.com"]
   function_image      = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/function:b1"
   debezium_image      = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/debezium-server:b1"
+  tools_image         = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/tools:b1"
 }
 
 run "properties" {
@@ -26,8 +29,13 @@ run "properties" {
   # --- Ordering -----------------------------------------------------------------------------------
 
   assert {
-    condition     = length(google_pubsub_subscription.push) == 3 && alltrue([for t in var.tables : try(google_pubsub_subscription.push[t].topic == google_pubsub_topic.table[t].id, false)])
+    condition     = length(google_pubsub_subscription.push) == 4 && alltrue([for t in var.tables : try(google_pubsub_subscription.push[t].topic == google_pubsub_topic.table[t].id, false)])
     error_message = "[ordering] every table must have one push subscription on its own topic."
+  }
+
+  assert {
+    condition     = google_pubsub_topic.schema_changes.name == var.topic_prefix && google_pubsub_subscription.push["schema_changes"].topic == google_pubsub_topic.schema_changes.id
+    error_message = "[ordering] Debezium's schema changes (topic = topic.prefix) must have a push subscription to the function, like the tables' (it sweeps tables on DDL and completes snapshots from them)."
   }
 
   assert {
@@ -199,9 +207,9 @@ run "properties" {
   }
 
   assert {
-    condition = (toset([for g in google_pubsub_topic_iam_member.debezium_publisher : g.topic]) == toset(concat([for t in google_pubsub_topic.table : t.id], [google_pubsub_topic.heartbeat.id])) &&
+    condition = (toset([for g in google_pubsub_topic_iam_member.debezium_publisher : g.topic]) == toset(concat([for t in google_pubsub_topic.table : t.id], [google_pubsub_topic.heartbeat.id, google_pubsub_topic.schema_changes.id])) &&
     alltrue([for g in google_pubsub_topic_iam_member.debezium_publisher : g.member == google_service_account.debezium.member && g.role == "roles/pubsub.publisher"]))
-    error_message = "[least-privilege] Debezium may publish to the table topics and its heartbeat topic only."
+    error_message = "[least-privilege] Debezium may publish to the table topics, the schema-change topic and its heartbeat topic only."
   }
 
   assert {
@@ -231,5 +239,68 @@ run "properties" {
   assert {
     condition     = google_sql_user.debezium.password == null && google_secret_manager_secret_version.debezium_db_password.secret_data == null && google_sql_user.debezium.password_wo_version == var.debezium_password_version
     error_message = "[secrets] the Debezium password must be written with write-only arguments (password_wo, secret_data_wo), never into the plan or state."
+  }
+
+  # --- The way into the VPC: the tools' jobs ---------------------------------------------------------
+
+  assert {
+    condition = alltrue([for j in concat(google_cloud_run_v2_job.tools, google_cloud_run_v2_job.db_setup) : try(
+      j.template[0].template[0].vpc_access[0].egress == "PRIVATE_RANGES_ONLY" &&
+      j.template[0].template[0].vpc_access[0].network_interfaces[0].network == google_compute_network.vpc[0].id &&
+      j.template[0].template[0].vpc_access[0].network_interfaces[0].subnetwork == google_compute_subnetwork.run[0].id,
+    false)]) && length(google_cloud_run_v2_job.tools) == 1 && length(google_cloud_run_v2_job.db_setup) == 1
+    error_message = "[private-ip] the tools' jobs must reach the private IPs through Direct VPC egress on the module's subnet."
+  }
+
+  assert {
+    condition = (google_cloud_run_v2_job.tools[0].template[0].template[0].service_account == google_service_account.tools[0].email &&
+      google_cloud_run_v2_job.db_setup[0].template[0].template[0].service_account == google_service_account.db_setup[0].email &&
+    length(toset([google_service_account.tools[0].email, google_service_account.db_setup[0].email, google_service_account.function.email, google_service_account.debezium.email, google_service_account.build.email, google_service_account.push.email])) == 6)
+    error_message = "[least-privilege] the operator job and the database setup job must each run as a service account of their own."
+  }
+
+  assert {
+    condition = (toset([for g in google_secret_manager_secret_iam_member.tools_secrets : g.secret_id]) == toset([google_secret_manager_secret.redis_auth.id, google_secret_manager_secret.redis_ca.id, google_secret_manager_secret.admin_db_password.id, google_secret_manager_secret.cloudsql_ca.id]) &&
+      alltrue([for g in google_secret_manager_secret_iam_member.tools_secrets : g.member == google_service_account.tools[0].member && g.role == "roles/secretmanager.secretAccessor"]) &&
+      toset([for g in google_secret_manager_secret_iam_member.db_setup_secrets : g.secret_id]) == toset([google_secret_manager_secret.admin_db_password.id, google_secret_manager_secret.cloudsql_ca.id]) &&
+    alltrue([for g in google_secret_manager_secret_iam_member.db_setup_secrets : g.member == google_service_account.db_setup[0].member && g.role == "roles/secretmanager.secretAccessor"]))
+    error_message = "[least-privilege] the operator job may read Redis's and the admin user's secrets and the server CA only; the database setup job the admin user's password and the server CA only."
+  }
+
+  assert {
+    condition = (google_pubsub_subscription_iam_member.tools_dead_letter[0].subscription == google_pubsub_subscription.dead_letter.id &&
+      google_pubsub_subscription_iam_member.tools_dead_letter[0].role == "roles/pubsub.subscriber" &&
+      google_pubsub_subscription_iam_member.tools_dead_letter[0].member == google_service_account.tools[0].member &&
+      toset([for g in google_pubsub_topic_iam_member.tools_replay : g.topic]) == toset([for t in google_pubsub_topic.table : t.id]) &&
+    alltrue([for g in google_pubsub_topic_iam_member.tools_replay : g.member == google_service_account.tools[0].member && g.role == "roles/pubsub.publisher"]))
+    error_message = "[least-privilege] the operator job may pull the dead-letter subscription and publish to the table topics (dlq replay), nothing else in Pub/Sub."
+  }
+
+  assert {
+    condition = (google_storage_bucket_iam_member.tools_work[0].bucket == google_storage_bucket.tools[0].name &&
+      google_storage_bucket_iam_member.tools_work[0].role == "roles/storage.objectUser" &&
+      google_storage_bucket_iam_member.tools_work[0].member == google_service_account.tools[0].member &&
+    google_storage_bucket.tools[0].public_access_prevention == "enforced" && google_storage_bucket.tools[0].uniform_bucket_level_access == true)
+    error_message = "[least-privilege] the operator job may use the objects of its own working bucket only, and the bucket is never public."
+  }
+
+  assert {
+    condition = (toset([for g in google_cloud_run_v2_job_iam_member.operators : g.member]) == toset(var.operators) &&
+    alltrue([for g in google_cloud_run_v2_job_iam_member.operators : g.role == "roles/run.jobsExecutorWithOverrides" && g.name == google_cloud_run_v2_job.tools[0].name]))
+    error_message = "[least-privilege] only the operators may run the operator job with their own arguments, on that job only."
+  }
+
+  assert {
+    condition = alltrue(flatten([for j in concat(google_cloud_run_v2_job.tools, google_cloud_run_v2_job.db_setup) :
+      [for e in j.template[0].template[0].containers[0].env : e.value == null && length(e.value_source) == 1 if can(regex("(?i)password|secret|token|auth", e.name))]])) && (
+      one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "MYSQL_PASSWORD"]) == google_secret_manager_secret.admin_db_password.secret_id &&
+      one([for e in google_cloud_run_v2_job.db_setup[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "MYSQL_PASSWORD"]) == google_secret_manager_secret.admin_db_password.secret_id &&
+    one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value_source[0].secret_key_ref[0].secret if e.name == "REDIS_PASSWORD"]) == google_secret_manager_secret.redis_auth.secret_id)
+    error_message = "[secrets] the tools' jobs must take the admin password and the Redis AUTH string from Secret Manager, never as plain values."
+  }
+
+  assert {
+    condition     = google_sql_user.admin.password == null && google_secret_manager_secret_version.admin_db_password.secret_data == null && google_sql_user.admin.password_wo_version == var.admin_password_version
+    error_message = "[secrets] the admin password must be written with write-only arguments (password_wo, secret_data_wo), never into the plan or state."
   }
 }

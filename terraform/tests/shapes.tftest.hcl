@@ -13,6 +13,7 @@ variables {
   tables         = ["shop.orders"]
   function_image = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/function:b1"
   debezium_image = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/debezium-server:b1"
+  tools_image    = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/tools:b1"
 }
 
 # Only the required inputs: a new VPC, private services access and Cloud SQL instance.
@@ -117,7 +118,7 @@ run "existing_instance_without_private_ip" {
   expect_failures = [data.google_sql_database_instance.existing]
 }
 
-# Several databases and tables, with per-table key templates, version columns and excluded columns.
+# Several databases and tables, with per-table key templates and excluded columns.
 run "tables_with_key_templates" {
   command = plan
 
@@ -125,13 +126,12 @@ run "tables_with_key_templates" {
     tables          = ["shop.orders", "shop.customers", "billing.invoices"]
     key_template    = "{db}:{table}:{pk}"
     key_templates   = { "shop.orders" = "order:{id}", "billing.invoices" = "inv:{year}:{number}" }
-    version_columns = { "billing.invoices" = "revision" }
     exclude_columns = ["shop.customers.password_hash", "shop.customers.ssn"]
   }
 
   assert {
-    condition     = toset(keys(google_pubsub_subscription.push)) == toset(var.tables) && toset([for s in google_pubsub_subscription.push : s.name]) == toset(["cloudsql-cache.shop.orders.apply", "cloudsql-cache.shop.customers.apply", "cloudsql-cache.billing.invoices.apply"])
-    error_message = "Each table gets its own topic and push subscription <topic>.apply."
+    condition     = toset(keys(google_pubsub_subscription.push)) == toset(concat(var.tables, ["schema_changes"])) && toset([for s in google_pubsub_subscription.push : s.name]) == toset(["cloudsql-cache.shop.orders.apply", "cloudsql-cache.shop.customers.apply", "cloudsql-cache.billing.invoices.apply", "cloudsql-cache.apply"])
+    error_message = "Each table gets its own topic and push subscription <topic>.apply, and so does the schema-change topic (named topic_prefix)."
   }
 
   assert {
@@ -142,7 +142,6 @@ run "tables_with_key_templates" {
       CACHE_KEY_TEMPLATES   = "billing.invoices=inv:{year}:{number},shop.orders=order:{id}"
       CACHE_TABLES          = "shop.orders,shop.customers,billing.invoices"
       CACHE_TOMBSTONE_TTL   = "168h"
-      CACHE_VERSION_COLUMNS = "billing.invoices=revision"
       CACHE_VERSION_EPOCH   = "0"
       DEAD_LETTER_TOPIC     = google_pubsub_topic.dead_letter.id
       REDIS_ADDR            = format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port)
@@ -150,7 +149,7 @@ run "tables_with_key_templates" {
       REDIS_TIMEOUT         = "1s"
       REDIS_TLS             = "true"
     })
-    error_message = "The function's environment must carry the tables, key templates, version and excluded columns as its CACHE_* variables."
+    error_message = "The function's environment must carry the tables, key templates and excluded columns as its CACHE_* variables."
   }
 
   assert {
@@ -202,5 +201,146 @@ run "small_with_labels_and_alerts" {
   assert {
     condition     = try(google_service_account_iam_member.pubsub_token_creator[0].role == "roles/iam.serviceAccountTokenCreator" && google_service_account_iam_member.pubsub_token_creator[0].service_account_id == google_service_account.push.name && google_service_account_iam_member.pubsub_token_creator[0].member == "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com", false)
     error_message = "grant_pubsub_token_creator = true lets the Pub/Sub service agent mint tokens for the push identity, and nothing else."
+  }
+}
+
+# By default there is no way into the VPC for operators (no job, service account or grant), and the
+# database setup job narrows the Debezium user's grants to the captured databases.
+run "operator_access_off" {
+  command = plan
+
+  assert {
+    condition     = length(google_cloud_run_v2_job.tools) == 0 && length(google_service_account.tools) == 0 && length(google_secret_manager_secret_iam_member.tools_secrets) == 0 && length(google_pubsub_subscription_iam_member.tools_dead_letter) == 0 && length(google_pubsub_topic_iam_member.tools_replay) == 0 && length(google_cloud_run_v2_job_iam_member.operators) == 0 && length(google_storage_bucket.tools) == 0 && output.tools_job == null
+    error_message = "operator_access is off by default: no operator job, no service account for it, no grant."
+  }
+
+  assert {
+    condition = (length(google_cloud_run_v2_job.db_setup) == 1 &&
+      google_cloud_run_v2_job.db_setup[0].template[0].template[0].containers[0].args == tolist(["grant-debezium", "-user", "debezium", "-state-database", "debezium_state", "-databases", "shop"]) &&
+      google_cloud_run_v2_job.db_setup[0].template[0].template[0].containers[0].image == var.tools_image &&
+      length(google_cloud_run_v2_job.db_setup[0].run_execution_token) == 16 &&
+    one([for e in google_cloud_run_v2_job.db_setup[0].template[0].template[0].containers[0].env : e.value if e.name == "MYSQL_ADDR"]) == "${google_sql_database_instance.source[0].private_ip_address}:3306")
+    error_message = "The database setup job runs cachectl grant-debezium for the captured databases against the instance's private IP, on every apply that changes what it grants."
+  }
+
+  assert {
+    condition     = output.debezium_state_tables.offsets == "debezium_offsets" && output.debezium_state_tables.schema_history == "debezium_schema_history" && output.version_epoch == 0 && output.debezium_instances == 1
+    error_message = "Epoch 0 keeps the state tables' names of the Debezium configuration template."
+  }
+}
+
+# The way in, switched on: the tools image on the VPC with the function's Redis and table settings, the
+# admin user, the dead-letter subscription, run by the operators only.
+run "operator_access_on" {
+  command = plan
+
+  variables {
+    operator_access = true
+    operators       = ["group:oncall@example.com", "user:alice@example.com"]
+    tables          = ["shop.orders", "shop.customers"]
+  }
+
+  assert {
+    condition = (length(google_cloud_run_v2_job.tools) == 1 && google_cloud_run_v2_job.tools[0].name == "cloudsql-cache-tools" &&
+      google_cloud_run_v2_job.tools[0].deletion_protection == false &&
+      google_cloud_run_v2_job.tools[0].template[0].template[0].max_retries == 0 &&
+    google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].image == var.tools_image)
+    error_message = "operator_access creates the operator job from the tools image, not retried, and removable (switching it off deletes it)."
+  }
+
+  assert {
+    condition = alltrue([for name, want in {
+      REDIS_ADDR               = format("%s:%d", google_redis_instance.cache.host, google_redis_instance.cache.port)
+      REDIS_TLS                = "true"
+      CACHE_TABLES             = "shop.orders,shop.customers"
+      MYSQL_ADDR               = "${google_sql_database_instance.source[0].private_ip_address}:3306"
+      MYSQL_USER               = "cloudsql_cache_admin"
+      DEAD_LETTER_SUBSCRIPTION = google_pubsub_subscription.dead_letter.id
+      TOPIC_PREFIX             = "cloudsql-cache"
+      PUBSUB_REGION            = "europe-west1"
+      } : try(one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == name]) == want, false)
+    ]) && startswith(one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "MYSQL_CA_FILE"]), google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].volume_mounts[1].mount_path)
+    error_message = "The operator job reaches Redis and the table policy as the function does, MySQL as the admin user over TLS verified against the mounted server CA, and the dead-letter subscription."
+  }
+
+  assert {
+    condition     = length(google_cloud_run_v2_job_iam_member.operators) == 2 && output.tools_job == "cloudsql-cache-tools"
+    error_message = "Each operator may run the job."
+  }
+
+  assert {
+    condition = one([for v in google_cloud_run_v2_job.tools[0].template[0].template[0].volumes : v.gcs[0].bucket if v.name == "work"]) == google_storage_bucket.tools[0].name && contains(
+    [for m in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].volume_mounts : m.mount_path if m.name == "work"], "/work")
+    error_message = "The operator job has its bucket at /work, where a verify checkpoint outlives the execution."
+  }
+}
+
+# debezium_instances = 0 stops Debezium (the first step of a restore); a new version epoch gives it new,
+# empty state tables, so it snapshots afresh, and gives the function and the tools the epoch.
+run "debezium_stopped_in_a_new_epoch" {
+  command = plan
+
+  variables {
+    debezium_instances = 0
+    version_epoch      = 3
+    operator_access    = true
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_worker_pool.debezium.scaling[0].manual_instance_count == 0
+    error_message = "debezium_instances = 0 scales the worker pool to no instance."
+  }
+
+  assert {
+    condition = (one([for e in google_cloud_run_v2_worker_pool.debezium.template[0].containers[0].env : e.value if e.name == "DEBEZIUM_SOURCE_OFFSET_STORAGE_JDBC_TABLE_NAME"]) == "debezium_offsets_epoch_3" &&
+      one([for e in google_cloud_run_v2_worker_pool.debezium.template[0].containers[0].env : e.value if e.name == "DEBEZIUM_SOURCE_SCHEMA_HISTORY_INTERNAL_JDBC_TABLE_NAME"]) == "debezium_schema_history_epoch_3" &&
+      one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "CACHE_VERSION_EPOCH"]) == "3" &&
+    one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "CACHE_VERSION_EPOCH"]) == "3")
+    error_message = "A new version epoch gives Debezium the epoch's own offsets and schema history tables, and the function and the tools the epoch."
+  }
+}
+
+# Grants narrowed by hand: no setup job, and no tools image needed. A locking snapshot mode adds LOCK
+# TABLES to what the job grants.
+run "grants_by_hand" {
+  command = plan
+
+  variables {
+    narrow_debezium_grants = false
+    tools_image            = ""
+  }
+
+  assert {
+    condition     = length(google_cloud_run_v2_job.db_setup) == 0 && length(google_service_account.db_setup) == 0 && length(google_secret_manager_secret_iam_member.db_setup_secrets) == 0 && output.db_setup_job == null
+    error_message = "narrow_debezium_grants = false creates no setup job."
+  }
+}
+
+run "locking_snapshot_grants_lock_tables" {
+  command = plan
+
+  variables {
+    snapshot_locking_mode = "minimal"
+  }
+
+  assert {
+    condition     = contains(google_cloud_run_v2_job.db_setup[0].template[0].template[0].containers[0].args, "-lock-tables")
+    error_message = "A locking snapshot mode needs LOCK TABLES on the captured databases."
+  }
+}
+
+# Enterprise Plus keeps binary logs up to 35 days.
+run "enterprise_plus_retention" {
+  command = plan
+
+  variables {
+    cloudsql_edition      = "ENTERPRISE_PLUS"
+    cloudsql_tier         = "db-perf-optimized-N-4"
+    binlog_retention_days = 35
+  }
+
+  assert {
+    condition     = google_sql_database_instance.source[0].settings[0].backup_configuration[0].transaction_log_retention_days == 35
+    error_message = "An Enterprise Plus instance keeps 35 days of binary logs when asked."
   }
 }

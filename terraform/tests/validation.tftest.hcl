@@ -14,6 +14,7 @@ variables {
   tables         = ["shop.orders", "shop.customers"]
   function_image = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/function:b1"
   debezium_image = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/debezium-server:b1"
+  tools_image    = "europe-west1-docker.pkg.dev/my-project/cloudsql-cache/tools:b1"
 }
 
 run "one_bad_value_each" {
@@ -33,7 +34,6 @@ run "one_bad_value_each" {
     cloudsql_tier                       = "n1-standard-1"
     cloudsql_edition                    = "STANDARD"
     cloudsql_availability_type          = "MULTI_REGIONAL"
-    binlog_retention_days               = 14
     version_epoch                       = -1
     tombstone_ttl                       = "7d"
     apply_timeout                       = "10"
@@ -82,7 +82,6 @@ run "one_bad_value_each" {
     var.cloudsql_tier,
     var.cloudsql_edition,
     var.cloudsql_availability_type,
-    var.binlog_retention_days,
     var.version_epoch,
     var.tombstone_ttl,
     var.apply_timeout,
@@ -177,9 +176,8 @@ run "settings_for_tables_not_captured" {
   variables {
     exclude_columns = ["billing.invoices.card_number"]
     key_templates   = { "billing.invoices" = "inv:{id}" }
-    version_columns = { "billing.invoices" = "revision" }
   }
-  expect_failures = [var.exclude_columns, var.key_templates, var.version_columns]
+  expect_failures = [var.exclude_columns, var.key_templates]
 }
 
 run "malformed_table_settings" {
@@ -187,9 +185,17 @@ run "malformed_table_settings" {
   variables {
     exclude_columns = ["shop.customers"]
     key_templates   = { "shop.orders" = "order:{id},{sku}" }
-    version_columns = { "shop.orders" = "rev-no" }
   }
-  expect_failures = [var.exclude_columns, var.key_templates, var.version_columns]
+  expect_failures = [var.exclude_columns, var.key_templates]
+}
+
+# Removed: a value is refused with a message pointing at the README.
+run "version_columns_removed" {
+  command = plan
+  variables {
+    version_columns = { "shop.orders" = "updated_at" }
+  }
+  expect_failures = [var.version_columns]
 }
 
 run "empty_key_template" {
@@ -224,4 +230,43 @@ run "state_database_is_captured" {
     debezium_state_database = "shop"
   }
   expect_failures = [var.debezium_state_database]
+}
+
+run "retention_beyond_the_edition" {
+  command = plan
+  variables {
+    cloudsql_edition      = "ENTERPRISE_PLUS"
+    cloudsql_tier         = "db-perf-optimized-N-4"
+    binlog_retention_days = 36
+  }
+  expect_failures = [var.binlog_retention_days]
+}
+
+# (binlog_retention_days depends on cloudsql_edition, which one_bad_value_each makes invalid too.)
+run "retention_of_enterprise_plus_on_enterprise" {
+  command = plan
+  variables {
+    binlog_retention_days = 35
+  }
+  expect_failures = [var.binlog_retention_days]
+}
+
+run "bad_operations_settings" {
+  command = plan
+  variables {
+    debezium_instances = 2
+    operators          = ["allUsers", "domain:example.com"]
+    admin_db_user      = "debezium"
+    tools_timeout      = "1d"
+  }
+  expect_failures = [var.debezium_instances, var.operators, var.admin_db_user, var.tools_timeout]
+}
+
+run "no_tools_image_for_the_jobs" {
+  command = plan
+  variables {
+    tools_image     = ""
+    operator_access = true
+  }
+  expect_failures = [var.tools_image]
 }

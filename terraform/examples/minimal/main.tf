@@ -30,4 +30,5 @@ module "cloudsql_cache" {
   tables         = var.tables
   function_image = var.function_image
   debezium_image = var.debezium_image
+  tools_image    = var.tools_image
 }

@@ -23,3 +23,8 @@ variable "debezium_image" {
   description = "Image of Debezium Server (built by cloudbuild.yaml)."
   type        = string
 }
+
+variable "tools_image" {
+  description = "Image of the operator tools, cachectl and verify (built by cloudbuild.yaml)."
+  type        = string
+}

@@ -12,8 +12,8 @@ run "example_tfvars" {
   command = plan
 
   assert {
-    condition     = toset(keys(google_pubsub_subscription.push)) == toset(var.tables) && length(var.tables) > 0
-    error_message = "The example's tables must each get a push subscription."
+    condition     = toset(keys(google_pubsub_subscription.push)) == toset(concat(var.tables, ["schema_changes"])) && length(var.tables) > 0
+    error_message = "The example's tables and the schema-change topic must each get a push subscription."
   }
 
   assert {

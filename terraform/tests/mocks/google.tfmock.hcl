@@ -27,6 +27,7 @@ mock_data "google_compute_subnetwork" {
 mock_data "google_sql_database_instance" {
   defaults = {
     private_ip_address = "10.20.0.3"
+    server_ca_cert     = [{ cert = "-----BEGIN CERTIFICATE-----\nexisting-instance-ca\n-----END CERTIFICATE-----" }]
   }
 }
 
@@ -45,6 +46,7 @@ mock_resource "google_compute_subnetwork" {
 mock_resource "google_sql_database_instance" {
   defaults = {
     private_ip_address = "10.100.0.3"
+    server_ca_cert     = [{ cert = "-----BEGIN CERTIFICATE-----\ncreated-instance-ca\n-----END CERTIFICATE-----" }]
   }
 }
 
@@ -100,10 +102,34 @@ override_resource {
   }
 }
 
+override_resource {
+  target = google_service_account.db_setup
+  values = {
+    email     = "cloudsql-cache-dbsetup@my-project.iam.gserviceaccount.com"
+    member    = "serviceAccount:cloudsql-cache-dbsetup@my-project.iam.gserviceaccount.com"
+    name      = "projects/my-project/serviceAccounts/cloudsql-cache-dbsetup@my-project.iam.gserviceaccount.com"
+    id        = "projects/my-project/serviceAccounts/cloudsql-cache-dbsetup@my-project.iam.gserviceaccount.com"
+    unique_id = "100000000000000000005"
+  }
+}
+
+override_resource {
+  target = google_service_account.tools
+  values = {
+    email     = "cloudsql-cache-ops@my-project.iam.gserviceaccount.com"
+    member    = "serviceAccount:cloudsql-cache-ops@my-project.iam.gserviceaccount.com"
+    name      = "projects/my-project/serviceAccounts/cloudsql-cache-ops@my-project.iam.gserviceaccount.com"
+    id        = "projects/my-project/serviceAccounts/cloudsql-cache-ops@my-project.iam.gserviceaccount.com"
+    unique_id = "100000000000000000006"
+  }
+}
+
 # The other resource types: a block for each, so that their computed attributes are known during plan too
 # (random values).
 mock_resource "google_artifact_registry_repository" {}
 mock_resource "google_artifact_registry_repository_iam_member" {}
+mock_resource "google_cloud_run_v2_job" {}
+mock_resource "google_cloud_run_v2_job_iam_member" {}
 mock_resource "google_cloud_run_v2_service" {}
 mock_resource "google_cloud_run_v2_service_iam_member" {}
 mock_resource "google_cloud_run_v2_worker_pool" {}
