@@ -218,3 +218,62 @@ func TestBadMissMode(t *testing.T) {
 		t.Error("ParseMissMode accepted sometimes")
 	}
 }
+
+// A DDL that changes a table's row shape raises its floor (the function's rule); a fill refused
+// because of it makes the client read the table's columns again, so later fills have the new shape
+// (before, the columns and the prepared statement were kept for the client's life, and fills went on
+// writing rows without the added column, rows the function never writes).
+func TestFillsAfterADDLFloorTakeTheNewShape(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(nil)
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "shop.customers", 1); err != nil { // columns, statement and floor now known
+		t.Fatal(err)
+	}
+	if _, err := f.db.Exec("ALTER TABLE customers ADD COLUMN tier INT NOT NULL DEFAULT 3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.store.RaiseFloor(ctx, rowcache.TableKeys{FloorKey: floorKey, Pattern: "shop.customers:*"}, rowcache.Version{File: 3, Pos: 4}, rowcache.FloorDDL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "shop.customers", 2); err != nil { // refused: the floor moved
+		t.Fatal(err)
+	}
+	if f.rdb.Exists(ctx, "shop.customers:2").Val() != 0 {
+		t.Fatal("a fill with an outdated floor was stored")
+	}
+	row, err := c.Get(ctx, "shop.customers", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"id":2,"name":"Bob","balance":"0.00","tier":3}`
+	if string(row.JSON) != want {
+		t.Fatalf("read after the DDL: %s, want %s", row.JSON, want)
+	}
+	e, found, err := rowcache.Get(ctx, f.rdb, "shop.customers:2")
+	if err != nil || !found || string(e.Row) != want {
+		t.Fatalf("fill after the DDL: %s (found %v, %v), want %s", e.Row, found, err, want)
+	}
+}
+
+// A column dropped under a client's prepared statement (a client that never reads the floor: no
+// fill) makes its query fail once: the client reads the columns again and answers the read.
+func TestDroppedColumnIsReadAgain(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(func(o *Options) { o.Miss = MissNoFill })
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "shop.customers", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.Exec("ALTER TABLE customers DROP COLUMN balance"); err != nil {
+		t.Fatal(err)
+	}
+	row, err := c.Get(ctx, "shop.customers", 1)
+	if err != nil {
+		t.Fatalf("read after DROP COLUMN: %v", err)
+	}
+	const want = `{"id":1,"name":"Ann"}`
+	if string(row.JSON) != want {
+		t.Fatalf("read after DROP COLUMN: %s, want %s", row.JSON, want)
+	}
+}

@@ -18,8 +18,10 @@
 //     from the returned row's own primary-key values (where that row's changes land; MySQL's "=" can
 //     find a row whose key is spelled differently). So a fill never overwrites a change the function
 //     applied, even if the fill read the row before that change, and every change the function
-//     applies replaces a fill; a fill that read the row before a TRUNCATE of its table is refused (the
-//     table's floor moved). What a reader can then see is what the change stream would show it, stale
+//     applies replaces a fill; a fill that read the row before a TRUNCATE of its table, a completed
+//     re-snapshot or a DDL statement that removed or reshaped its rows is refused (the table's floor
+//     moved), and the client then reads the table's columns again, so later fills have the row's new
+//     shape. A query that fails because a column or the table is gone does the same, once. What a reader can then see is what the change stream would show it, stale
 //     by at most the replication lag, with one exception: the row changed and the changed key was
 //     evicted from Redis while the fill was in flight (impossible with the deployment's noeviction
 //     policy); FillTTL bounds that case. A miss costs the GET that missed, the query and the fill.
@@ -60,6 +62,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/singleflight"
@@ -201,13 +204,16 @@ type Client struct {
 	breaker *breaker
 	l1      *l1
 	meta    sync.Map // "db.table" → *mysqlrow.Table
-	// floors: "db.table" → the table's truncate floor as last read (string). A fill must pass a floor
-	// read before its database read; one read earlier still is as good (floors only go up, so a floor
-	// that moved since is refused), so it is read once and again only after a fill was refused.
+	// floors: "db.table" → floorEntry, the table's floor as last read. A fill must pass a floor read
+	// before its database read; one read earlier still is as good (floors only go up, so a floor that
+	// moved since is refused), so it is read once and again only after a fill was refused.
 	floors sync.Map
 	stmts  sync.Map // "db.table" → *sql.Stmt, its SELECT by primary key
-	mu     sync.Mutex
-	closed bool
+	// schemaGens: "db.table" → *atomic.Uint64, raised (under mu) whenever the table's columns and
+	// statement are forgotten, so a load begun before that never stores what it read.
+	schemaGens sync.Map
+	mu         sync.Mutex
+	closed     bool
 	// loads[h] is when (nanoseconds since started) a flight of a key hashing to h last finished its
 	// fill: a caller whose Redis read started before that may have missed that fill, and looks again
 	// before querying. A collision only costs such a look.
@@ -435,9 +441,16 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 					return l, nil
 				}
 			}
-			var ok bool
-			if floor, ok = c.floor(dctx, t); !ok {
+			var ok, moved bool
+			if floor, moved, ok = c.floor(dctx, t); !ok {
 				fill = false
+			} else if moved {
+				// A truncate, a completed snapshot or a DDL statement since the floor was last read:
+				// the table's columns may have changed (a changed row shape raises the floor), and a
+				// fill in the old shape would be a row the function never writes. Read them again, after
+				// the floor, so they are at least as new as the statement that raised it.
+				c.forgetSchema(t.DB + "." + t.Name)
+				meta = nil
 			}
 		}
 		c.m.dbQueries.Add(dctx, 1)
@@ -453,7 +466,7 @@ func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			if !c.fill(dctx, r.fillKey, t.FloorKey, floor, r.row, r.found) {
 				// Refused: a change or another fill was there first, or the floor moved. Read the floor
 				// again next time.
-				c.floors.Delete(t.DB + "." + t.Name)
+				c.floors.Store(t.DB+"."+t.Name, floorEntry{value: floor, recheck: true})
 			}
 			slot.Store(c.since())
 		}
@@ -501,12 +514,21 @@ func (c *Client) recheck(ctx context.Context, key string) (loaded, bool) {
 	}
 }
 
-// floor returns the table's truncate floor to pass to a fill ("" if none), reading it from Redis
-// only when it is not known; ok is false if it could not be read.
-func (c *Client) floor(ctx context.Context, t *tablepolicy.Table) (string, bool) {
+// floorEntry is a table's floor as last read; recheck: a fill passing it was refused since, so it is
+// read again before the next fill.
+type floorEntry struct {
+	value   string
+	recheck bool
+}
+
+// floor returns the table's floor to pass to a fill ("" if none), reading it from Redis only when it
+// is not known or a fill was refused since; moved is true if it was known and now holds another value.
+// ok is false if it could not be read.
+func (c *Client) floor(ctx context.Context, t *tablepolicy.Table) (floor string, moved, ok bool) {
 	id := t.DB + "." + t.Name
-	if f, ok := c.floors.Load(id); ok {
-		return f.(string), true
+	prev, known := c.floors.Load(id)
+	if known && !prev.(floorEntry).recheck {
+		return prev.(floorEntry).value, false, true
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 	f, err := c.o.Redis.Get(rctx, t.FloorKey).Result()
@@ -516,10 +538,29 @@ func (c *Client) floor(ctx context.Context, t *tablepolicy.Table) (string, bool)
 		f = ""
 	case err != nil:
 		c.m.redisErrors.Add(ctx, 1)
-		return "", false
+		return "", false, false
 	}
-	c.floors.Store(id, f)
-	return f, true
+	c.floors.Store(id, floorEntry{value: f})
+	return f, known && prev.(floorEntry).value != f, true
+}
+
+// schemaGen is the generation of a table's cached columns and statement.
+func (c *Client) schemaGen(id string) *atomic.Uint64 {
+	g, _ := c.schemaGens.LoadOrStore(id, new(atomic.Uint64))
+	return g.(*atomic.Uint64)
+}
+
+// forgetSchema drops a table's columns and prepared statement, so the next query reads them again
+// from the database. The statement is closed once every query that may have taken it is over (a query
+// runs within DBTimeout of its flight's start).
+func (c *Client) forgetSchema(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.schemaGen(id).Add(1)
+	c.meta.Delete(id)
+	if st, ok := c.stmts.LoadAndDelete(id); ok {
+		time.AfterFunc(c.o.DBTimeout+time.Second, func() { _ = st.(*sql.Stmt).Close() })
+	}
 }
 
 // fill stores row (found false: "not found") at key; it reports false if the script refused it.
@@ -562,6 +603,17 @@ type dbRow struct {
 }
 
 func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) (dbRow, error) {
+	return c.queryOnce(ctx, t, meta, pk, false)
+}
+
+// schemaChanged reports whether a query failed because the table's columns or the table changed
+// under its prepared statement: ER_BAD_FIELD_ERROR (a column dropped or renamed), ER_NO_SUCH_TABLE.
+func schemaChanged(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1054 || me.Number == 1146)
+}
+
+func (c *Client) queryOnce(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any, retried bool) (dbRow, error) {
 	if meta == nil {
 		m, err := c.metadata(ctx, t.DB, t.Name)
 		if err != nil {
@@ -583,6 +635,13 @@ func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow
 	}
 	rows, err := st.QueryContext(ctx, vals...)
 	if err != nil {
+		if !retried && schemaChanged(err) {
+			// A column or the table itself is not what the statement was prepared for (a DDL the floor
+			// has not told this client about yet, or a nofill client, which never reads it): read the
+			// columns again and try once more.
+			c.forgetSchema(t.DB + "." + t.Name)
+			return c.queryOnce(ctx, t, nil, pk, true)
+		}
 		return dbRow{}, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
 	}
 	defer rows.Close()
@@ -708,7 +767,8 @@ func (c *Client) stmt(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 	if st, ok := c.stmts.Load(id); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err, _ := c.flight.Do("\x00stmt:"+id, func() (any, error) {
+	gen := c.schemaGen(id).Load()
+	st, err, _ := c.flight.Do("\x00stmt:"+id+":"+strconv.FormatUint(gen, 10), func() (any, error) {
 		if st, ok := c.stmts.Load(id); ok {
 			return st, nil
 		}
@@ -731,6 +791,11 @@ func (c *Client) stmt(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.
 			st.Close()
 			return nil, errors.New("readcache: the client is closed")
 		}
+		if c.schemaGen(id).Load() != gen {
+			// Forgotten while it was prepared: serve this query with it, keep nothing.
+			time.AfterFunc(c.o.DBTimeout+time.Second, func() { _ = st.Close() })
+			return st, nil
+		}
 		c.stmts.Store(id, st)
 		return st, nil
 	})
@@ -747,7 +812,8 @@ func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table
 	}
 	// Once per table however many first reads arrive together; the "\x00" keeps these flights apart
 	// from row keys.
-	m, err, _ := c.flight.Do("\x00meta:"+id, func() (any, error) {
+	gen := c.schemaGen(id).Load()
+	m, err, _ := c.flight.Do("\x00meta:"+id+":"+strconv.FormatUint(gen, 10), func() (any, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
 		defer cancel()
 		m, err := mysqlrow.LoadTable(dctx, c.o.DB, db, name)
@@ -757,7 +823,11 @@ func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table
 		if len(m.PrimaryKey) == 0 {
 			return nil, fmt.Errorf("readcache: table %s has no primary key, so it is not cached", id)
 		}
-		c.meta.Store(id, m)
+		c.mu.Lock()
+		if c.schemaGen(id).Load() == gen { // not forgotten while it was read
+			c.meta.Store(id, m)
+		}
+		c.mu.Unlock()
 		return m, nil
 	})
 	if err != nil {
