@@ -15,7 +15,7 @@ RUN_FLAGS ?=
 # worker is cut off by a wall-clock deadline; `make fuzz FUZZTIME=2m` for a longer search.
 FUZZTIME ?= 50000x
 
-.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify memory cost build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify bench-read memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → CDC source → Pub/Sub emulator → push relay → function → Redis,
 ## and the example read service (examples/rowservice) on READ_PORT, its consistency sampler on, its
@@ -68,10 +68,16 @@ bench: deps memory
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
 	$(MAKE) bench-verify
+	$(MAKE) bench-read
 
 ## bench-verify: verify on a table of a million rows: time, peak memory, database and Redis load (BENCHMARKS.md section 6)
 bench-verify: deps
 	$(GO) run ./cmd/benchverify -rows 1000000
+
+## bench-read: the read-path experiment: miss modes, the L1, consistency under writes through the local
+## pipeline (BENCHMARKS.md section 7; about 12 minutes)
+bench-read: deps
+	$(GO) run ./cmd/benchread -rows 100000 -write-rates 0,100,1000 -warmup 3s -duration 15s
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:

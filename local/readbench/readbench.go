@@ -6,9 +6,9 @@
 // Then, for each cell (a set-up, the L1 on or off, a write rate), a fresh readcache.Client with its
 // consistency Sampler reads zipfian-distributed rows (exponent ZipfS over all rows, hot ranks spread
 // over the ids by a fixed permutation) at ReadRate, open loop, while a writer updates rows at the
-// write rate, open loop, with the same distribution (so the hot rows are the ones that change), each
-// row owned by one of Conns connections so its values are known: every update sets n to the row's
-// next number. For Warmup then Duration; only the Duration is measured. The set-ups:
+// write rate, open loop, uniformly over all rows (ZipfWrites: with the reads' distribution, so the hot
+// rows are the ones that change), each row owned by one of Conns connections so its values are known:
+// every update sets n to the row's next number. For Warmup then Duration; only the Duration is measured. The set-ups:
 //   - warm-nofill: the snapshot's cache, MissNoFill;
 //   - warm-fill: the same cache, MissFill;
 //   - cold-fill: Redis flushed at the start of the cell, MissFill (the changes the function applies
