@@ -30,6 +30,11 @@
 //     lag, with no exception. A row the cache does not hold (before the snapshot has finished, or a
 //     table Debezium does not capture) is a query on every read. A miss costs the GET that missed and
 //     the query; NotFoundTTL is ignored.
+//   - Fills happen only while the function's published table policy (tablepolicy/published) has the
+//     Client's read layout (Options.PolicyCheck, PolicyRequire by default: checked at New and every
+//     PolicyInterval; Client.PolicyStatus says how it stands). A reader whose CACHE_* settings differ
+//     from the function's would fill rows no change replaces, or columns the function never stores;
+//     while the check fails, misses read the database and return, as with MissNoFill.
 //   - Concurrent misses of one key share one database query (per process). A read that joins a query
 //     begun before it started gets the row as of that query: older than its own start by at most the
 //     query's duration (the consistency Sampler counts such reads stale when a change committed in
@@ -139,6 +144,11 @@ type Options struct {
 	// Miss says what a miss does besides reading the database: MissFill (the default) or MissNoFill.
 	// See the package documentation for what each guarantees.
 	Miss MissMode
+	// PolicyCheck says whether fills wait for the function's published policy to have Tables' read
+	// layout: PolicyRequire (the default), PolicyIfPublished or PolicyOff. Checked at New and every
+	// PolicyInterval (default 15s); see Client.PolicyStatus.
+	PolicyCheck    PolicyCheck
+	PolicyInterval time.Duration
 
 	FillTTL      time.Duration // default 10m
 	NotFoundTTL  time.Duration // default 0: "not found" is not cached (never with MissNoFill)
@@ -222,7 +232,11 @@ type Client struct {
 	started time.Time
 	m       metrics
 	sub     *subscription // the L1's invalidations
-	sampler atomic.Pointer[Sampler]
+	pol     policyState
+	// stopPolicy ends the policy watcher; policyDone is closed when it has.
+	stopPolicy context.CancelFunc
+	policyDone chan struct{}
+	sampler    atomic.Pointer[Sampler]
 
 	// Test hooks: afterLoad runs between the database read and the fill (to interleave a change);
 	// joined runs once a caller has joined the key's shared query.
@@ -262,6 +276,10 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if o.Miss != MissFill && o.Miss != MissNoFill {
 		return nil, fmt.Errorf("readcache: Options.Miss %v is not MissFill or MissNoFill", o.Miss)
 	}
+	if o.PolicyCheck != PolicyRequire && o.PolicyCheck != PolicyIfPublished && o.PolicyCheck != PolicyOff {
+		return nil, fmt.Errorf("readcache: Options.PolicyCheck %v is not PolicyRequire, PolicyIfPublished or PolicyOff", o.PolicyCheck)
+	}
+	def(&o.PolicyInterval, 15*time.Second)
 	c := &Client{
 		seed:    maphash.MakeSeed(),
 		started: time.Now(),
@@ -272,6 +290,18 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	}
 	if c.m, err = newMetrics(o.MeterProvider); err != nil {
 		return nil, err
+	}
+	c.pol.st.Check = o.PolicyCheck
+	if o.PolicyCheck == PolicyOff {
+		c.pol.st.FillAllowed = true
+	} else {
+		// The first verdict before the first read, so a Client never fills on a policy it has not
+		// compared; then again every PolicyInterval, so a rollout or a changed reader is noticed.
+		c.checkPolicy(ctx)
+		var wctx context.Context
+		wctx, c.stopPolicy = context.WithCancel(context.WithoutCancel(ctx))
+		c.policyDone = make(chan struct{})
+		go c.watchPolicy(wctx, o.PolicyInterval, c.policyDone)
 	}
 	if o.L1Size > 0 {
 		// The L1 is trusted only while the subscription is confirmed and answers its pings, and is
@@ -293,6 +323,10 @@ func (c *Client) Close() error {
 		return true
 	})
 	c.mu.Unlock()
+	if c.stopPolicy != nil {
+		c.stopPolicy()
+		<-c.policyDone
+	}
 	if c.sub != nil {
 		return c.sub.close()
 	}
@@ -426,7 +460,7 @@ type loaded struct {
 // and fills the cache if Redis answered and the mode says so. readStart is when the caller's Redis
 // read started.
 func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, redisOK bool, readStart int64) (Row, loaded, error) {
-	fill := redisOK && c.o.Miss == MissFill
+	fill := redisOK && c.o.Miss == MissFill && c.pol.fillAllowed()
 	slot := &c.loads[maphash.String(c.seed, key)%uint64(len(c.loads))]
 	ch := c.flight.DoChan(key, func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail the others sharing the query.

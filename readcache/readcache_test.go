@@ -19,6 +19,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy/published"
 )
 
 // fixture: a real MariaDB with a shop schema and a real redis-server.
@@ -32,6 +33,20 @@ type fixture struct {
 	// meters is shared by every client of the fixture: a reader registers with one provider only,
 	// so a provider per client would leave all but the first client's metrics uncounted.
 	meters *sdkmetric.MeterProvider
+	// unpublished: client does not publish its policy as the function's before creating a client.
+	unpublished bool
+}
+
+// publish publishes cfg as the function's policy, seen at now.
+func (f *fixture) publish(cfg tablepolicy.Config, now time.Time) {
+	f.t.Helper()
+	p, err := tablepolicy.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := published.Publish(context.Background(), f.rdb, p, "test-function", now); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 const floorKey = "cloudsql-cache:truncated:shop.customers"
@@ -75,6 +90,14 @@ func (f *fixture) client(mod func(*Options)) *Client {
 	}
 	if mod != nil {
 		mod(&o)
+	}
+	if o.PolicyCheck == PolicyRequire && o.Miss == MissFill && !f.unpublished {
+		// The function the tests play runs with the reader's own policy, and publishes it as the
+		// function does; policy_test.go covers the other cases. A test that stopped Redis gets a
+		// client that found nothing published (and does not fill), which it does not look at.
+		if p, err := tablepolicy.New(o.Tables); err == nil {
+			_ = published.Publish(context.Background(), f.rdb, p, "test-function", time.Now())
+		}
 	}
 	c, err := New(context.Background(), o)
 	if err != nil {

@@ -77,7 +77,9 @@ func runReadService(t *testing.T) ([]otlpMetric, error) {
 	metricsURL := "http://127.0.0.1:" + strconv.Itoa(metricsPort) + "/metrics"
 	var logs bytes.Buffer
 	svc, err := functionproc.Start(ctx, bin, port, []string{
-		"MYSQL_DSN=" + my.DSN(""), "REDIS_ADDR=" + rs.Addr(), "READ_SAMPLE_FRACTION=1", "READ_SAMPLE_MAX_PER_SECOND=1000000",
+		// No function runs here to publish its policy: ifpublished lets the service fill without one.
+		"MYSQL_DSN=" + my.DSN(""), "REDIS_ADDR=" + rs.Addr(), "READ_POLICY_CHECK=ifpublished",
+		"READ_SAMPLE_FRACTION=1", "READ_SAMPLE_MAX_PER_SECOND=1000000",
 		"METRICS_ADDR=127.0.0.1:" + strconv.Itoa(metricsPort),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL, "METRICS_EXPORT_INTERVAL=1h",
 	}, &syncWriter{w: &logs})

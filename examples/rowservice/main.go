@@ -7,7 +7,9 @@
 // Configuration: the database from the MYSQL_* variables (mysqlenv: MYSQL_ADDR, MYSQL_USER,
 // MYSQL_PASSWORD, MYSQL_CA_FILE for Cloud SQL's TLS, or a whole MYSQL_DSN), the function's REDIS_* and
 // CACHE_* variables, PORT (default 8081), READ_L1_SIZE (default 10000 rows; 0 turns the L1 off),
-// READ_MISS (fill or nofill, default fill), READ_FILL_TTL (10m), READ_NOT_FOUND_TTL (0s: off); the
+// READ_MISS (fill or nofill, default fill), READ_POLICY_CHECK (require, ifpublished or off, default
+// require: fill only while the function's published policy is this service's CACHE_* policy; GET
+// /healthz says how it stands), READ_FILL_TTL (10m), READ_NOT_FOUND_TTL (0s: off); the
 // consistency sampler with READ_SAMPLE_FRACTION (default 0: off; e.g. 0.01) and
 // READ_SAMPLE_MAX_PER_SECOND (100), which checks reads against the same database (its user needs
 // REPLICATION CLIENT, or BINLOG MONITOR on MariaDB); metrics at METRICS_ADDR (/metrics, Prometheus
@@ -95,6 +97,14 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 		}
 		miss = m
 	}
+	policyCheck := readcache.PolicyRequire
+	if v := getenv("READ_POLICY_CHECK"); v != "" {
+		p, err := readcache.ParsePolicyCheck(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("READ_POLICY_CHECK: %q is not require, ifpublished or off", v))
+		}
+		policyCheck = p
+	}
 	num := func(name string, def, lo, hi float64) float64 {
 		v := getenv(name)
 		if v == "" {
@@ -135,7 +145,7 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 		return nil, nil, err
 	}
 	c, err := readcache.New(ctx, readcache.Options{
-		Redis: rdb, DB: db, Tables: tables, Miss: miss,
+		Redis: rdb, DB: db, Tables: tables, Miss: miss, PolicyCheck: policyCheck,
 		FillTTL: fillTTL, NotFoundTTL: notFoundTTL, L1Size: l1,
 		InvalidationChannel: getenv("CACHE_INVALIDATION_CHANNEL"),
 		MeterProvider:       mp,
@@ -157,7 +167,18 @@ func newHandler(ctx context.Context, getenv func(string) string) (http.Handler, 
 		}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	if st := c.PolicyStatus(); !st.FillAllowed {
+		slog.Warn("rowservice: misses will not fill the cache until the function's published policy is this service's", "check", st.Check.String(), "reason", st.Err)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// Healthy either way: reads are served; the policy line says whether misses fill.
+		fmt.Fprintln(w, "ok")
+		if st := c.PolicyStatus(); st.FillAllowed {
+			fmt.Fprintf(w, "policy %s: fills on\n", st.Check)
+		} else {
+			fmt.Fprintf(w, "policy %s: fills off: %v\n", st.Check, st.Err)
+		}
+	})
 	mux.HandleFunc("GET /rows/{table}/{pk...}", func(w http.ResponseWriter, r *http.Request) {
 		pk := strings.Split(r.PathValue("pk"), "/")
 		args := make([]any, len(pk))
