@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.SampleFraction, "sample-fraction", 0.25, "share of reads the consistency sampler judges")
 	fs.Float64Var(&c.SampleMax, "sample-max", 500, "sampled reads per second at most")
 	fs.DurationVar(&c.RedisTimeout, "redis-timeout", 0, "readcache's RedisTimeout (0: its default, 50ms)")
+	fs.DurationVar(&c.CatchUpMax, "catch-up-max", 2*time.Minute, "how long a cell waits after its writes for Redis to hold every row's last write")
 	keepDir := fs.Bool("keep", false, "keep the temp dir (logs) instead of deleting it")
 	if err := fs.Parse(args); err != nil {
 		return err
