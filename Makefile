@@ -77,7 +77,7 @@ bench-verify: deps
 ## bench-read: the read-path experiment: miss modes, the L1, consistency under writes through the local
 ## pipeline (BENCHMARKS.md section 7; about 12 minutes)
 bench-read: deps
-	$(GO) run ./cmd/benchread -rows 100000 -write-rates 0,100,1000 -warmup 3s -duration 15s
+	$(GO) run ./cmd/benchread -rows 100000 -read-rate 1000 -write-rates 0,100,1000 -warmup 3s -duration 15s
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:
