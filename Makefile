@@ -8,21 +8,23 @@ REDIS_PORT ?= 6390
 MYSQL_PORT ?= 3307
 PORT ?= 8080
 READ_PORT ?= 8081
+READ_METRICS_PORT ?= 9465
 # RUN_FLAGS: more localrun flags, e.g. RUN_FLAGS='-rate 100 -extra "reader=go run ./examples/reader"'
 RUN_FLAGS ?=
 # FUZZTIME: a count, not a duration, so a starved CI machine fuzzes as much as a fast one and no
 # worker is cut off by a wall-clock deadline; `make fuzz FUZZTIME=2m` for a longer search.
 FUZZTIME ?= 50000x
 
-.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify memory cost build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify bench-read memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → Debezium Server → Pub/Sub emulator → push relay → function → Redis,
-## and the example read service (examples/rowservice) on READ_PORT
+## and the example read service (examples/rowservice) on READ_PORT, its consistency sampler on, its
+## metrics on READ_METRICS_PORT
 run: deps
 	$(GO) build -o $(STATE)/bin/localrun ./cmd/localrun
 	$(GO) build -o $(STATE)/bin/rowservice ./examples/rowservice
 	$(STATE)/bin/localrun -state $(STATE) -mysql-port $(MYSQL_PORT) -redis-port $(REDIS_PORT) -port $(PORT) \
-	  -extra "rowservice=PORT=$(READ_PORT) $(STATE)/bin/rowservice" $(RUN_FLAGS)
+	  -extra "rowservice=PORT=$(READ_PORT) METRICS_ADDR=127.0.0.1:$(READ_METRICS_PORT) READ_SAMPLE_FRACTION=1 READ_SAMPLE_MAX_PER_SECOND=100 $(STATE)/bin/rowservice" $(RUN_FLAGS)
 
 ## verify-local: the drift checker against the database and cache `make run` started
 verify-local:
@@ -69,10 +71,16 @@ bench: deps memory
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
 	$(MAKE) bench-verify
+	$(MAKE) bench-read
 
 ## bench-verify: verify on a table of a million rows: time, peak memory, database and Redis load (BENCHMARKS.md section 6)
 bench-verify: deps
 	$(GO) run ./cmd/benchverify -rows 1000000
+
+## bench-read: the read-path experiment: miss modes, the L1, consistency under writes through the local
+## pipeline (BENCHMARKS.md section 7; about 12 minutes)
+bench-read: deps
+	$(GO) run ./cmd/benchread -rows 100000 -read-rate 1000 -write-rates 0,100,1000 -warmup 3s -duration 15s
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:

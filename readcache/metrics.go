@@ -17,8 +17,9 @@ type metrics struct {
 	redisErrors metric.Int64Counter
 	duration    metric.Float64Histogram
 	// Attribute sets built once: building them per read would cost more than an L1 hit.
-	resultAttrs map[string]metric.MeasurementOption
-	sourceAttrs map[Source]metric.MeasurementOption
+	resultAttrs              map[string]metric.MeasurementOption
+	sourceAttrs              map[Source]metric.MeasurementOption
+	fillStored, fillConflict metric.MeasurementOption
 }
 
 func newMetrics(mp metric.MeterProvider) (metrics, error) {
@@ -43,6 +44,8 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	for _, r := range []string{"l1_hit", "hit", "deleted", "miss", "fallback"} {
 		ms.resultAttrs[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", r)))
 	}
+	ms.fillStored = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "stored")))
+	ms.fillConflict = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "conflict")))
 	ms.sourceAttrs = map[Source]metric.MeasurementOption{}
 	for _, s := range []Source{FromL1, FromRedis, FromDatabase} {
 		ms.sourceAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("source", string(s))))

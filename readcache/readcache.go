@@ -11,14 +11,37 @@
 // Guarantees, and their limits:
 //   - A hit costs one Redis GET. A tombstone (the row was deleted) answers ErrNotFound without touching
 //     the database.
-//   - A miss reads the database and fills the cache through the same Lua script the apply function
-//     uses, in a mode that only writes where nothing at all is stored: a fill can never overwrite a
-//     change the function applied, even if the fill read the row before that change. Every change the
-//     function applies replaces a fill. A fill expires after FillTTL, which bounds how long a fill can
-//     be wrong in the one race it cannot see: the row changed and the changed key was evicted from
-//     Redis while the fill was in flight.
-//   - Concurrent misses of one key share one database query (per process).
-//   - "Not found" can be cached for NotFoundTTL as a fill-tombstone, which the insert's change replaces.
+//   - A miss reads the database by primary key, each value bound as its column's type, and returns
+//     the row the database returned. What else it does is Options.Miss:
+//   - MissFill (the default) also fills the cache, through the same Lua script the apply function
+//     uses, in a mode that only writes where nothing at all is stored, and only under the key built
+//     from the returned row's own primary-key values (where that row's changes land; MySQL's "=" can
+//     find a row whose key is spelled differently). So a fill never overwrites a change the function
+//     applied, even if the fill read the row before that change, and every change the function
+//     applies replaces a fill; a fill that read the row before a TRUNCATE of its table, a completed
+//     re-snapshot or a DDL statement that removed or reshaped its rows is refused (the table's floor
+//     moved), and the client then reads the table's columns again, so later fills have the row's new
+//     shape. A query that fails because a column or the table is gone does the same, once. What a reader can then see is what the change stream would show it, stale
+//     by at most the replication lag, with one exception: the row changed and the changed key was
+//     evicted from Redis while the fill was in flight (impossible with the deployment's noeviction
+//     policy); FillTTL bounds that case. A miss costs the GET that missed, the query and the fill.
+//   - MissNoFill writes nothing: only the change stream and its snapshot put rows in Redis, so the
+//     cache holds exactly what the function applied and a read is stale by at most the replication
+//     lag, with no exception. A row the cache does not hold (before the snapshot has finished, or a
+//     table Debezium does not capture) is a query on every read. A miss costs the GET that missed and
+//     the query; NotFoundTTL is ignored.
+//   - Fills happen only while the function's published table policy (tablepolicy/published) has the
+//     Client's read layout (Options.PolicyCheck, PolicyRequire by default: checked at New and every
+//     PolicyInterval; Client.PolicyStatus says how it stands). A reader whose CACHE_* settings differ
+//     from the function's would fill rows no change replaces, or columns the function never stores;
+//     while the check fails, misses read the database and return, as with MissNoFill.
+//   - Concurrent misses of one key share one database query (per process). A read that joins a query
+//     begun before it started gets the row as of that query: older than its own start by at most the
+//     query's duration (the consistency Sampler counts such reads stale when a change committed in
+//     between).
+//   - "Not found" can be cached for NotFoundTTL as a fill-tombstone, which the insert's change replaces,
+//     where the caller's values are the only spelling that can match (integer keys, and string keys
+//     under a NO PAD binary collation).
 //   - When Redis fails or is slower than RedisTimeout, reads go to the database, and after
 //     BreakerFailures consecutive failures Redis is skipped for a cool-down (one probe per cool-down),
 //     so a Redis outage costs no timeouts and piles up no goroutines. With both down, Get returns
@@ -26,7 +49,9 @@
 //   - The optional in-process L1 serves the hottest rows from memory. It is invalidated by the keys the
 //     apply script publishes on every change, and is bypassed (and emptied) while that subscription is
 //     down, so a replica serves a row older than the last applied change for at most the pub/sub
-//     delivery delay (L1MaxAge is a further cap).
+//     delivery delay. A subscription whose connection died without an error (half-open) is found by
+//     its pings going unanswered: then the bound is 4 × L1PingInterval (1 s by default) after the
+//     last message it delivered. L1MaxAge is a further cap.
 package readcache
 
 import (
@@ -35,13 +60,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/singleflight"
 
@@ -75,6 +102,8 @@ type Row struct {
 	// filled from it.
 	Version rowcache.Version
 	From    Source
+
+	fetched time.Time // when it was read from Redis
 }
 
 // Decode unmarshals the row into v (a struct with json tags, or a map).
@@ -115,8 +144,17 @@ type Options struct {
 	// the same CACHE_* variables), so both agree on keys and excluded columns.
 	Tables tablepolicy.Config
 
+	// Miss says what a miss does besides reading the database: MissFill (the default) or MissNoFill.
+	// See the package documentation for what each guarantees.
+	Miss MissMode
+	// PolicyCheck says whether fills wait for the function's published policy to have Tables' read
+	// layout: PolicyRequire (the default), PolicyIfPublished or PolicyOff. Checked at New and every
+	// PolicyInterval (default 15s); see Client.PolicyStatus.
+	PolicyCheck    PolicyCheck
+	PolicyInterval time.Duration
+
 	FillTTL      time.Duration // default 10m
-	NotFoundTTL  time.Duration // default 0: "not found" is not cached
+	NotFoundTTL  time.Duration // default 0: "not found" is not cached (never with MissNoFill)
 	RedisTimeout time.Duration // default 50ms
 	DBTimeout    time.Duration // default 2s
 
@@ -127,10 +165,47 @@ type Options struct {
 	L1Size int
 	// L1MaxAge caps how long a row is served from L1 even without an invalidation; default 10s.
 	L1MaxAge time.Duration
+	// L1PingInterval is how often the invalidation subscription is pinged; default 250ms. When nothing
+	// has arrived on it for four intervals (a connection that died silently delivers nothing and
+	// reports no error), the L1 is emptied and bypassed until a new subscription is confirmed.
+	L1PingInterval time.Duration
 	// InvalidationChannel must match the function's CACHE_INVALIDATION_CHANNEL.
 	InvalidationChannel string
 
 	MeterProvider metric.MeterProvider
+}
+
+// MissMode is what Get does on a miss besides reading the database.
+type MissMode int
+
+const (
+	// MissFill stores the row read from the database in the cache (a fill: only where nothing is
+	// stored, expiring after FillTTL), so the next read of it is a hit.
+	MissFill MissMode = iota
+	// MissNoFill reads the database and returns: only the change stream and its snapshot write the
+	// cache, so nothing a reader does can put a row there.
+	MissNoFill
+)
+
+func (m MissMode) String() string {
+	switch m {
+	case MissFill:
+		return "fill"
+	case MissNoFill:
+		return "nofill"
+	}
+	return fmt.Sprintf("MissMode(%d)", int(m))
+}
+
+// ParseMissMode reads "fill" or "nofill" (as MissMode.String writes them).
+func ParseMissMode(s string) (MissMode, error) {
+	switch s {
+	case "fill":
+		return MissFill, nil
+	case "nofill":
+		return MissNoFill, nil
+	}
+	return 0, fmt.Errorf("readcache: miss mode %q is not fill or nofill", s)
 }
 
 // Client reads rows. It is safe for concurrent use; Close it to stop the L1 subscriber.
@@ -142,12 +217,29 @@ type Client struct {
 	breaker *breaker
 	l1      *l1
 	meta    sync.Map // "db.table" → *mysqlrow.Table
+	// floors: "db.table" → floorEntry, the table's floor as last read. A fill must pass a floor read
+	// before its database read; one read earlier still is as good (floors only go up, so a floor that
+	// moved since is refused), so it is read once and again only after a fill was refused.
+	floors sync.Map
+	stmts  sync.Map // "db.table" → *sql.Stmt, its SELECT by primary key
+	// schemaGens: "db.table" → *atomic.Uint64, raised (under mu) whenever the table's columns and
+	// statement are forgotten, so a load begun before that never stores what it read.
+	schemaGens sync.Map
+	mu         sync.Mutex
+	closed     bool
+	// loads[h] is when (nanoseconds since started) a flight of a key hashing to h last finished its
+	// fill: a caller whose Redis read started before that may have missed that fill, and looks again
+	// before querying. A collision only costs such a look.
+	loads   [1024]atomic.Int64
+	seed    maphash.Seed
+	started time.Time
 	m       metrics
-	cancel  context.CancelFunc
-	done    chan struct{}
-	psMu    sync.Mutex // guards ps, replaced when a cluster moves the channel's slot
-	ps      *redis.PubSub
-	closed  bool
+	sub     *subscription // the L1's invalidations
+	pol     policyState
+	// stopPolicy ends the policy watcher; policyDone is closed when it has.
+	stopPolicy context.CancelFunc
+	policyDone chan struct{}
+	sampler    atomic.Pointer[Sampler]
 
 	// Test hooks: afterLoad runs between the database read and the fill (to interleave a change);
 	// joined runs once a caller has joined the key's shared query.
@@ -177,13 +269,23 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	def(&o.DBTimeout, 2*time.Second)
 	def(&o.BreakerCooldown, 500*time.Millisecond)
 	def(&o.L1MaxAge, 10*time.Second)
+	def(&o.L1PingInterval, 250*time.Millisecond)
 	if o.BreakerFailures <= 0 {
 		o.BreakerFailures = 5
 	}
 	if o.InvalidationChannel == "" {
 		o.InvalidationChannel = rowcache.DefaultInvalidationChannel
 	}
+	if o.Miss != MissFill && o.Miss != MissNoFill {
+		return nil, fmt.Errorf("readcache: Options.Miss %v is not MissFill or MissNoFill", o.Miss)
+	}
+	if o.PolicyCheck != PolicyRequire && o.PolicyCheck != PolicyIfPublished && o.PolicyCheck != PolicyOff {
+		return nil, fmt.Errorf("readcache: Options.PolicyCheck %v is not PolicyRequire, PolicyIfPublished or PolicyOff", o.PolicyCheck)
+	}
+	def(&o.PolicyInterval, 15*time.Second)
 	c := &Client{
+		seed:    maphash.MakeSeed(),
+		started: time.Now(),
 		o:       o,
 		policy:  policy,
 		store:   rowcache.NewStore(o.Redis, 0).WithInvalidationChannel(""),
@@ -192,12 +294,23 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if c.m, err = newMetrics(o.MeterProvider); err != nil {
 		return nil, err
 	}
+	c.pol.st.Check = o.PolicyCheck
+	if o.PolicyCheck == PolicyOff {
+		c.pol.st.FillAllowed = true
+	} else {
+		// The first verdict before the first read, so a Client never fills on a policy it has not
+		// compared; then again every PolicyInterval, so a rollout or a changed reader is noticed.
+		c.checkPolicy(ctx)
+		var wctx context.Context
+		wctx, c.stopPolicy = context.WithCancel(context.WithoutCancel(ctx))
+		c.policyDone = make(chan struct{})
+		go c.watchPolicy(wctx, o.PolicyInterval, c.policyDone)
+	}
 	if o.L1Size > 0 {
+		// The L1 is trusted only while the subscription is confirmed and answers its pings, and is
+		// emptied whenever that changes (invalidations may have been missed).
 		c.l1 = newL1(o.L1Size, o.L1MaxAge)
-		subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		c.cancel, c.done = cancel, make(chan struct{})
-		c.ps = c.newSubscription(subCtx)
-		go c.subscribe(subCtx)
+		c.sub = startSubscription(ctx, o.Redis, o.InvalidationChannel, o.L1PingInterval, c.l1.invalidate, c.l1.setHealthy)
 	}
 	return c, nil
 }
@@ -213,104 +326,65 @@ func contextTimeoutEnabled(rdb redis.UniversalClient) bool {
 	return false
 }
 
-// newSubscription subscribes to the invalidation channel: PUBLISH's on one instance; on a cluster the
-// sharded channel the apply function SPUBLISHes to, on the primary serving its slot.
-func (c *Client) newSubscription(ctx context.Context) *redis.PubSub {
-	if cc, ok := c.o.Redis.(*redis.ClusterClient); ok {
-		return cc.SSubscribe(ctx, c.o.InvalidationChannel)
-	}
-	return c.o.Redis.Subscribe(ctx, c.o.InvalidationChannel)
-}
-
-func (c *Client) reloadState(ctx context.Context) {
-	if cc, ok := c.o.Redis.(*redis.ClusterClient); ok {
-		cc.ReloadState(ctx)
-	}
-}
-
-func (c *Client) pubsub() *redis.PubSub {
-	c.psMu.Lock()
-	defer c.psMu.Unlock()
-	return c.ps
-}
-
-// resubscribe replaces the subscription: a cluster that moved the channel's slot to another primary
-// ends it (the old primary sends sunsubscribe) and go-redis does not follow by itself.
-func (c *Client) resubscribe(ctx context.Context) {
-	c.psMu.Lock()
-	defer c.psMu.Unlock()
-	if c.closed {
-		return
-	}
-	_ = c.ps.Close()
-	c.ps = c.newSubscription(ctx)
-}
-
-// Close stops the invalidation subscriber. It does not close the Redis client or the database.
+// Close stops the invalidation subscriber and closes the client's prepared statements. It does not
+// close the Redis client or the database.
 func (c *Client) Close() error {
-	if c.cancel != nil {
-		c.cancel()
-		c.psMu.Lock()
-		c.closed = true
-		err := c.ps.Close() // unblocks Receive
-		c.psMu.Unlock()
-		<-c.done
-		return err
+	c.mu.Lock()
+	c.closed = true
+	c.stmts.Range(func(k, st any) bool {
+		_ = st.(*sql.Stmt).Close()
+		c.stmts.Delete(k)
+		return true
+	})
+	c.mu.Unlock()
+	if c.stopPolicy != nil {
+		c.stopPolicy()
+		<-c.policyDone
+	}
+	if c.sub != nil {
+		return c.sub.close()
 	}
 	return nil
-}
-
-// subscribe keeps the L1 in step with the invalidation channel; the L1 is trusted only while the
-// subscription is confirmed, and emptied whenever that changes (messages may have been missed).
-func (c *Client) subscribe(ctx context.Context) {
-	defer close(c.done)
-	for {
-		msg, err := c.pubsub().Receive(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			c.l1.setHealthy(m.Kind == "subscribe" || m.Kind == "ssubscribe")
-			if m.Kind == "sunsubscribe" {
-				// The cluster moved the channel's slot (or the node lost it): subscribe where it is now,
-				// once the client has a new slot map (ReloadState reloads in the background).
-				c.reloadState(ctx)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(200 * time.Millisecond):
-				}
-				c.resubscribe(ctx)
-			}
-		case *redis.Message:
-			c.l1.invalidate(m.Payload)
-		case *redis.Pong:
-		default:
-			if err != nil {
-				// go-redis reconnects and resubscribes on the next Receive; until then, no L1. On a
-				// cluster, to the primary of the channel's slot in a new slot map: the old primary may
-				// be gone (a failover) or answer MOVED.
-				c.l1.setHealthy(false)
-				c.reloadState(ctx)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-		}
-	}
 }
 
 // Get returns the row of table ("db.table") whose primary key is pk (the key columns' values in key
 // order: integers, strings, or json.RawMessage for anything else, as Debezium encodes it).
 func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) {
+	s := c.sampler.Load()
+	if s == nil {
+		row, _, err := c.get(ctx, table, pk)
+		return row, err
+	}
+	start := time.Now()
+	row, sv, err := c.get(ctx, table, pk)
+	s.offer(pk, row, sv, err, start, time.Now())
+	return row, err
+}
+
+// served says what a read served, for the consistency sampler.
+type served struct {
+	t    *tablepolicy.Table
+	meta *mysqlrow.Table
+	key  string
+	// deleted: the cache answered "not found" (a tombstone, or a cached not-found).
+	deleted bool
+	version rowcache.Version
+	from    Source
+	// fetched is when the value served was read from Redis (for an L1 row, by the read that stored
+	// it), or when the query that read it from the database began.
+	fetched time.Time
+	// changesKey is where the changes of the row served land, if not key: a row the database found
+	// under another spelling of its key.
+	changesKey string
+}
+
+func (c *Client) get(ctx context.Context, table string, pk []any) (Row, served, error) {
 	start := time.Now()
 	t, meta, key, err := c.locate(ctx, table, pk)
 	if err != nil {
-		return Row{}, err
+		return Row{}, served{}, err
 	}
+	sv := served{t: t, meta: meta, key: key, from: FromDatabase}
 	var gen uint64
 	if c.l1 != nil {
 		var row Row
@@ -318,10 +392,13 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		if row, hit, gen = c.l1.get(key); hit {
 			row.From = FromL1
 			c.m.lookup(ctx, "l1_hit", FromL1, start)
-			return row, nil
+			sv.from, sv.version, sv.fetched = FromL1, row.Version, row.fetched
+			return row, sv, nil
 		}
 	}
 	redisOK := false
+	readStart := c.since()
+	fetched := time.Now()
 	if ok, probe := c.breaker.allow(); ok {
 		rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 		e, found, err := rowcache.Get(rctx, c.o.Redis, key)
@@ -329,7 +406,7 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		switch {
 		case err != nil && ctx.Err() != nil:
 			c.breaker.release(probe)
-			return Row{}, ctx.Err()
+			return Row{}, served{}, ctx.Err()
 		case errors.Is(err, redis.ErrPoolTimeout):
 			// Every connection is busy: this process is saturated, Redis is not failing. Serve this read
 			// from the database without opening the breaker.
@@ -345,15 +422,17 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 		case found && e.Deleted():
 			c.breaker.success(probe)
 			c.m.lookup(ctx, "deleted", FromRedis, start)
-			return Row{}, ErrNotFound
+			sv.from, sv.deleted, sv.version, sv.fetched = FromRedis, true, e.Version, fetched
+			return Row{}, sv, ErrNotFound
 		case found:
 			c.breaker.success(probe)
-			row := Row{JSON: e.Row, Version: e.Version, From: FromRedis}
+			row := Row{JSON: e.Row, Version: e.Version, From: FromRedis, fetched: fetched}
 			if c.l1 != nil {
 				c.l1.put(key, row, gen)
 			}
 			c.m.lookup(ctx, "hit", FromRedis, start)
-			return row, nil
+			sv.from, sv.version, sv.fetched = FromRedis, e.Version, fetched
+			return row, sv, nil
 		default:
 			c.breaker.success(probe)
 			redisOK = true
@@ -362,94 +441,178 @@ func (c *Client) Get(ctx context.Context, table string, pk ...any) (Row, error) 
 	if c.o.DB == nil {
 		if redisOK {
 			c.m.lookup(ctx, "miss", FromRedis, start)
-			return Row{}, ErrNotFound
+			return Row{}, served{}, ErrNotFound
 		}
-		return Row{}, fmt.Errorf("%w: Redis failed and no database is configured", ErrUnavailable)
+		return Row{}, served{}, fmt.Errorf("%w: Redis failed and no database is configured", ErrUnavailable)
 	}
 	outcome := "miss"
 	if !redisOK {
 		outcome = "fallback"
 	}
-	row, err := c.load(ctx, t, meta, key, pk, redisOK)
+	row, l, err := c.load(ctx, t, meta, key, pk, redisOK, readStart)
 	c.m.lookup(ctx, outcome, FromDatabase, start)
-	return row, err
+	sv.from, sv.version, sv.fetched, sv.deleted = l.from, l.version, l.fetched, l.from == FromRedis && !l.found
+	if l.found && l.ownKey != "" {
+		sv.changesKey = l.ownKey
+	}
+	return row, sv, err
 }
 
+// loaded is a flight's answer: the row (found false: "not found"), and where it came from. A flight
+// that went to the database answers with the row as of its query, which began at fetched; a caller
+// that joined the flight later may get a row older than its own start, by at most the query's time.
 type loaded struct {
-	row   Row
-	found bool
+	row     Row
+	found   bool
+	from    Source
+	version rowcache.Version // a tombstone's, from the re-check
+	fetched time.Time
+	ownKey  string // a row from the database: the key of its own primary-key values
 }
 
 // load reads the row from the database, once per key however many callers miss it at the same time,
-// and fills the cache if Redis answered.
-func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, fill bool) (Row, error) {
+// and fills the cache if Redis answered and the mode says so. readStart is when the caller's Redis
+// read started.
+func (c *Client) load(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any, redisOK bool, readStart int64) (Row, loaded, error) {
+	fill := redisOK && c.o.Miss == MissFill && c.pol.fillAllowed()
+	slot := &c.loads[maphash.String(c.seed, key)%uint64(len(c.loads))]
 	ch := c.flight.DoChan(key, func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail the others sharing the query.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
 		defer cancel()
 		floor := ""
 		if fill {
-			// A herd's stragglers missed Redis before the previous flight's fill landed and start a new
-			// flight after it finished: look again before going to the database. The same round trip
-			// reads the table's truncate floor, which the fill must still find unchanged.
-			rctx, rcancel := context.WithTimeout(dctx, c.o.RedisTimeout)
-			// On a cluster the floor copy in the row's slot: one slot, one command.
-			vals, err := c.o.Redis.MGet(rctx, key, c.store.FloorKeyOf(t.FloorKey, key)).Result()
-			rcancel()
-			if err != nil {
+			if slot.Load() > readStart {
+				// A herd's straggler: it missed Redis before the previous flight's fill landed and
+				// started this flight after that one finished. Look again before going to the database.
+				if l, done := c.recheck(dctx, key); done {
+					return l, nil
+				}
+			}
+			var ok, moved bool
+			if floor, moved, ok = c.floor(dctx, t); !ok {
 				fill = false
-			} else {
-				if f, ok := vals[1].(string); ok {
-					floor = f
-				}
-				if v, ok := vals[0].(string); ok {
-					e, err := rowcache.Decode([]byte(v))
-					switch {
-					case err != nil:
-						fill = false // another application's value: read the database, never overwrite it
-					case e.Deleted():
-						return loaded{}, nil
-					default:
-						return loaded{row: Row{JSON: e.Row, Version: e.Version, From: FromRedis}, found: true}, nil
-					}
-				}
+			} else if moved {
+				// A truncate, a completed snapshot or a DDL statement since the floor was last read:
+				// the table's columns may have changed (a changed row shape raises the floor), and a
+				// fill in the old shape would be a row the function never writes. Read them again, after
+				// the floor, so they are at least as new as the statement that raised it.
+				c.forgetSchema(t.DB + "." + t.Name)
+				meta = nil
 			}
 		}
 		c.m.dbQueries.Add(dctx, 1)
-		row, found, err := c.query(dctx, t, meta, pk)
+		queried := time.Now()
+		r, err := c.query(dctx, t, meta, pk)
 		if err != nil {
 			return nil, err
 		}
 		if c.afterLoad != nil {
 			c.afterLoad(key)
 		}
-		if fill {
-			c.fill(dctx, key, t.FloorKey, floor, row, found)
+		if fill && r.fillKey != "" {
+			if !c.fill(dctx, r.fillKey, t.FloorKey, floor, r.row, r.found) {
+				// Refused: a change or another fill was there first, or the floor moved. Read the floor
+				// again next time.
+				c.floors.Store(t.DB+"."+t.Name, floorEntry{value: floor, recheck: true})
+			}
+			slot.Store(c.since())
 		}
-		return loaded{row: row, found: found}, nil
+		r.row.fetched = queried
+		return loaded{row: r.row, found: r.found, from: FromDatabase, fetched: queried, ownKey: r.fillKey}, nil
 	})
 	if c.joined != nil {
 		c.joined(key)
 	}
 	select {
 	case <-ctx.Done():
-		return Row{}, ctx.Err()
+		return Row{}, loaded{}, ctx.Err()
 	case r := <-ch:
 		if r.Err != nil {
-			if !fill { // this caller came here because Redis failed or was skipped
-				return Row{}, fmt.Errorf("%w: Redis is failing, and the database: %v", ErrUnavailable, r.Err)
+			if !redisOK { // this caller came here because Redis failed or was skipped
+				return Row{}, loaded{}, fmt.Errorf("%w: Redis is failing, and the database: %v", ErrUnavailable, r.Err)
 			}
-			return Row{}, r.Err
+			return Row{}, loaded{}, r.Err
 		}
 		l := r.Val.(loaded)
 		if !l.found {
-			return Row{}, ErrNotFound
+			return Row{}, l, ErrNotFound
 		}
-		return l.row, nil
+		return l.row, l, nil
 	}
 }
 
-func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row, found bool) {
+// since is the time since the client started, in nanoseconds (monotonic).
+func (c *Client) since() int64 { return int64(time.Since(c.started)) }
+
+// recheck reads key again; done is true if Redis now answers for it (a row or a tombstone).
+func (c *Client) recheck(ctx context.Context, key string) (loaded, bool) {
+	fetched := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
+	e, found, err := rowcache.Get(rctx, c.o.Redis, key)
+	cancel()
+	switch {
+	case err != nil || !found:
+		return loaded{}, false
+	case e.Deleted():
+		return loaded{from: FromRedis, version: e.Version, fetched: fetched}, true
+	default:
+		row := Row{JSON: e.Row, Version: e.Version, From: FromRedis, fetched: fetched}
+		return loaded{row: row, found: true, from: FromRedis, version: e.Version, fetched: fetched}, true
+	}
+}
+
+// floorEntry is a table's floor as last read; recheck: a fill passing it was refused since, so it is
+// read again before the next fill.
+type floorEntry struct {
+	value   string
+	recheck bool
+}
+
+// floor returns the table's floor to pass to a fill ("" if none), reading it from Redis only when it
+// is not known or a fill was refused since; moved is true if it was known and now holds another value.
+// ok is false if it could not be read.
+func (c *Client) floor(ctx context.Context, t *tablepolicy.Table) (floor string, moved, ok bool) {
+	id := t.DB + "." + t.Name
+	prev, known := c.floors.Load(id)
+	if known && !prev.(floorEntry).recheck {
+		return prev.(floorEntry).value, false, true
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
+	f, err := c.o.Redis.Get(rctx, t.FloorKey).Result()
+	cancel()
+	switch {
+	case errors.Is(err, redis.Nil):
+		f = ""
+	case err != nil:
+		c.m.redisErrors.Add(ctx, 1)
+		return "", false, false
+	}
+	c.floors.Store(id, floorEntry{value: f})
+	return f, known && prev.(floorEntry).value != f, true
+}
+
+// schemaGen is the generation of a table's cached columns and statement.
+func (c *Client) schemaGen(id string) *atomic.Uint64 {
+	g, _ := c.schemaGens.LoadOrStore(id, new(atomic.Uint64))
+	return g.(*atomic.Uint64)
+}
+
+// forgetSchema drops a table's columns and prepared statement, so the next query reads them again
+// from the database. The statement is closed once every query that may have taken it is over (a query
+// runs within DBTimeout of its flight's start).
+func (c *Client) forgetSchema(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.schemaGen(id).Add(1)
+	c.meta.Delete(id)
+	if st, ok := c.stmts.LoadAndDelete(id); ok {
+		time.AfterFunc(c.o.DBTimeout+time.Second, func() { _ = st.(*sql.Stmt).Close() })
+	}
+}
+
+// fill stores row (found false: "not found") at key; it reports false if the script refused it.
+func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row, found bool) bool {
 	var data []byte
 	ttl := c.o.FillTTL
 	if found {
@@ -457,7 +620,7 @@ func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row,
 	} else if c.o.NotFoundTTL > 0 {
 		ttl = c.o.NotFoundTTL
 	} else {
-		return
+		return true
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.o.RedisTimeout)
 	defer cancel()
@@ -465,50 +628,127 @@ func (c *Client) fill(ctx context.Context, key, floorKey, floor string, row Row,
 	switch {
 	case err != nil:
 		c.m.redisErrors.Add(ctx, 1)
+		return true
 	case stored:
-		c.m.fills.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "stored")))
+		c.m.fills.Add(ctx, 1, c.m.fillStored)
+		return true
 	default:
 		// A change (or another fill) got there first; it is at least as new as what we read.
-		c.m.fills.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "conflict")))
+		c.m.fills.Add(ctx, 1, c.m.fillConflict)
+		return false
 	}
 }
 
-func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) (Row, bool, error) {
+// dbRow is what the database answered for a primary key.
+type dbRow struct {
+	row   Row
+	found bool
+	// fillKey is where the answer may be cached: for a row, the key built from the row's own
+	// primary-key values (never the caller's: "=" folds case, ignores trailing spaces and coerces
+	// types, so the row found may have another key); for "not found", the key of the values as bound
+	// if they are exact (see keyArg), else "".
+	fillKey string
+}
+
+func (c *Client) query(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) (dbRow, error) {
+	return c.queryOnce(ctx, t, meta, pk, false)
+}
+
+// schemaChanged reports whether a query failed because the table's columns or the table changed
+// under its prepared statement: ER_BAD_FIELD_ERROR (a column dropped or renamed), ER_NO_SUCH_TABLE.
+func schemaChanged(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1054 || me.Number == 1146)
+}
+
+func (c *Client) queryOnce(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table, pk []any, retried bool) (dbRow, error) {
 	if meta == nil {
 		m, err := c.metadata(ctx, t.DB, t.Name)
 		if err != nil {
-			return Row{}, false, err
+			return dbRow{}, err
 		}
 		meta = m
 	}
-	if len(meta.PrimaryKey) != len(pk) {
-		return Row{}, false, fmt.Errorf("readcache: %s.%s has a %d-column primary key (%s), got %d values", t.DB, t.Name, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
-	}
-	var where strings.Builder
-	for i, col := range meta.PrimaryKey {
-		if i > 0 {
-			where.WriteString(" AND ")
-		}
-		where.WriteString(mysqlrow.QuoteIdent(col))
-		where.WriteString(" = ?")
-	}
-	q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE " + where.String()
-	rows, err := c.o.DB.QueryContext(ctx, q, pk...)
+	args, err := bindKeys(t, meta, pk)
 	if err != nil {
-		return Row{}, false, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
+		return dbRow{}, err
+	}
+	st, err := c.stmt(ctx, t, meta)
+	if err != nil {
+		return dbRow{}, err
+	}
+	vals := make([]any, len(args))
+	for i, a := range args {
+		vals[i] = a.arg
+	}
+	rows, err := st.QueryContext(ctx, vals...)
+	if err != nil {
+		if !retried && schemaChanged(err) {
+			// A column or the table itself is not what the statement was prepared for (a DDL the floor
+			// has not told this client about yet, or a nofill client, which never reads it): read the
+			// columns again and try once more.
+			c.forgetSchema(t.DB + "." + t.Name)
+			return c.queryOnce(ctx, t, nil, pk, true)
+		}
+		return dbRow{}, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return Row{}, false, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
+			return dbRow{}, fmt.Errorf("readcache: query %s.%s: %w", t.DB, t.Name, err)
 		}
-		return Row{}, false, nil
+		out := dbRow{}
+		if k, exact, err := boundKey(t, meta, args); err == nil && exact {
+			out.fillKey = k
+		}
+		return out, nil
 	}
 	r, err := meta.ScanRow(rows)
 	if err != nil {
-		return Row{}, false, fmt.Errorf("readcache: read %s.%s: %w", t.DB, t.Name, err)
+		return dbRow{}, fmt.Errorf("readcache: read %s.%s: %w", t.DB, t.Name, err)
 	}
-	return Row{JSON: t.RowJSON(r), From: FromDatabase}, true, nil
+	out := dbRow{row: Row{JSON: t.RowJSON(r), From: FromDatabase}, found: true}
+	if own, err := meta.Key(r); err == nil {
+		if k, err := t.Key(own); err == nil {
+			out.fillKey = k
+		}
+	}
+	return out, nil
+}
+
+// bindKeys binds the caller's primary-key values as their columns' types.
+func bindKeys(t *tablepolicy.Table, meta *mysqlrow.Table, pk []any) ([]keyArg, error) {
+	if len(meta.PrimaryKey) != len(pk) {
+		return nil, fmt.Errorf("readcache: %s.%s has a %d-column primary key (%s), got %d values", t.DB, t.Name, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
+	}
+	args := make([]keyArg, len(pk))
+	for i, name := range meta.PrimaryKey {
+		col, ok := meta.Column(name)
+		if !ok {
+			return nil, fmt.Errorf("readcache: %s.%s: key column %s is not among its columns", t.DB, t.Name, name)
+		}
+		a, err := bindKey(col, pk[i])
+		if err != nil {
+			return nil, fmt.Errorf("readcache: %s.%s: %w", t.DB, t.Name, err)
+		}
+		args[i] = a
+	}
+	return args, nil
+}
+
+// boundKey is the key of the bound values, and whether every one of them is exact.
+func boundKey(t *tablepolicy.Table, meta *mysqlrow.Table, args []keyArg) (string, bool, error) {
+	key := make(debezium.Row, len(args))
+	exact := true
+	for i, a := range args {
+		key[i] = debezium.Column{Name: meta.PrimaryKey[i], Value: a.value}
+		exact = exact && a.exact
+	}
+	k, err := t.Key(key)
+	if err != nil {
+		return "", false, fmt.Errorf("readcache: %s.%s: %w", t.DB, t.Name, err)
+	}
+	return k, exact, nil
 }
 
 // locate finds the table's policy and the row's key.
@@ -539,6 +779,18 @@ func (c *Client) locate(ctx context.Context, table string, pk []any) (*tablepoli
 	} else if m, ok := c.meta.Load(db + "." + name); ok {
 		meta = m.(*mysqlrow.Table)
 	}
+	if meta != nil {
+		// The values as their columns' types make them, so "01" on an integer key reads row 1's key.
+		args, err := bindKeys(t, meta, pk)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		k, _, err := boundKey(t, meta, args)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return t, meta, k, nil
+	}
 	key := make(debezium.Row, len(pk))
 	for i, v := range pk {
 		raw, err := jsonValue(v)
@@ -547,19 +799,58 @@ func (c *Client) locate(ctx context.Context, table string, pk []any) (*tablepoli
 		}
 		key[i] = debezium.Column{Name: strconv.Itoa(i), Value: raw}
 	}
-	if meta != nil {
-		if len(meta.PrimaryKey) != len(pk) {
-			return nil, nil, "", fmt.Errorf("readcache: %s has a %d-column primary key (%s), got %d values", table, len(meta.PrimaryKey), strings.Join(meta.PrimaryKey, ", "), len(pk))
-		}
-		for i, col := range meta.PrimaryKey {
-			key[i].Name = col
-		}
-	}
 	k, err := t.Key(key)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("readcache: %s: %w", table, err)
 	}
 	return t, meta, k, nil
+}
+
+// stmt is the table's SELECT by primary key, prepared once: a query through database/sql with
+// arguments is otherwise prepared, executed and closed every time, one more round trip to the
+// database per miss. database/sql prepares it on each connection it runs on (so it holds one
+// server-side statement per table and connection; see max_prepared_stmt_count) and Close closes them.
+func (c *Client) stmt(ctx context.Context, t *tablepolicy.Table, meta *mysqlrow.Table) (*sql.Stmt, error) {
+	id := t.DB + "." + t.Name
+	if st, ok := c.stmts.Load(id); ok {
+		return st.(*sql.Stmt), nil
+	}
+	gen := c.schemaGen(id).Load()
+	st, err, _ := c.flight.Do("\x00stmt:"+id+":"+strconv.FormatUint(gen, 10), func() (any, error) {
+		if st, ok := c.stmts.Load(id); ok {
+			return st, nil
+		}
+		var where strings.Builder
+		for i, col := range meta.PrimaryKey {
+			if i > 0 {
+				where.WriteString(" AND ")
+			}
+			where.WriteString(mysqlrow.QuoteIdent(col))
+			where.WriteString(" = ?")
+		}
+		q := "SELECT " + meta.SelectList() + " FROM " + meta.QualifiedName() + " WHERE " + where.String()
+		st, err := c.o.DB.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("readcache: prepare the query of %s: %w", id, err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed {
+			st.Close()
+			return nil, errors.New("readcache: the client is closed")
+		}
+		if c.schemaGen(id).Load() != gen {
+			// Forgotten while it was prepared: serve this query with it, keep nothing.
+			time.AfterFunc(c.o.DBTimeout+time.Second, func() { _ = st.Close() })
+			return st, nil
+		}
+		c.stmts.Store(id, st)
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st.(*sql.Stmt), nil
 }
 
 func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table, error) {
@@ -569,7 +860,8 @@ func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table
 	}
 	// Once per table however many first reads arrive together; the "\x00" keeps these flights apart
 	// from row keys.
-	m, err, _ := c.flight.Do("\x00meta:"+id, func() (any, error) {
+	gen := c.schemaGen(id).Load()
+	m, err, _ := c.flight.Do("\x00meta:"+id+":"+strconv.FormatUint(gen, 10), func() (any, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.DBTimeout)
 		defer cancel()
 		m, err := mysqlrow.LoadTable(dctx, c.o.DB, db, name)
@@ -579,7 +871,11 @@ func (c *Client) metadata(ctx context.Context, db, name string) (*mysqlrow.Table
 		if len(m.PrimaryKey) == 0 {
 			return nil, fmt.Errorf("readcache: table %s has no primary key, so it is not cached", id)
 		}
-		c.meta.Store(id, m)
+		c.mu.Lock()
+		if c.schemaGen(id).Load() == gen { // not forgotten while it was read
+			c.meta.Store(id, m)
+		}
+		c.mu.Unlock()
 		return m, nil
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
+	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy/published"
 )
 
 // fixture: a real MariaDB with a shop schema and a real redis-server.
@@ -33,6 +34,20 @@ type fixture struct {
 	// meters is shared by every client of the fixture: a reader registers with one provider only,
 	// so a provider per client would leave all but the first client's metrics uncounted.
 	meters *sdkmetric.MeterProvider
+	// unpublished: client does not publish its policy as the function's before creating a client.
+	unpublished bool
+}
+
+// publish publishes cfg as the function's policy, seen at now.
+func (f *fixture) publish(cfg tablepolicy.Config, now time.Time) {
+	f.t.Helper()
+	p, err := tablepolicy.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := published.Publish(context.Background(), f.rdb, p, "test-function", now); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 const floorKey = "cloudsql-cache:truncated:shop.customers"
@@ -88,11 +103,21 @@ func (f *fixture) client(mod func(*Options)) *Client {
 		Tables:        tablepolicy.Config{ExcludeColumns: []string{"shop.customers.secret"}},
 		MeterProvider: f.meters,
 		// The production default (50 ms) would let a loaded test machine turn a slow reply into a
-		// fallback the assertions do not expect; tests of slowness set their own.
-		RedisTimeout: 10 * time.Second,
+		// fallback the assertions do not expect; tests of slowness set their own. Likewise a pong
+		// delayed by a second would make the L1 reset itself (4 s here).
+		RedisTimeout:   10 * time.Second,
+		L1PingInterval: time.Second,
 	}
 	if mod != nil {
 		mod(&o)
+	}
+	if o.PolicyCheck == PolicyRequire && o.Miss == MissFill && !f.unpublished {
+		// The function the tests play runs with the reader's own policy, and publishes it as the
+		// function does; policy_test.go covers the other cases. A test that stopped Redis gets a
+		// client that found nothing published (and does not fill), which it does not look at.
+		if p, err := tablepolicy.New(o.Tables); err == nil {
+			_ = published.Publish(context.Background(), f.rdb, p, "test-function", time.Now())
+		}
 	}
 	c, err := New(context.Background(), o)
 	if err != nil {
@@ -608,5 +633,98 @@ func TestL1RefusesARowThatRacedAnInvalidation(t *testing.T) {
 	}
 	if l.ll.Len() != 10 {
 		t.Fatalf("L1 holds %d rows, bound 10", l.ll.Len())
+	}
+}
+
+// The L1's invalidations arrive over one long-lived connection. Cut silently (a TCP proxy that stops
+// forwarding: no FIN, no RST, as after a dead peer or a dropped NAT entry), the connection looks open
+// and invalidations simply stop. The client must notice (a ping through the subscription goes
+// unanswered), stop trusting the L1, and come back on a new connection; otherwise the L1 serves a row
+// its change has superseded until L1MaxAge, here an hour.
+func TestL1DetectsASilentlyDeadSubscription(t *testing.T) {
+	f := newFixture(t)
+	proxy := startProxy(t, f.redis.Addr())
+	c := f.client(func(o *Options) {
+		o.Redis = redis.NewClient(&redis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1,
+			DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+		t.Cleanup(func() { o.Redis.Close() })
+		o.L1Size, o.L1MaxAge = 100, time.Hour
+		o.RedisTimeout = time.Second
+		o.L1PingInterval = 50 * time.Millisecond // a dead subscription shows after 200 ms of silence
+	})
+	ctx := context.Background()
+	v1, v2 := `{"id":1,"name":"Ann","balance":"12.30"}`, `{"id":1,"name":"Ann (changed)","balance":"12.30"}`
+	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 10}, []byte(v1)); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, c)
+	for i := 0; i < 2; i++ {
+		if _, err := c.Get(ctx, "shop.customers", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if row, _ := c.Get(ctx, "shop.customers", 1); row.From != FromL1 {
+		t.Fatalf("not served from L1: %s", row.From)
+	}
+	if n := proxy.freeze(); n < 2 {
+		t.Fatalf("%d connections through the proxy, want the subscription's and the reads'", n)
+	}
+	cut := time.Now()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }()
+	go func() { // when the L1 stopped being trusted: the reads below also wait out frozen connections
+		defer close(stopped)
+		for time.Since(cut) < 30*time.Second {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.l1.mu.Lock()
+			ok := c.l1.healthy
+			c.l1.mu.Unlock()
+			if !ok {
+				t.Logf("the L1 was bypassed %v after the cut", time.Since(cut))
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := f.db.Exec("UPDATE customers SET name = 'Ann (changed)' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Upsert(ctx, "shop.customers:1", floorKey, rowcache.Version{File: 1, Pos: 20}, []byte(v2)); err != nil {
+		t.Fatal(err)
+	}
+	// Wait on state: the first read that no longer serves v1 from L1.
+	for {
+		row, err := c.Get(ctx, "shop.customers", 1)
+		if err == nil && !(row.From == FromL1 && string(row.JSON) == v1) {
+			if string(row.JSON) != v2 {
+				t.Fatalf("after the cut: %s from %s", row.JSON, row.From)
+			}
+			t.Logf("the superseded row stopped being served %v after the cut (from %s)", time.Since(cut), row.From)
+			break
+		}
+		if time.Since(cut) > 30*time.Second {
+			t.Fatalf("30s after the connection was cut silently, the L1 still serves the superseded row")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A new connection is made through the proxy (it forwards new connections): the L1 is trusted
+	// again, and serves the new row.
+	waitHealthy(t, c)
+	for {
+		row, err := c.Get(ctx, "shop.customers", 1)
+		if err != nil || string(row.JSON) != v2 {
+			t.Fatalf("after the subscription came back: %s (%v)", row.JSON, err)
+		}
+		if row.From == FromL1 {
+			break
+		}
+		if time.Since(cut) > 60*time.Second {
+			t.Fatal("the L1 never served again after the subscription came back")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -31,6 +31,11 @@ locals {
   promql_lag_bucket = "\"cloudsql_cache.replication_lag_bucket\""
   promql_commit     = "\"cloudsql_cache.source.commit_time\""
   promql_redis_errs = "\"cloudsql_cache.redis.errors\""
+  # The read path's metrics come from the services reading through readcache (its consistency sampler
+  # on), not from the function: the tiles stay empty until such a service exports them.
+  promql_consistency      = "\"cloudsql_cache.read.consistency\""
+  promql_staleness_bucket = "\"cloudsql_cache.read.staleness_bucket\""
+  promql_staleness_max    = "\"cloudsql_cache.read.staleness.max\""
 
   runbook = "See the Operations section of terraform/README.md in the cloudsql-cache repository."
 
@@ -497,6 +502,43 @@ resource "google_monitoring_dashboard" "main" {
                     aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.state"] }
                   }
                 }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 20, width = 6, height = 4
+          widget = {
+            title = "Sampled reads current when served (share), by source: readcache's consistency sampler"
+            xyChart = {
+              dataSets = [{
+                plotType        = "LINE"
+                timeSeriesQuery = { prometheusQuery = "sum by (source) (rate({${local.promql_consistency}, result=\"current\"}[5m])) / sum by (source) (rate({${local.promql_consistency}, result=~\"current|stale|unresolved\"}[5m]))" }
+              }]
+            }
+          }
+        },
+        {
+          xPos = 0, yPos = 24, width = 6, height = 4
+          widget = {
+            title = "Read staleness p50 / p99 / max (ms): how long the row served had been superseded"
+            xyChart = {
+              dataSets = [
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.5, sum by (le) (rate({${local.promql_staleness_bucket}}[5m])))" } },
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "histogram_quantile(0.99, sum by (le) (rate({${local.promql_staleness_bucket}}[5m])))" } },
+                { plotType = "LINE", timeSeriesQuery = { prometheusQuery = "max({${local.promql_staleness_max}})" } },
+              ]
+            }
+          }
+        },
+        {
+          xPos = 6, yPos = 24, width = 6, height = 4
+          widget = {
+            title = "Sampled reads stale or unresolved (per second), by source"
+            xyChart = {
+              dataSets = [{
+                plotType        = "STACKED_BAR"
+                timeSeriesQuery = { prometheusQuery = "sum by (result, source) (rate({${local.promql_consistency}, result=~\"stale|unresolved\"}[5m]))" }
               }]
             }
           }

@@ -36,8 +36,9 @@ import (
 
 // The dashboard and the alert policies, as Terraform plans them, decoded with Google's own API types
 // (unknown fields refused), and every query in them checked: PromQL parsed by the Prometheus parser, each
-// metric and label it names held to what the real function exports, and each Monitoring filter to the
-// platform metric and resource it names.
+// metric and label it names held to what the real function exports, or, for the read path's metrics,
+// a real readcache service (examples/rowservice, readmetrics_test.go), and each Monitoring filter to
+// the platform metric and resource it names.
 
 // promMetric is a series name a PromQL query can select in Cloud Monitoring, with its labels.
 type promMetric struct {
@@ -186,7 +187,7 @@ func runFunction(t *testing.T) ([]otlpMetric, error) {
 }
 
 // sameAsPrometheusEndpoint checks that /metrics serves each OTLP metric under the name the Prometheus
-// translation gives it, with the same labels, and nothing of the function's besides.
+// translation gives it, with the same labels, and no cloudsql_cache metric besides.
 func sameAsPrometheusEndpoint(metrics []otlpMetric, text []byte) error {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(text))
@@ -225,7 +226,7 @@ func sameAsPrometheusEndpoint(metrics []otlpMetric, text []byte) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("the function's /metrics and its OTLP export disagree:\n  %s\n/metrics:\n%s", strings.Join(problems, "\n  "), text)
+		return fmt.Errorf("/metrics and the OTLP export disagree:\n  %s\n/metrics:\n%s", strings.Join(problems, "\n  "), text)
 	}
 	return nil
 }
@@ -595,7 +596,7 @@ func promQLViolations(q string, metrics map[string]promMetric) []string {
 			name := selectorName(x)
 			m, ok := metrics[name]
 			if !ok {
-				v = append(v, fmt.Sprintf("%q selects %q, which the function does not export (in Cloud Monitoring it exports %v)", q, name, exportedNames))
+				v = append(v, fmt.Sprintf("%q selects %q, which neither the function nor a readcache service exports (in Cloud Monitoring they export %v)", q, name, exportedNames))
 				return nil
 			}
 			for _, lm := range x.LabelMatchers {
@@ -773,7 +774,7 @@ func TestFunctionMetricsInCloudMonitoring(t *testing.T) {
 
 func TestDashboardDecodesAndQueriesExportedMetrics(t *testing.T) {
 	res := passingPlans(t)
-	metrics := cloudMonitoringNames(functionMetrics(t))
+	metrics := exportedMetrics(t)
 	for _, p := range res.Plans {
 		d, err := plannedDashboard(p)
 		if err != nil {
@@ -796,7 +797,7 @@ func TestDashboardDecodesAndQueriesExportedMetrics(t *testing.T) {
 
 func TestAlertPoliciesDecodeAndQueryExportedMetrics(t *testing.T) {
 	res := passingPlans(t)
-	metrics := cloudMonitoringNames(functionMetrics(t))
+	metrics := exportedMetrics(t)
 	for _, p := range res.Plans {
 		policies, err := plannedAlertPolicies(p)
 		if err != nil {
@@ -819,12 +820,12 @@ func TestAlertPoliciesDecodeAndQueryExportedMetrics(t *testing.T) {
 
 // Each check fails on what it is meant to catch.
 func TestQueryChecksFail(t *testing.T) {
-	metrics := cloudMonitoringNames(functionMetrics(t))
+	metrics := exportedMetrics(t)
 	for _, tc := range []struct {
 		q    query
 		want string
 	}{
-		{query{promql: `sum(rate({"cloudsql_cache.event"}[5m]))`}, `selects "cloudsql_cache.event", which the function does not export`},
+		{query{promql: `sum(rate({"cloudsql_cache.event"}[5m]))`}, `selects "cloudsql_cache.event", which neither the function nor a readcache service exports`},
 		{query{promql: `sum(rate(cloudsql_cache_events_total[5m]))`}, `selects "cloudsql_cache_events_total"`}, // the /metrics name, not Cloud Monitoring's
 		{query{promql: `rate({"cloudsql_cache.events", outcom="retry"}[5m])`}, `matches label "outcom"`},
 		{query{promql: `sum by (tabel) (rate({"cloudsql_cache.events"}[5m]))`}, `groups by "tabel"`},
@@ -855,7 +856,7 @@ func TestQueryChecksFail(t *testing.T) {
 // dashboard's mistyped metric and the alert's mistyped label are caught.
 func monitoringViolationsOnBrokenModule(t *testing.T, p *tfPlan) {
 	t.Helper()
-	metrics := cloudMonitoringNames(functionMetrics(t))
+	metrics := exportedMetrics(t)
 	d, err := plannedDashboard(p)
 	if err != nil {
 		t.Fatal(err)

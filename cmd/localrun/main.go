@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string) error {
 	tables := fs.String("tables", strings.Join(demoTables, ","), "captured tables, db.table, comma-separated (Debezium's include list and a topic each, as Terraform's tables)")
 	resnapshot := fs.Bool("resnapshot", false, "delete Debezium's offsets and schema history first: a new snapshot of every table")
 	statusEvery := fs.Duration("status", time.Second, "status line interval")
+	readURL := fs.String("read-url", "http://127.0.0.1:8081", "the example read service (make run starts it on READ_PORT)")
+	readMetrics := fs.String("read-metrics", "http://127.0.0.1:9465/metrics", "its /metrics, where its consistency sampler reports (make run: READ_METRICS_PORT); empty: not shown")
+	readRate := fs.Float64("read-rate", 20, "demo reads per second through the read service (0: none)")
 	var extras extraList
 	fs.Var(&extras, "extra", "extra process `name=command` started with the pipeline's environment (MYSQL_DSN, REDIS_ADDR, CACHE_*) and stopped with it; repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -193,8 +196,9 @@ Poke it by hand in another terminal:
   curl -s %[4]s | grep ^cloudsql_cache      # the function's metrics, as operators chart them
   curl -s %[5]s                              # Debezium Server's health
 Logs: %[3]s/logs. Ctrl-C stops everything; 'make run' again resumes where it stopped.
-The status line's outcomes and commit→cache lag come from the function's /metrics (lag over the last ~10 s).
-`, *mysqlPort, *redisPort, *state, metricsURL, p.Debezium().HealthURL("/q/health"))
+The status line's outcomes and commit→cache lag come from the function's /metrics (lag over the last ~10 s);
+its reads part from the read service's consistency sampler (%[6]s), over its reads since it started.
+`, *mysqlPort, *redisPort, *state, metricsURL, p.Debezium().HealthURL("/q/health"), *readMetrics)
 
 	var wg sync.WaitGroup
 	wctx, wcancel := context.WithCancel(ctx)
@@ -202,7 +206,11 @@ The status line's outcomes and commit→cache lag come from the function's /metr
 		wg.Add(1)
 		go func() { defer wg.Done(); workload(wctx, db, *rate) }()
 	}
-	status(ctx, p, metricsURL, *statusEvery, os.Stdout)
+	if *readRate > 0 && *readURL != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); readLoad(wctx, *readURL, *readRate) }()
+	}
+	status(ctx, p, metricsURL, *readMetrics, *statusEvery, os.Stdout)
 	wcancel()
 	wg.Wait()
 	fmt.Println()
@@ -210,7 +218,7 @@ The status line's outcomes and commit→cache lag come from the function's /metr
 }
 
 // status prints the status line until ctx ends.
-func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every time.Duration, w io.Writer) {
+func status(ctx context.Context, p *pipeline.Pipeline, metricsURL, readMetricsURL string, every time.Duration, w io.Writer) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	tty := isTerminal()
@@ -245,6 +253,11 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL string, every 
 				line = fmt.Sprintf("%s  %s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (dbz→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
 					now.Format("15:04:05"), debeziumStatus(ctx, p), rate, p50, p99, dbz.P50, dbz.P99, s.Backlog,
 					snap.Outcomes["applied"], snap.Outcomes["duplicate"], snap.Outcomes["stale"], int64(snap.Outcomes["dead_lettered"])+s.RelayDLQ)
+			}
+			if readMetricsURL != "" {
+				if r, err := scrapeReads(ctx, readMetricsURL); err == nil {
+					line += "  " + r.line()
+				}
 			}
 			if tty {
 				fmt.Fprintf(w, "\r\033[K%s", line)

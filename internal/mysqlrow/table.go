@@ -31,6 +31,9 @@ type Column struct {
 	Length int
 	// Members are the values of an ENUM or SET, in definition order.
 	Members []string
+	// Collation is COLLATION_NAME of a character column ("" for others): it decides what "=" on the
+	// column matches (case, accents, trailing spaces).
+	Collation string
 }
 
 // Table is a table's columns in ordinal order and its primary key.
@@ -52,7 +55,7 @@ func LoadTable(ctx context.Context, db *sql.DB, schema, table string) (*Table, e
 	}
 	rows, err := db.QueryContext(ctx, `SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE,
 		COALESCE(NUMERIC_SCALE, 0), COALESCE(NUMERIC_PRECISION, 0), COALESCE(DATETIME_PRECISION, 0),
-		COALESCE(CHARACTER_OCTET_LENGTH, 0), COALESCE(CHARACTER_SET_NAME, '')
+		COALESCE(CHARACTER_OCTET_LENGTH, 0), COALESCE(CHARACTER_SET_NAME, ''), COALESCE(COLLATION_NAME, '')
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("mysqlrow: columns of %s.%s: %w", schema, table, err)
@@ -63,7 +66,7 @@ func LoadTable(ctx context.Context, db *sql.DB, schema, table string) (*Table, e
 		var c Column
 		var precision, octets int64
 		var charset string
-		if err := rows.Scan(&c.Name, &c.DataType, &c.ColumnType, &c.Scale, &precision, &c.FSP, &octets, &charset); err != nil {
+		if err := rows.Scan(&c.Name, &c.DataType, &c.ColumnType, &c.Scale, &precision, &c.FSP, &octets, &charset, &c.Collation); err != nil {
 			return nil, fmt.Errorf("mysqlrow: columns of %s.%s: %w", schema, table, err)
 		}
 		if err := c.init(precision, octets, charset); err != nil {
