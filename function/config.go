@@ -34,6 +34,11 @@ type Config struct {
 	// caches; "" publishes nothing.
 	InvalidationChannel string
 
+	// WaitReplicas is how many replicas must confirm a message's writes before it is acknowledged (0:
+	// none), each wait bounded by WaitTimeout.
+	WaitReplicas int
+	WaitTimeout  time.Duration
+
 	ApplyTimeout time.Duration
 	MaxBodyBytes int64
 
@@ -53,6 +58,8 @@ func Vars() []envvar.Var {
 		{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
 		{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
 		{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
+		{Name: "REDIS_WAIT_REPLICAS", Default: "0", Help: "Replicas that must hold a message's writes (Redis WAIT) before it is acknowledged; 0: acknowledged once the primary has them. 1 on Memorystore's standard tier, whose replication is asynchronous."},
+		{Name: "REDIS_WAIT_TIMEOUT", Default: "500ms", Help: "How long a message waits for REDIS_WAIT_REPLICAS; then it is answered 503 and retried. Less than REDIS_TIMEOUT."},
 		{Name: "APPLY_TIMEOUT", Default: "10s", Help: "Upper bound on handling one message."},
 		{Name: "MAX_BODY_BYTES", Default: strconv.Itoa(push.DefaultMaxBody), Help: "Largest push request accepted."},
 		{Name: "GOOGLE_CLOUD_PROJECT", Default: "", Help: "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
@@ -114,6 +121,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if a := c.Metrics.PrometheusAddr; a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			bad("METRICS_ADDR", "%q is not host:port", a)
+		}
+	}
+	if n, err := strconv.Atoi(get("REDIS_WAIT_REPLICAS")); err != nil || n < 0 || n > 5 {
+		// Memorystore for Redis has at most 5 read replicas.
+		bad("REDIS_WAIT_REPLICAS", "%q is not a replica count from 0 to 5", get("REDIS_WAIT_REPLICAS"))
+	} else {
+		c.WaitReplicas = n
+	}
+	c.WaitTimeout = duration("REDIS_WAIT_TIMEOUT")
+	if c.WaitReplicas > 0 {
+		switch {
+		case c.WaitTimeout < time.Millisecond:
+			bad("REDIS_WAIT_TIMEOUT", "must be at least 1ms when REDIS_WAIT_REPLICAS is set (WAIT 0 would wait forever)")
+		case rc.Timeout > 0 && c.WaitTimeout >= rc.Timeout:
+			bad("REDIS_WAIT_TIMEOUT", "%v must be less than REDIS_TIMEOUT (%v), which bounds the reply that carries WAIT's answer", c.WaitTimeout, rc.Timeout)
 		}
 	}
 	if c.InvalidationChannel == "off" {

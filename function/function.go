@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 		dlq = apply.NewPubSubDeadLetter(pub)
 	}
 	h, err = apply.New(apply.Options{
-		Store:         rowcache.NewStore(rdb, cfg.TombstoneTTL).WithInvalidationChannel(cfg.InvalidationChannel),
+		Store:         rowcache.NewStore(rdb, cfg.TombstoneTTL).WithInvalidationChannel(cfg.InvalidationChannel).WithReplicaWait(cfg.WaitReplicas, cfg.WaitTimeout),
 		Policy:        policy,
 		DeadLetter:    dlq,
 		MaxBody:       cfg.MaxBodyBytes,
