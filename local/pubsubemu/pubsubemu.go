@@ -38,6 +38,9 @@ type Options struct {
 	MaxDeliveryAttempts int
 	// OnSubscription is called with the full name of each new push subscription (the relay's cue).
 	OnSubscription func(name string)
+	// Retention is how long published messages are kept for a seek (the subscriptions'
+	// retain_acked_messages and message_retention_duration); 0 means 10 minutes.
+	Retention time.Duration
 }
 
 // Emulator is a running pstest server with a client connected to it.
@@ -52,6 +55,11 @@ type Emulator struct {
 	mu     sync.Mutex
 	topics map[string]*pubsub.Publisher
 	acked  map[string]chan struct{}
+
+	// retained is every message published in the last Retention, oldest first, for Seek.
+	retainMu sync.Mutex
+	retained []retainedMessage
+	seeks    sync.WaitGroup
 }
 
 // Start starts the server and creates the dead-letter topic (with a subscription that keeps its
@@ -69,7 +77,13 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if opts.MaxDeliveryAttempts < 5 || opts.MaxDeliveryAttempts > 100 {
 		return nil, fmt.Errorf("pubsubemu: max delivery attempts %d is outside Pub/Sub's 5..100", opts.MaxDeliveryAttempts)
 	}
-	e := &Emulator{opts: opts, srv: pstest.NewServer(), topics: map[string]*pubsub.Publisher{}, acked: map[string]chan struct{}{}}
+	if opts.Retention == 0 {
+		opts.Retention = 10 * time.Minute
+	}
+	e := &Emulator{opts: opts, topics: map[string]*pubsub.Publisher{}, acked: map[string]chan struct{}{}}
+	e.srv = pstest.NewServer(
+		pstest.ServerReactorOption{FuncName: "Publish", Reactor: retainReactor{e}},
+		pstest.ServerReactorOption{FuncName: "Seek", Reactor: seekReactor{e}})
 	if err := e.serve(); err != nil {
 		_ = e.srv.Close()
 		return nil, err
@@ -265,6 +279,7 @@ func (e *Emulator) MaxDeliveryAttempts() int { return e.opts.MaxDeliveryAttempts
 
 // Close stops the publishers, the client and the server.
 func (e *Emulator) Close() {
+	e.seeks.Wait()
 	e.mu.Lock()
 	for _, p := range e.topics {
 		p.Stop()
