@@ -83,8 +83,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 		closers = append(closers, client.Close, func() error { pub.Stop(); return nil })
 		dlq = apply.NewPubSubDeadLetter(pub)
 	}
+	store := rowcache.NewStore(rdb, cfg.TombstoneTTL).WithInvalidationChannel(cfg.InvalidationChannel).WithReplicaWait(cfg.WaitReplicas, cfg.WaitTimeout)
 	h, err = apply.New(apply.Options{
-		Store:         rowcache.NewStore(rdb, cfg.TombstoneTTL).WithInvalidationChannel(cfg.InvalidationChannel).WithReplicaWait(cfg.WaitReplicas, cfg.WaitTimeout),
+		Store:         store,
 		Policy:        policy,
 		DeadLetter:    dlq,
 		MaxBody:       cfg.MaxBodyBytes,
@@ -122,6 +123,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	}()
 	// After rdb's closer in the list, so run before it.
 	closers = append(closers, func() error { stopHeartbeat(); <-hbDone; return nil })
+	if cfg.WatchInterval > 0 {
+		stop, err := startWatcher(ctx, cfg, deps, logger, rdb, store)
+		if err != nil {
+			_ = closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, stop)
+	}
 	return h, closeAll, nil
 }
 
