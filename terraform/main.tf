@@ -42,7 +42,20 @@ locals {
     CACHE_TOMBSTONE_TTL   = var.tombstone_ttl
     APPLY_TIMEOUT         = var.apply_timeout
     MAX_BODY_BYTES        = var.max_body_bytes > 0 ? tostring(var.max_body_bytes) : ""
+    REDIS_WAIT_REPLICAS   = tostring(local.redis_wait_replicas)
+    REDIS_WAIT_TIMEOUT    = var.redis_wait_timeout
+    REDIS_WATCH_INTERVAL  = var.redis_watch_interval
+    REPAIR_SUBSCRIPTIONS  = var.repair_by_seek && var.redis_watch_interval != "0" ? join(",", local.push_subscription_names) : ""
+    REPAIR_SEEK_MARGIN    = var.repair_seek_margin
+    REPAIR_SEEK_MAX       = var.message_retention_duration
   }
+
+  # The standard tier's replica is asynchronous: acknowledge a change only once it holds it.
+  redis_wait_replicas = coalesce(var.redis_wait_replicas, var.redis_tier == "STANDARD_HA" ? 1 : 0)
+
+  # The push subscriptions' full names, built from their names rather than the resources: the
+  # subscriptions push to the function, so the function's environment cannot refer to them.
+  push_subscription_names = [for t in concat(values(local.table_topics), [var.topic_prefix]) : "projects/${var.project_id}/subscriptions/${t}.apply"]
 }
 
 resource "google_project_service" "apis" {
