@@ -87,7 +87,9 @@ type env struct {
 
 type options struct {
 	persistentRedis bool
-	duplicateRate   float64
+	// fsync is the append-only file's appendfsync with persistentRedis ("" : always).
+	fsync         string
+	duplicateRate float64
 	// repair runs the function's loss watcher with the table subscriptions to seek back.
 	repair bool
 	// replica gives Redis an asynchronous replica, linked through a proxy (e.link), and the function
@@ -106,7 +108,7 @@ func setup(t *testing.T, o options) *env {
 		e.mysql.Exec(e.db, fmt.Sprintf("INSERT INTO accounts VALUES (%d, 'owner%d', %d.50, NOW(6), '')", i, i, i))
 	}
 	var err error
-	e.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: o.persistentRedis}) // on a port it picks
+	e.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: o.persistentRedis, AppendFsync: o.fsync}) // on a port it picks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,6 +616,22 @@ func TestRedisFailoverLosesNoAcknowledgedChange(t *testing.T) {
 	if st := e.p.Relay.Stats(); st.Outcomes["retry"] == 0 {
 		t.Error("no delivery was answered 503 while the replica was cut off: the fault did not happen")
 	}
+}
+
+// Redis with appendfsync everysec killed with SIGKILL under load and restarted from its append-only
+// file: the function's watcher sees the restart and seeks the subscriptions back past the last
+// heartbeat that survived, so whatever the restart lost is delivered again: zero drift.
+func TestRedisKilledWithAOFEverysecIsRepaired(t *testing.T) {
+	e := setup(t, options{persistentRedis: true, fsync: "everysec", repair: true})
+	e.lossy = true
+	e.run(8*time.Second, func() {
+		if err := e.redis.Restart(context.Background()); err != nil { // SIGKILL, then a start from the file
+			t.Fatal(err)
+		}
+		e.waitUntil("the function to notice the restart and repair it", 30*time.Second, func() bool {
+			return e.metric(`(?m)^cloudsql_cache_repairs_total\{[^}]*reason="restart"[^}]*state="finished"[^}]*\} (\S+)$`) > 0
+		})
+	})
 }
 
 func TestFunctionKilledAndRestarted(t *testing.T) {
