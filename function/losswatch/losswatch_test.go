@@ -153,19 +153,34 @@ func TestRestartWithoutPersistenceIsATotalLoss(t *testing.T) {
 	w.want(w.check(), losswatch.None) // and the new data set is watched from then on
 }
 
-// SIGKILL with an append-only file fsynced every second: Redis comes back with its data, but writes
-// after the last heartbeat could be gone without the heartbeat moving, so it seeks back past it.
+// SIGKILL with an append-only file fsynced every second: Redis comes back with its data, or without its
+// last writes (it postpones writing its buffer to the file while an fsync is slow, seen here on a loaded
+// machine). Either way the repair seeks back past the heartbeat that survived: without a loss, writes
+// after the last heartbeat could still be gone without the heartbeat moving.
 func TestRestartFromAOFEverysecSeeksPastTheLastHeartbeat(t *testing.T) {
 	srv := redisserver.StartForTest(t, redisserver.Options{Persistent: true, AppendFsync: "everysec"})
 	w := newWatch(t, losswatch.Options{Redis: srv.Client()})
 	w.check()
+	before := w.clock.now
 	w.check()
 	hb := w.clock.now
 	srv.Restart() // SIGKILL, then a start from the append-only file
 	r := w.check()
-	w.want(r, losswatch.Restart)
-	if !r.Survived.Equal(hb) || !r.SeekTo.Equal(hb.Add(-margin)) || !r.Repaired {
-		t.Fatalf("after the restart: %+v, want the heartbeat %v to survive and a seek to %v", r, hb, hb.Add(-margin))
+	switch r.Kind {
+	case losswatch.Restart:
+		if !r.Survived.Equal(hb) {
+			t.Fatalf("a restart without a loss: %+v, want the heartbeat %v to have survived", r, hb)
+		}
+	case losswatch.PartialLoss:
+		if r.Survived.After(before) {
+			t.Fatalf("a partial loss: %+v, want an older heartbeat than %v to have survived", r, hb)
+		}
+		t.Logf("the restart lost the last writes: %+v", r)
+	default:
+		t.Fatalf("after the restart: %+v, want a restart or a partial loss", r)
+	}
+	if !r.SeekTo.Equal(r.Survived.Add(-margin)) || !r.Repaired {
+		t.Fatalf("after the restart: %+v, want a seek to %v", r, r.Survived.Add(-margin))
 	}
 }
 
