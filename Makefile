@@ -67,6 +67,7 @@ fuzz:
 bench: deps memory
 	$(GO) test ./function/push ./debezium -run '^$$' -bench Decode -count 3
 	$(GO) run ./cmd/benchapply -events 20000 -concurrency 1,8,32
+	$(GO) run ./cmd/benchapply -wait -events 20000 -concurrency 1,8,32
 	$(GO) run ./cmd/benchlag -rates 500,1000,2000,5000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3

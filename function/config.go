@@ -34,6 +34,18 @@ type Config struct {
 	// caches; "" publishes nothing.
 	InvalidationChannel string
 
+	// WaitReplicas is how many replicas must confirm a message's writes before it is acknowledged (0:
+	// none), each wait bounded by WaitTimeout.
+	WaitReplicas int
+	WaitTimeout  time.Duration
+
+	// WatchInterval is how often Redis is checked for restarts, failovers and lost writes (0: never).
+	WatchInterval time.Duration
+	// RepairSubscriptions are the push subscriptions sought back past a loss (none: detect only).
+	RepairSubscriptions []string
+	// SeekMargin and SeekMax bound the repair's seek (losswatch.Options).
+	SeekMargin, SeekMax time.Duration
+
 	ApplyTimeout time.Duration
 	MaxBodyBytes int64
 
@@ -53,6 +65,12 @@ func Vars() []envvar.Var {
 		{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
 		{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
 		{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
+		{Name: "REDIS_WAIT_REPLICAS", Default: "0", Help: "Replicas that must hold a message's writes (Redis WAIT) before it is acknowledged; 0: acknowledged once the primary has them. 1 on Memorystore's standard tier, whose replication is asynchronous."},
+		{Name: "REDIS_WAIT_TIMEOUT", Default: "500ms", Help: "How long a message waits for REDIS_WAIT_REPLICAS; then it is answered 503 and retried. Less than REDIS_TIMEOUT."},
+		{Name: "REDIS_WATCH_INTERVAL", Default: "5s", Help: "How often Redis is checked for a restart, a failover or lost writes (its run_id, a marker and a heartbeat key); 0 turns the check off."},
+		{Name: "REPAIR_SUBSCRIPTIONS", Default: "", Help: "Comma-separated projects/<project>/subscriptions/<name>: the push subscriptions sought back past a loss Redis suffered, so Pub/Sub delivers their messages again (they need retain_acked_messages). Empty: losses are detected and alerted on, not repaired."},
+		{Name: "REPAIR_SEEK_MARGIN", Default: "10m", Help: "How much earlier than the loss the subscriptions are sought to: the longest a change waits in Pub/Sub (retries) before it is applied."},
+		{Name: "REPAIR_SEEK_MAX", Default: "168h", Help: "How far back a repair's seek goes at most: the subscriptions' message_retention_duration."},
 		{Name: "APPLY_TIMEOUT", Default: "10s", Help: "Upper bound on handling one message."},
 		{Name: "MAX_BODY_BYTES", Default: strconv.Itoa(push.DefaultMaxBody), Help: "Largest push request accepted."},
 		{Name: "GOOGLE_CLOUD_PROJECT", Default: "", Help: "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},
@@ -114,6 +132,55 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if a := c.Metrics.PrometheusAddr; a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			bad("METRICS_ADDR", "%q is not host:port", a)
+		}
+	}
+	if n, err := strconv.Atoi(get("REDIS_WAIT_REPLICAS")); err != nil || n < 0 || n > 5 {
+		// Memorystore for Redis has at most 5 read replicas.
+		bad("REDIS_WAIT_REPLICAS", "%q is not a replica count from 0 to 5", get("REDIS_WAIT_REPLICAS"))
+	} else {
+		c.WaitReplicas = n
+	}
+	c.WaitTimeout = duration("REDIS_WAIT_TIMEOUT")
+	if c.WaitReplicas > 0 {
+		switch {
+		case c.WaitTimeout < time.Millisecond:
+			bad("REDIS_WAIT_TIMEOUT", "must be at least 1ms when REDIS_WAIT_REPLICAS is set (WAIT 0 would wait forever)")
+		case rc.Timeout > 0 && c.WaitTimeout >= rc.Timeout:
+			bad("REDIS_WAIT_TIMEOUT", "%v must be less than REDIS_TIMEOUT (%v), which bounds the reply that carries WAIT's answer", c.WaitTimeout, rc.Timeout)
+		}
+	}
+	c.WatchInterval = duration("REDIS_WATCH_INTERVAL")
+	c.SeekMargin = duration("REPAIR_SEEK_MARGIN")
+	c.SeekMax = duration("REPAIR_SEEK_MAX")
+	for _, sub := range strings.Split(get("REPAIR_SUBSCRIPTIONS"), ",") {
+		if sub = strings.TrimSpace(sub); sub == "" {
+			continue
+		}
+		p := strings.Split(sub, "/")
+		if len(p) != 4 || p[0] != "projects" || p[1] == "" || p[2] != "subscriptions" || p[3] == "" {
+			bad("REPAIR_SUBSCRIPTIONS", "%q is not projects/<project>/subscriptions/<subscription>", sub)
+			continue
+		}
+		c.RepairSubscriptions = append(c.RepairSubscriptions, sub)
+	}
+	if rc.Mode == redisenv.ModeCluster {
+		// WAIT confirms the replicas of the one node it is sent to, and the watcher reads one node's
+		// run_id and keys: on a cluster both would say nothing about the other shards.
+		if c.WaitReplicas > 0 {
+			bad("REDIS_WAIT_REPLICAS", "must be 0 with REDIS_MODE=cluster: waiting for a cluster's replicas is not supported yet (WAIT answers for one node, and a cluster's writes go to many)")
+		}
+		if len(c.RepairSubscriptions) > 0 {
+			bad("REPAIR_SUBSCRIPTIONS", "must be empty with REDIS_MODE=cluster: the loss watcher does not run on a cluster yet")
+		}
+	}
+	if len(c.RepairSubscriptions) > 0 {
+		switch {
+		case c.WatchInterval == 0:
+			bad("REDIS_WATCH_INTERVAL", "must be more than 0 when REPAIR_SUBSCRIPTIONS is set: nothing would notice a loss to repair")
+		case c.SeekMargin == 0:
+			bad("REPAIR_SEEK_MARGIN", "must be more than 0")
+		case c.SeekMax < c.SeekMargin:
+			bad("REPAIR_SEEK_MAX", "%v is less than REPAIR_SEEK_MARGIN (%v)", c.SeekMax, c.SeekMargin)
 		}
 	}
 	if c.InvalidationChannel == "off" {

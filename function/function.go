@@ -14,6 +14,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/api/option"
 
@@ -83,8 +84,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 		closers = append(closers, client.Close, func() error { pub.Stop(); return nil })
 		dlq = apply.NewPubSubDeadLetter(pub)
 	}
+	store := rowcache.NewStore(rdb, cfg.TombstoneTTL).WithInvalidationChannel(cfg.InvalidationChannel).WithReplicaWait(cfg.WaitReplicas, cfg.WaitTimeout)
 	h, err = apply.New(apply.Options{
-		Store:         rowcache.NewStore(rdb, cfg.TombstoneTTL).WithInvalidationChannel(cfg.InvalidationChannel),
+		Store:         store,
 		Policy:        policy,
 		DeadLetter:    dlq,
 		MaxBody:       cfg.MaxBodyBytes,
@@ -122,6 +124,18 @@ func New(ctx context.Context, cfg Config, deps Deps) (h *apply.Handler, closeFn 
 	}()
 	// After rdb's closer in the list, so run before it.
 	closers = append(closers, func() error { stopHeartbeat(); <-hbDone; return nil })
+	one, standalone := rdb.(*redis.Client)
+	if cfg.WatchInterval > 0 && !standalone {
+		logger.Warn("the loss watcher does not run on a cluster (REDIS_MODE=cluster) yet: a shard's restart or failover is not noticed; see the README's On a cluster")
+	}
+	if cfg.WatchInterval > 0 && standalone {
+		stop, err := startWatcher(ctx, cfg, deps, logger, one, store)
+		if err != nil {
+			_ = closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, stop)
+	}
 	return h, closeAll, nil
 }
 

@@ -44,16 +44,36 @@ func TestConfigFromEnv(t *testing.T) {
 		"MAX_BODY_BYTES":      "12",
 		"DEAD_LETTER_TOPIC":   "dl",
 		"REDIS_DB":            "x",
+		"REDIS_WAIT_REPLICAS": "many",
 		// Removed: the function refuses to start rather than order tables differently than configured.
 		"CACHE_VERSION_COLUMNS": "inventory.orders=updated_at",
 	}))
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, name := range []string{"REDIS_ADDR", "REDIS_TLS", "REDIS_TIMEOUT", "CACHE_VERSION_EPOCH", "CACHE_KEY_TEMPLATES", "CACHE_TOMBSTONE_TTL", "MAX_BODY_BYTES", "DEAD_LETTER_TOPIC", "REDIS_DB", "CACHE_VERSION_COLUMNS"} {
+	for _, name := range []string{"REDIS_ADDR", "REDIS_TLS", "REDIS_TIMEOUT", "CACHE_VERSION_EPOCH", "CACHE_KEY_TEMPLATES", "CACHE_TOMBSTONE_TTL", "MAX_BODY_BYTES", "DEAD_LETTER_TOPIC", "REDIS_DB", "CACHE_VERSION_COLUMNS", "REDIS_WAIT_REPLICAS"} {
 		if !strings.Contains(err.Error(), name+": ") {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
+	}
+	// WAIT's answer comes back under the read timeout: a wait as long as REDIS_TIMEOUT could never be
+	// answered.
+	_, err = function.ConfigFromEnv(envFunc(map[string]string{"REDIS_ADDR": "r:6379", "DEAD_LETTER_TOPIC": "nack", "REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT": "1s"}))
+	if err == nil || !strings.Contains(err.Error(), "REDIS_WAIT_TIMEOUT: ") {
+		t.Fatalf("a wait as long as REDIS_TIMEOUT: %v", err)
+	}
+	c, err = function.ConfigFromEnv(envFunc(map[string]string{"REDIS_ADDR": "r:6379", "DEAD_LETTER_TOPIC": "nack", "REDIS_WAIT_REPLICAS": "1"}))
+	if err != nil || c.WaitReplicas != 1 || c.WaitTimeout != 500*time.Millisecond {
+		t.Fatalf("REDIS_WAIT_REPLICAS=1: %+v %v", c, err)
+	}
+	// On a cluster WAIT would answer for one node and the watcher would watch one node: both refused.
+	_, err = function.ConfigFromEnv(envFunc(map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "a:6379,b:6379", "DEAD_LETTER_TOPIC": "nack",
+		"REDIS_WAIT_REPLICAS": "1", "REPAIR_SUBSCRIPTIONS": "projects/p/subscriptions/s"}))
+	if err == nil || !strings.Contains(err.Error(), "REDIS_WAIT_REPLICAS: must be 0 with REDIS_MODE=cluster") || !strings.Contains(err.Error(), "REPAIR_SUBSCRIPTIONS: must be empty with REDIS_MODE=cluster") {
+		t.Fatalf("a replica wait and a repair on a cluster: %v", err)
+	}
+	if c, err = function.ConfigFromEnv(envFunc(map[string]string{"REDIS_MODE": "cluster", "REDIS_ADDR": "a:6379,b:6379", "DEAD_LETTER_TOPIC": "nack"})); err != nil {
+		t.Fatalf("a cluster with the defaults: %v", err)
 	}
 	_, err = function.ConfigFromEnv(envFunc(map[string]string{"REDIS_ADDR": "r:6379", "DEAD_LETTER_TOPIC": "nack", "CACHE_KEY_TEMPLATE": "{pk}"}))
 	if err == nil || !strings.Contains(err.Error(), "CACHE_") {

@@ -112,6 +112,16 @@ var ErrForeignValue = errors.New("rowcache: key holds a value that is not a clou
 // changes, for the read path's in-process caches.
 const DefaultInvalidationChannel = "cloudsql-cache:invalidations"
 
+// ErrNotReplicated means Redis applied a write but fewer replicas than required confirmed it in time:
+// a failover now could lose it, so it must not be acknowledged. Applying it again is safe (the script
+// is idempotent) and waits again.
+var ErrNotReplicated = errors.New("rowcache: the write did not reach enough replicas in time")
+
+// BarrierChannel is the pub/sub channel of the replication barrier: a PUBLISH to it (nobody listens) is
+// replicated like a write, so a WAIT after it covers every write the server made before it, on any
+// connection, including a write of an earlier attempt that this one found already stored.
+const BarrierChannel = "cloudsql-cache:replicated"
+
 // Store applies versioned changes to Redis. It is safe for concurrent use.
 type Store struct {
 	rdb          redis.Cmdable
@@ -119,6 +129,9 @@ type Store struct {
 	script       *redis.Script
 	tombstoneTTL time.Duration
 	channel      string
+	// replicas is how many replicas must confirm each write (0: none), within waitTimeout.
+	replicas    int
+	waitTimeout time.Duration
 }
 
 // NewStore returns a Store writing through rdb. Tombstones expire after tombstoneTTL (0: never); the
@@ -139,6 +152,52 @@ func (s *Store) WithInvalidationChannel(channel string) *Store {
 	c := *s
 	c.channel = channel
 	return &c
+}
+
+// WithReplicaWait returns a copy of s whose Upsert and Delete return only once at least replicas
+// replicas hold the write (and every write the server made before it), or ErrNotReplicated after
+// timeout; Replicated does the same for any other writes. replicas 0 waits for nothing.
+func (s *Store) WithReplicaWait(replicas int, timeout time.Duration) *Store {
+	c := *s
+	c.replicas, c.waitTimeout = replicas, timeout
+	return &c
+}
+
+// ReplicaWait reports how many replicas each write waits for (0: none).
+func (s *Store) ReplicaWait() int { return s.replicas }
+
+// Replicated waits until the configured number of replicas hold every write the server made so far,
+// through the barrier; nil at once when the Store waits for none.
+func (s *Store) Replicated(ctx context.Context) error {
+	if s.replicas == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	w := s.barrier(ctx, pipe)
+	_, _ = pipe.Exec(ctx)
+	return s.waited(w)
+}
+
+// barrier queues the barrier's PUBLISH and the WAIT on pipe. WAIT waits for the replication offset Redis
+// recorded for this connection, and a retry that wrote nothing (duplicate) must not depend on which
+// commands record it: the PUBLISH is replicated, always, so a retry that finds its change already stored (duplicate: nothing
+// written) still waits for the earlier attempt's write, which may be on another connection.
+//
+// A pipeline's reply is read under the client's read timeout, so the WAIT timeout must be shorter.
+func (s *Store) barrier(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	pipe.Publish(ctx, BarrierChannel, "")
+	return pipe.Do(ctx, "WAIT", s.replicas, s.waitTimeout.Milliseconds())
+}
+
+func (s *Store) waited(w *redis.Cmd) error {
+	n, err := w.Int64()
+	if err != nil {
+		return fmt.Errorf("rowcache: WAIT: %w", err)
+	}
+	if n < int64(s.replicas) {
+		return fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, n, s.replicas, s.waitTimeout)
+	}
+	return nil
 }
 
 // Fill stores a row read from the database (row nil: "not found") at key, but only if the key holds
@@ -352,7 +411,10 @@ func (s *Store) sweep(ctx context.Context, keys []string, mode, ver string) (int
 }
 
 func (s *Store) run(ctx context.Context, keys []string, mode, ver string, value any, ttlMillis int64) (Result, error) {
-	r, err := s.script.Run(ctx, s.rdb, keys, mode, ver, value, strconv.FormatInt(ttlMillis, 10), s.channel).Int()
+	r, err := s.runScript(ctx, keys, mode, ver, value, strconv.FormatInt(ttlMillis, 10), s.channel)
+	if errors.Is(err, ErrNotReplicated) {
+		return 0, fmt.Errorf("rowcache: apply to %s: %w", keys[0], err)
+	}
 	if err != nil {
 		if isForeign(err) {
 			return 0, fmt.Errorf("%w: %s: %v", ErrForeignValue, keys[0], err)
@@ -376,6 +438,33 @@ func (s *Store) run(ctx context.Context, keys []string, mode, ver string, value 
 		return SchemaChanged, nil
 	}
 	return 0, fmt.Errorf("rowcache: apply to %s: unexpected script reply %d", keys[0], r)
+}
+
+// runScript runs the script and, when the Store waits for replicas, the barrier after it in the same
+// pipeline: one round trip.
+func (s *Store) runScript(ctx context.Context, keys []string, args ...any) (int64, error) {
+	if s.replicas == 0 {
+		return s.script.Run(ctx, s.rdb, keys, args...).Int64()
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		var cmd *redis.Cmd
+		if attempt == 0 {
+			cmd = s.script.EvalSha(ctx, pipe, keys, args...)
+		} else {
+			cmd = s.script.Eval(ctx, pipe, keys, args...)
+		}
+		w := s.barrier(ctx, pipe)
+		_, _ = pipe.Exec(ctx)
+		r, err := cmd.Int64()
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			continue // the script cache is empty (a restart, a failover): send the source once
+		}
+		if err != nil {
+			return 0, err
+		}
+		return r, s.waited(w)
+	}
 }
 
 func isForeign(err error) bool { return redis.HasErrorPrefix(err, "FOREIGN") }

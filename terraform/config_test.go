@@ -73,6 +73,9 @@ func evalContext(t *testing.T, m *module, tfvars map[string]cty.Value) *hcl.Eval
 					return convert.Convert(args[0], cty.Set(cty.String))
 				},
 			}),
+			"coalesce": stdlib.CoalesceFunc,
+			"concat":   stdlib.ConcatFunc,
+			"values":   stdlib.ValuesFunc,
 			"tostring": function.New(&function.Spec{
 				Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
 				Type:   function.StaticReturnType(cty.String),
@@ -260,7 +263,7 @@ func TestFunctionEnvMatchesFunctionConfig(t *testing.T) {
 		name   string
 		tfvars map[string]cty.Value
 	}{
-		{"defaults", map[string]cty.Value{"tables": cty.ListVal([]cty.Value{cty.StringVal("shop.orders")})}},
+		{"defaults", map[string]cty.Value{"project_id": cty.StringVal("my-project"), "tables": cty.ListVal([]cty.Value{cty.StringVal("shop.orders")})}},
 		{"terraform.tfvars.example", readTFVars(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

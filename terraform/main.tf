@@ -49,8 +49,25 @@ locals {
     # policy's heartbeat): with go-redis's default of 10 per vCPU, 70 of 80 concurrent requests waited
     # for a connection and failed with "connection pool timeout" after REDIS_TIMEOUT under a burst.
     # function_max_instances × this is the most clients the function holds on Memorystore (65,000 max).
-    REDIS_POOL_SIZE = tostring(var.function_concurrency + 2)
+    REDIS_POOL_SIZE      = tostring(var.function_concurrency + 2)
+    REDIS_WAIT_REPLICAS  = tostring(local.redis_wait_replicas)
+    REDIS_WAIT_TIMEOUT   = var.redis_wait_timeout
+    REDIS_WATCH_INTERVAL = local.redis_watch_interval
+    REPAIR_SUBSCRIPTIONS = local.repair_by_seek ? join(",", local.push_subscription_names) : ""
+    REPAIR_SEEK_MARGIN   = var.repair_seek_margin
+    REPAIR_SEEK_MAX      = var.message_retention_duration
   }
+
+  # The standard tier's replica is asynchronous: acknowledge a change only once it holds it.
+  # On a cluster engine neither runs yet (the function refuses REDIS_WAIT_REPLICAS and
+  # REPAIR_SUBSCRIPTIONS with REDIS_MODE=cluster): WAIT and the loss watcher speak for one node.
+  redis_wait_replicas  = var.redis_engine == "redis" ? coalesce(var.redis_wait_replicas, var.redis_tier == "STANDARD_HA" ? 1 : 0) : 0
+  redis_watch_interval = var.redis_engine == "redis" ? var.redis_watch_interval : "0"
+  repair_by_seek       = var.redis_engine == "redis" && var.repair_by_seek && var.redis_watch_interval != "0"
+
+  # The push subscriptions' full names, built from their names rather than the resources: the
+  # subscriptions push to the function, so the function's environment cannot refer to them.
+  push_subscription_names = [for t in concat(values(local.table_topics), [var.topic_prefix]) : "projects/${var.project_id}/subscriptions/${t}.apply"]
 }
 
 resource "google_project_service" "apis" {

@@ -36,6 +36,9 @@ locals {
   promql_consistency      = "\"cloudsql_cache.read.consistency\""
   promql_staleness_bucket = "\"cloudsql_cache.read.staleness_bucket\""
   promql_staleness_max    = "\"cloudsql_cache.read.staleness.max\""
+  promql_losses           = "\"cloudsql_cache.redis.losses\""
+  promql_restarts         = "\"cloudsql_cache.redis.restarts\""
+  promql_repairs          = "\"cloudsql_cache.repairs\""
 
   runbook = "See the Operations section of terraform/README.md in the cloudsql-cache repository."
 
@@ -310,6 +313,107 @@ resource "google_monitoring_alert_policy" "redis_memory" {
   documentation {
     mime_type = "text/markdown"
     content   = "maxmemory-policy is ${var.redis_maxmemory_policy}: at 100% writes fail and changes back up in Pub/Sub. ${local.redis_scale_hint} ${local.runbook}"
+  }
+}
+
+# Redis lost writes (the function's loss watcher: a marker gone, a heartbeat gone back). The repair
+# seeks the push subscriptions back (repair_by_seek); this says it happened, and what to check.
+resource "google_monitoring_alert_policy" "redis_loss" {
+  project               = var.project_id
+  user_labels           = local.labels
+  display_name          = "cloudsql-cache: Redis lost data (function metrics)"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "cloudsql_cache.redis.losses"
+    condition_prometheus_query_language {
+      query                     = "sum by (extent) (increase({${local.promql_losses}}[10m])) > 0"
+      duration                  = "0s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Redis came back with less than it had acknowledged: extent total (restarted empty) or partial (from an older snapshot, or a replica missing writes). The function seeks the push subscriptions back past the loss (cloudsql_cache.repairs) and Pub/Sub delivers those changes again. After a total loss, rows unchanged for longer than the subscriptions' retention are not replayed: reads fill them from the database; re-snapshot (README: Losses noticed and repaired) for a warm cache, then run verify. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "redis_restart" {
+  project               = var.project_id
+  user_labels           = local.labels
+  display_name          = "cloudsql-cache: Redis restarted or failed over (function metrics)"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "cloudsql_cache.redis.restarts"
+    condition_prometheus_query_language {
+      query                     = "sum by (kind) (increase({${local.promql_restarts}}[10m])) > 0"
+      duration                  = "0s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Another Redis process answers: a restart or a failover to the replica (kind). The function seeks the push subscriptions back past the last heartbeat that survived, so changes written after it are delivered again. ${local.runbook}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "repair_failed" {
+  project               = var.project_id
+  user_labels           = local.labels
+  display_name          = "cloudsql-cache: repair after a Redis loss failed (function metrics)"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "cloudsql_cache.repairs with state failed"
+    condition_prometheus_query_language {
+      query                     = "sum by (reason) (increase({${local.promql_repairs}, state=\"failed\"}[10m])) > 0"
+      duration                  = "0s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The function could not seek the push subscriptions back after a Redis loss (it retries every check; its ERROR log line names the subscription and the error, often a missing roles/pubsub.subscriber). Seek them by hand to the time in the log (gcloud pubsub subscriptions seek --time), then run verify. ${local.runbook}"
+  }
+}
+
+# Changes refused as stale, sustained: a few are normal (redeliveries, replays, a repair's seek); many
+# mean the changes arriving are older than what is cached: binlog coordinates that went backwards (a
+# restored or replaced database without a new version_epoch).
+resource "google_monitoring_alert_policy" "stale_rise" {
+  project               = var.project_id
+  user_labels           = local.labels
+  display_name          = "cloudsql-cache: stale changes rising (function metrics)"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "cloudsql_cache.events with outcome stale > ${var.stale_alert_per_second}/s"
+    condition_prometheus_query_language {
+      query                     = "sum(rate({${local.promql_events}, outcome=\"stale\"}[5m])) > ${var.stale_alert_per_second}"
+      duration                  = "600s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Many changes arrive older than what the cache holds. Right after a repair's seek this is the replay and passes. Otherwise the source's binlog coordinates went back (a restored, cloned or replaced database): run the restore procedure with a new version_epoch (README: A new version epoch). ${local.runbook}"
   }
 }
 

@@ -135,9 +135,16 @@ func runFunction(t *testing.T) ([]otlpMetric, error) {
 	}
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
 	var logs bytes.Buffer
+	// The loss watcher's repair seeks through a Pub/Sub endpoint where nothing listens: it fails, and
+	// says so in its metrics.
+	nowhere, err := freeport.Get()
+	if err != nil {
+		return nil, err
+	}
 	fn, err := functionproc.Start(ctx, bin, port, []string{
 		"REDIS_ADDR=" + rs.Addr(), "DEAD_LETTER_TOPIC=nack", "METRICS_ADDR=" + metricsAddr,
 		"METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.URL, "METRICS_EXPORT_INTERVAL=1h",
+		"REDIS_WATCH_INTERVAL=100ms", "REPAIR_SUBSCRIPTIONS=projects/p/subscriptions/s", "PUBSUB_EMULATOR_HOST=127.0.0.1:" + strconv.Itoa(nowhere),
 	}, &syncWriter{w: &logs})
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, logs.String())
@@ -160,6 +167,26 @@ func runFunction(t *testing.T) ([]otlpMetric, error) {
 		if err := deliver(fn.URL(), d.data, d.want); err != nil {
 			return nil, fmt.Errorf("%w\n%s", err, logs.String())
 		}
+	}
+	// Redis restarted empty: a restart, a total loss, a repair started and failed.
+	rs.Restart()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return nil, err
+		}
+		text, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if regexp.MustCompile(`cloudsql_cache_repairs_total\{[^}]*reason="total_loss",state="failed"`).Match(text) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the function did not report the loss of Redis's data in 30 s\n%s\n%s", text, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	rs.Stop()
 	if err := deliver(fn.URL(), bytes.Replace(update, []byte(`"pos": `), []byte(`"pos": 9`), 1), http.StatusServiceUnavailable); err != nil { // retry: Redis down

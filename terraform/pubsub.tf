@@ -98,6 +98,9 @@ resource "google_pubsub_subscription" "push" {
   # Also the push request timeout; keep it above the function's APPLY_TIMEOUT.
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = var.message_retention_duration
+  # Acknowledged messages stay for the retention, so the function's repair can seek back past a loss
+  # in Redis and have them delivered again.
+  retain_acked_messages = local.repair_by_seek
 
   push_config {
     push_endpoint = google_cloud_run_v2_service.function.uri
@@ -170,4 +173,15 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_service_agent" {
   subscription = each.value.id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+}
+
+# The function's repair seeks the push subscriptions back past a loss in Redis (Seek needs
+# pubsub.subscriptions.consume, which roles/pubsub.subscriber holds; on these subscriptions only).
+resource "google_pubsub_subscription_iam_member" "function_seek" {
+  for_each = local.repair_by_seek ? google_pubsub_subscription.push : {}
+
+  project      = var.project_id
+  subscription = each.value.id
+  role         = "roles/pubsub.subscriber"
+  member       = google_service_account.function.member
 }

@@ -31,6 +31,13 @@ resource "google_redis_instance" "cache" {
     "maxmemory-policy" = var.redis_maxmemory_policy
   }
 
+  # A node restarted with both copies gone (or the basic tier's one node) comes back from the last
+  # snapshot instead of empty; the function notices the loss of what came after and repairs it.
+  persistence_config {
+    persistence_mode    = var.redis_persistence_mode
+    rdb_snapshot_period = var.redis_persistence_mode == "RDB" ? var.redis_rdb_snapshot_period : null
+  }
+
   maintenance_policy {
     weekly_maintenance_window {
       day = "SUNDAY"

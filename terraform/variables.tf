@@ -331,6 +331,86 @@ variable "redis_timeout" {
   }
 }
 
+variable "redis_wait_replicas" {
+  description = "REDIS_WAIT_REPLICAS: replicas that must hold a change (Redis WAIT) before the function acknowledges it. null (default): 1 with redis_tier STANDARD_HA, whose replication is asynchronous, 0 with BASIC, which has no replica, and 0 with a cluster engine (not supported there yet). 0 acknowledges once the primary has it: a failover can then lose acknowledged changes until the loss watcher's repair replays them."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.redis_wait_replicas == null || try(var.redis_wait_replicas >= 0 && var.redis_wait_replicas <= 1 && floor(var.redis_wait_replicas) == var.redis_wait_replicas, false)
+    error_message = "redis_wait_replicas must be null, 0 or 1 (a Memorystore standard tier without read replicas has one replica): got ${jsonencode(var.redis_wait_replicas)}."
+  }
+  validation {
+    condition     = var.redis_wait_replicas == null || var.redis_tier == "STANDARD_HA" || var.redis_wait_replicas == 0
+    error_message = "redis_wait_replicas must be 0 (or null) with redis_tier BASIC, which has no replica to wait for: got ${jsonencode(var.redis_wait_replicas)}."
+  }
+  validation {
+    condition     = var.redis_wait_replicas == null || var.redis_engine == "redis" || var.redis_wait_replicas == 0
+    error_message = "redis_wait_replicas must be 0 (or null) with a cluster engine (redis_engine ${var.redis_engine}): waiting for a cluster's replicas is not supported yet: got ${jsonencode(var.redis_wait_replicas)}."
+  }
+}
+
+variable "redis_wait_timeout" {
+  description = "REDIS_WAIT_TIMEOUT: how long a change waits for the replica before it is answered 503 and retried. Less than redis_timeout."
+  type        = string
+  default     = "500ms"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.redis_wait_timeout))
+    error_message = "redis_wait_timeout must be a Go duration such as 500ms: got \"${var.redis_wait_timeout}\"."
+  }
+}
+
+variable "redis_watch_interval" {
+  description = "REDIS_WATCH_INTERVAL: how often the function checks Redis for a restart, a failover or lost writes; \"0\" turns the check (and the repair) off. With a cluster engine the check does not run (not supported there yet)."
+  type        = string
+  default     = "5s"
+
+  validation {
+    condition     = var.redis_watch_interval == "0" || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.redis_watch_interval))
+    error_message = "redis_watch_interval must be a Go duration such as 5s, or \"0\": got \"${var.redis_watch_interval}\"."
+  }
+}
+
+variable "repair_by_seek" {
+  description = "Repair a loss the function notices by seeking every push subscription back past it (REPAIR_SUBSCRIPTIONS): the subscriptions retain acknowledged messages for message_retention_duration, and the function may seek them. false: losses are detected and alerted on only."
+  type        = bool
+  default     = true
+}
+
+variable "repair_seek_margin" {
+  description = "REPAIR_SEEK_MARGIN: how much earlier than the loss the subscriptions are sought to; the longest a change can wait in Pub/Sub (retries, up to retry_maximum_backoff per attempt) before it is applied."
+  type        = string
+  default     = "10m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$", var.repair_seek_margin))
+    error_message = "repair_seek_margin must be a Go duration such as 10m: got \"${var.repair_seek_margin}\"."
+  }
+}
+
+variable "redis_persistence_mode" {
+  description = "Memorystore persistence: RDB (default) snapshots the data every redis_rdb_snapshot_period, so a restart of a node (both nodes of the standard tier at once, or the basic tier's one) comes back with the last snapshot rather than empty; DISABLED comes back empty. Either loss is noticed and repaired by the function (redis_watch_interval, repair_by_seek)."
+  type        = string
+  default     = "RDB"
+
+  validation {
+    condition     = contains(["RDB", "DISABLED"], var.redis_persistence_mode)
+    error_message = "redis_persistence_mode must be RDB or DISABLED (Memorystore for Redis has no append-only file): got \"${var.redis_persistence_mode}\"."
+  }
+}
+
+variable "redis_rdb_snapshot_period" {
+  description = "How often Memorystore snapshots the data with redis_persistence_mode RDB: ONE_HOUR, SIX_HOURS, TWELVE_HOURS or TWENTY_FOUR_HOURS. A restore from a snapshot loses at most this much, which the repair replays: keep it well under message_retention_duration."
+  type        = string
+  default     = "ONE_HOUR"
+
+  validation {
+    condition     = contains(["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"], var.redis_rdb_snapshot_period)
+    error_message = "redis_rdb_snapshot_period must be ONE_HOUR, SIX_HOURS, TWELVE_HOURS or TWENTY_FOUR_HOURS: got \"${var.redis_rdb_snapshot_period}\"."
+  }
+}
+
 variable "max_body_bytes" {
   description = "MAX_BODY_BYTES of one push request; 0 keeps the function's default."
   type        = number
@@ -790,6 +870,17 @@ variable "grant_pubsub_token_creator" {
 # ---------------------------------------------------------------------------------------------------
 # Monitoring
 # ---------------------------------------------------------------------------------------------------
+
+variable "stale_alert_per_second" {
+  description = "Alert when changes refused as stale exceed this rate for 10 minutes. A few are normal (redeliveries, replays, a repair's seek); a sustained rise means changes arrive older than what is cached, which is how binlog coordinates that went backwards (a restored or replaced database without a new version_epoch) show."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.stale_alert_per_second >= 0
+    error_message = "stale_alert_per_second must be 0 or more: got ${var.stale_alert_per_second}."
+  }
+}
 
 variable "notification_emails" {
   description = "E-mail addresses the alert policies notify."

@@ -10,6 +10,10 @@
 // generator included, so absolute numbers are a floor; the ratio to the baseline is what holds.
 //
 //	go run ./cmd/benchapply -events 20000 -concurrency 1,8,32
+//
+// With -wait it measures instead the cost of REDIS_WAIT_REPLICAS=1: a replica of the redis-server, and
+// two function processes, one acknowledging once the primary has a change and one once the replica
+// has it too, run alternately on the same workload.
 package main
 
 import (
@@ -59,6 +63,7 @@ func run() error {
 	pools := flag.String("pool-sizes", "", "compare REDIS_POOL_SIZE values (e.g. 10,82: go-redis's default at 1 vCPU, and Terraform's for concurrency 80) at the last -concurrency level, instead of the SET baseline")
 	rtt := flag.Duration("redis-rtt", time.Millisecond, "with -pool-sizes: the simulated round trip to Redis")
 	procs := flag.Int("function-cpus", 1, "GOMAXPROCS of the function process: Cloud Run's CPU limit sets it (Terraform function_cpu, default 1); 0 leaves Go's default (this machine's cores)")
+	wait := flag.Bool("wait", false, "measure apply with REDIS_WAIT_REPLICAS=1 against without, both against a primary with a replica")
 	flag.Parse()
 	var levels []int
 	for _, s := range strings.Split(*conc, ",") {
@@ -107,6 +112,9 @@ func run() error {
 	defer rdb.Close()
 
 	bodies, values := workload(*events, *keys)
+	if *wait {
+		return waitRuns(ctx, dir, bin, rs, rdb, env, bodies, levels)
+	}
 	if *pools != "" {
 		var sizes []int
 		for _, s := range strings.Split(*pools, ",") {
@@ -141,6 +149,63 @@ func run() error {
 		fmt.Printf("| %d | %.0f | %s | %s | %.1f µs | %.0f | %s | %s | %.2f |\n", c,
 			a.eventsPerSec, us(a.p50), us(a.p99), float64(a.cpuPerEvent.Nanoseconds())/1000,
 			b.eventsPerSec, us(b.p50), us(b.p99), a.eventsPerSec/b.eventsPerSec)
+	}
+	return nil
+}
+
+// waitRuns measures apply with WAIT (REDIS_WAIT_REPLICAS=1) against without, alternately, against rs
+// with a replica.
+func waitRuns(ctx context.Context, dir, bin string, rs *redisserver.Server, rdb *redis.Client, env []string, bodies [][]byte, levels []int) error {
+	replica, err := redisserver.Start(ctx, redisserver.Options{Dir: filepath.Join(dir, "replica"), ReplicaOf: rs.Addr()})
+	if err != nil {
+		return err
+	}
+	defer replica.Stop()
+	rc := redis.NewClient(replica.ClientOptions())
+	defer rc.Close()
+	for {
+		info, err := rc.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fport, err := freeport.Get()
+	if err != nil {
+		return err
+	}
+	fnw, err := functionproc.Start(ctx, bin, fport, append(slices.Clone(env), "REDIS_WAIT_REPLICAS=1", "REDIS_WAIT_TIMEOUT=500ms"), io.Discard)
+	if err != nil {
+		return err
+	}
+	defer fnw.Stop()
+	fport, err = freeport.Get()
+	if err != nil {
+		return err
+	}
+	fn, err := functionproc.Start(ctx, bin, fport, env, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer fn.Stop()
+	fmt.Printf("apply with REDIS_WAIT_REPLICAS=1 vs without, a primary and one replica, %d events per run, %s, %d cores\n\n",
+		len(bodies), runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
+	fmt.Println("| concurrency | without WAIT events/s | p50 | p99 | CPU/event | with WAIT events/s | p50 | p99 | CPU/event | with ÷ without |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	for _, c := range levels {
+		var r [2]result
+		for i, f := range []*functionproc.Process{fn, fnw} {
+			if err := rdb.FlushAll(ctx).Err(); err != nil {
+				return err
+			}
+			if r[i], err = applyRun(f, bodies, c); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("| %d | %.0f | %s | %s | %.1f µs | %.0f | %s | %s | %.1f µs | %.2f |\n", c,
+			r[0].eventsPerSec, us(r[0].p50), us(r[0].p99), float64(r[0].cpuPerEvent.Nanoseconds())/1000,
+			r[1].eventsPerSec, us(r[1].p50), us(r[1].p99), float64(r[1].cpuPerEvent.Nanoseconds())/1000,
+			r[1].eventsPerSec/r[0].eventsPerSec)
 	}
 	return nil
 }

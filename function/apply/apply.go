@@ -165,6 +165,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// reasonReplicaWait is the retry's reason when Redis applied a change but too few replicas confirmed it
+// within REDIS_WAIT_TIMEOUT.
+const reasonReplicaWait = "replica_wait"
+
 // Handle applies one message and returns its outcome; it never panics on any input.
 func (h *Handler) Handle(ctx context.Context, m *push.Message) Result {
 	return h.handleAt(ctx, m, time.Now())
@@ -188,6 +192,17 @@ func (h *Handler) handleAt(ctx context.Context, m *push.Message, start time.Time
 		if res.Reason == "" {
 			res.Reason = "redis"
 		}
+	}
+	if res.Outcome != Retry && res.Outcome != Rejected && obs.wrote && !obs.replicated {
+		// Writes outside the pipelined Upsert/Delete (floors, sweeps, snapshot and schema
+		// bookkeeping): acknowledged only once the replicas hold them too.
+		if err := h.store.Replicated(ctx); err != nil {
+			res.Outcome, res.Reason, res.Err = Retry, reasonReplicaWait, err
+			obs.redisErr = err
+		}
+	}
+	if res.Outcome == Retry && errors.Is(res.Err, rowcache.ErrNotReplicated) {
+		res.Reason = reasonReplicaWait
 	}
 	h.metrics.record(ctx, m, res, obs)
 	if res.Reason == "version_collision" {
@@ -260,6 +275,7 @@ func (h *Handler) change(ctx context.Context, m *push.Message, ev *debezium.Even
 		return res // Redis failed: the retry does the rest
 	}
 	if ev.Op == debezium.Read && snapshotEnds(ev.Source.Snapshot) {
+		obs.wrote, obs.replicated = true, false
 		n, err := h.snapshotMarker(ctx, ev)
 		if err != nil {
 			obs.redisErr = err
@@ -275,19 +291,23 @@ func (h *Handler) change(ctx context.Context, m *push.Message, ev *debezium.Even
 // write applies one cache change and sets res's outcome (or its error).
 func (h *Handler) write(ctx context.Context, ch tablepolicy.Change, res *Result, obs *observation) {
 	res.Key, res.Version = ch.Key, ch.Version.String()
+	obs.wrote = true
+	// The registry first: an Upsert's or Delete's replica wait, pipelined with the script, then
+	// covers it too.
+	err := h.register(ctx, ch.Table)
 	var r rowcache.Result
-	var err error
-	switch ch.Kind {
-	case tablepolicy.Upsert:
-		r, err = h.store.Upsert(ctx, ch.Key, ch.Table.FloorKey, ch.Version, ch.Row)
-	case tablepolicy.Delete:
-		r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
-	case tablepolicy.Truncate:
-		res.Key = ch.Table.Pattern
-		r, err = h.raiseFloor(ctx, ch.Table, ch.Version, rowcache.FloorTruncate, "")
-	}
 	if err == nil {
-		err = h.register(ctx, ch.Table)
+		switch ch.Kind {
+		case tablepolicy.Upsert:
+			r, err = h.store.Upsert(ctx, ch.Key, ch.Table.FloorKey, ch.Version, ch.Row)
+			obs.replicated = true
+		case tablepolicy.Delete:
+			r, err = h.store.Delete(ctx, ch.Key, ch.Table.FloorKey, ch.Version)
+			obs.replicated = true
+		case tablepolicy.Truncate:
+			res.Key = ch.Table.Pattern
+			r, err = h.raiseFloor(ctx, ch.Table, ch.Version, rowcache.FloorTruncate, "")
+		}
 	}
 	obs.replied = time.Now()
 	if err != nil {

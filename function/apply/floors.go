@@ -74,7 +74,7 @@ func (h *Handler) schemaChange(ctx context.Context, ev *debezium.Event, obs *obs
 	if len(sc.Tables) > 0 {
 		res.Table = sc.Tables[0].DB + "." + sc.Tables[0].Table
 	}
-	obs.source, obs.hasSource = src, true
+	obs.source, obs.hasSource, obs.wrote = src, true, true
 	fail := func(err error) Result {
 		obs.redisErr = err
 		res.Err = err

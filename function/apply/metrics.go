@@ -91,7 +91,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		metric.WithExplicitBucketBoundaries(attemptBuckets...))
 	ms.redisErrors, errs[5] = m.Int64Counter(MetricRedisErrors,
 		metric.WithUnit("{error}"),
-		metric.WithDescription("Redis calls of the apply path that failed, by kind: timeout or other."))
+		metric.WithDescription("Redis calls of the apply path that failed, by kind: timeout, replica_wait (applied, but too few replicas confirmed it in time) or other."))
 	ms.floors, errs[8] = m.Int64Counter(MetricFloors,
 		metric.WithUnit("{floor}"),
 		metric.WithDescription("Table floors raised (a truncate, a completed snapshot, a DDL that removes rows without row events), by table and reason: truncate, snapshot or ddl."))
@@ -146,6 +146,9 @@ type observation struct {
 	source    debezium.Source
 	redisErr  error
 	hasSource bool
+	// wrote: the message wrote to Redis; replicated: every write so far waited for the replicas
+	// (pipelined with the script), so none is left to wait for.
+	wrote, replicated bool
 }
 
 func (ms *metrics) record(ctx context.Context, m *push.Message, res Result, o observation) {
@@ -171,7 +174,10 @@ func (ms *metrics) record(ctx context.Context, m *push.Message, res Result, o ob
 	}
 	if o.redisErr != nil {
 		kind := "other"
-		if isTimeout(o.redisErr) {
+		switch {
+		case errors.Is(o.redisErr, rowcache.ErrNotReplicated):
+			kind = reasonReplicaWait
+		case isTimeout(o.redisErr):
 			kind = "timeout"
 		}
 		ms.redisErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind)))

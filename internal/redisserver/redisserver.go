@@ -41,6 +41,13 @@ type Options struct {
 	// acknowledged write: the model of Memorystore's standard tier, whose failover keeps the data.
 	// Without it a restart empties the cache.
 	Persistent bool
+	// AppendFsync is the append-only file's fsync policy when Persistent: "always" (the default) or
+	// "everysec", Memorystore's AOF setting, which can lose about a second of acknowledged writes in a
+	// crash of the machine.
+	AppendFsync string
+	// ReplicaOf makes the server a replica of the primary at this host:port, as a Memorystore standard
+	// tier's replica is: asynchronous, read-only. Promote makes it a primary.
+	ReplicaOf string
 	// Password turns on AUTH (requirepass), as Memorystore's AUTH does.
 	Password string
 	// TLS serves TLS only (no plaintext port), as Memorystore with in-transit encryption does, with a
@@ -168,9 +175,15 @@ func (s *Server) ClientOptions() *redis.Options {
 
 func (s *Server) start(ctx context.Context) error {
 	logPath := filepath.Join(s.opts.Dir, "redis.log")
-	args := []string{"--bind", "127.0.0.1", "--dir", s.opts.Dir, "--save", "", "--daemonize", "no", "--logfile", logPath}
+	args := []string{"--bind", "127.0.0.1", "--dir", s.opts.Dir, "--save", "", "--daemonize", "no", "--logfile", logPath,
+		// A replica's first sync starts at once, not after the default 5 s of waiting for more replicas.
+		"--repl-diskless-sync-delay", "0"}
 	if s.opts.Persistent {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+		fsync := s.opts.AppendFsync
+		if fsync == "" {
+			fsync = "always"
+		}
+		args = append(args, "--appendonly", "yes", "--appendfsync", fsync)
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
@@ -188,7 +201,14 @@ func (s *Server) start(ctx context.Context) error {
 		args = append(args, "--port", strconv.Itoa(s.opts.Port))
 	}
 	if s.opts.Password != "" {
-		args = append(args, "--requirepass", s.opts.Password)
+		args = append(args, "--requirepass", s.opts.Password, "--masterauth", s.opts.Password)
+	}
+	if s.opts.ReplicaOf != "" {
+		host, port, ok := strings.Cut(s.opts.ReplicaOf, ":")
+		if !ok {
+			return fmt.Errorf("redisserver: ReplicaOf %q is not host:port", s.opts.ReplicaOf)
+		}
+		args = append(args, "--replicaof", host, port)
 	}
 	if n := s.opts.node; n != nil {
 		// nodes.conf in the node's own directory keeps its identity across a restart, so a killed
@@ -272,6 +292,28 @@ func CheckOurs(ctx context.Context, c *redis.Client, pid int) error {
 		}
 	}
 	return fmt.Errorf("no process_id in INFO server: %w", ErrPortLost)
+}
+
+// Promote makes a replica a primary (REPLICAOF NO ONE), as a failover does, and waits until it says
+// so. Restart starts it as a primary from then on.
+func (s *Server) Promote(ctx context.Context) error {
+	c := redis.NewClient(s.ClientOptions())
+	defer c.Close()
+	if err := c.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		return fmt.Errorf("redisserver: promote %s: %w", s.Addr(), err)
+	}
+	s.opts.ReplicaOf = ""
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "role:master") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redisserver: promote %s: %w", s.Addr(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Stop shuts redis-server down (SIGTERM) and waits, killing it after 20 s.

@@ -2,8 +2,10 @@ package redisserver
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -145,4 +147,33 @@ func (c *TestCluster) KeySlot(key string) int {
 		c.t.Fatal(err)
 	}
 	return slot
+}
+
+// Promote makes the replica a primary, failing the test if it cannot.
+func (s *TestServer) Promote() {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Server.Promote(ctx); err != nil {
+		s.t.Fatalf("%v", err)
+	}
+}
+
+// WaitLinked waits until the replica's link to its primary is up and its initial sync done, failing
+// the test after 30 s.
+func (s *TestServer) WaitLinked() {
+	s.t.Helper()
+	c := redis.NewClient(s.ClientOptions())
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := c.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") && strings.Contains(info, "master_sync_in_progress:0") {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redisserver: replica %s never linked to its primary: %v\n%s", s.Addr(), err, info)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -39,6 +39,9 @@ type Options struct {
 	AckDeadline time.Duration
 	// OnSubscription is called with the full name of each new push subscription (the relay's cue).
 	OnSubscription func(name string)
+	// Retention is how long published messages are kept for a seek (the subscriptions'
+	// retain_acked_messages and message_retention_duration); 0 means 10 minutes.
+	Retention time.Duration
 }
 
 // Emulator is a running pstest server with a client connected to it.
@@ -59,6 +62,11 @@ type Emulator struct {
 	outstanding map[string]struct{} // ids published to those topics and not acknowledged yet
 	deadLetters []*pstest.Message   // everything published to the dead-letter topic, kept across Forget
 	forgets     int
+
+	// retained is every message published in the last Retention, oldest first, for Seek.
+	retainMu sync.Mutex
+	retained []retainedMessage
+	seeks    sync.WaitGroup
 }
 
 // Start starts the server and creates the dead-letter topic (with a subscription that keeps its
@@ -82,7 +90,14 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if opts.AckDeadline < 10*time.Second || opts.AckDeadline > 600*time.Second || opts.AckDeadline%time.Second != 0 {
 		return nil, fmt.Errorf("pubsubemu: ack deadline %v is not whole seconds within Pub/Sub's 10s..600s", opts.AckDeadline)
 	}
-	e := &Emulator{opts: opts, srv: pstest.NewServer(), topics: map[string]bool{}, outstanding: map[string]struct{}{}}
+	if opts.Retention == 0 {
+		opts.Retention = 10 * time.Minute
+	}
+	e := &Emulator{opts: opts, topics: map[string]bool{}, outstanding: map[string]struct{}{}}
+	// pstest runs its reactors inside its own handlers, so they also see the requests of our server.
+	e.srv = pstest.NewServer(
+		pstest.ServerReactorOption{FuncName: "Publish", Reactor: retainReactor{e}},
+		pstest.ServerReactorOption{FuncName: "Seek", Reactor: seekReactor{e}})
 	if err := e.serve(); err != nil {
 		_ = e.srv.Close()
 		return nil, err
@@ -292,6 +307,7 @@ func (e *Emulator) AckDeadline() time.Duration { return e.opts.AckDeadline }
 
 // Close stops the client and the server.
 func (e *Emulator) Close() {
+	e.seeks.Wait()
 	if e.client != nil {
 		_ = e.client.Close()
 	}

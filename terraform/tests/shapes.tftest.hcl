@@ -63,6 +63,33 @@ run "minimal" {
   }
 }
 
+# The basic tier has no replica: nothing to wait for. Repair off: detection only, and acknowledged
+# messages are not retained.
+run "basic_tier_without_repair" {
+  command = plan
+
+  variables {
+    redis_tier             = "BASIC"
+    repair_by_seek         = false
+    redis_persistence_mode = "DISABLED"
+  }
+
+  assert {
+    condition     = one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_WAIT_REPLICAS"]) == "0" && one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REPAIR_SUBSCRIPTIONS"]) == null
+    error_message = "BASIC waits for no replica; repair_by_seek = false gives the function no subscription to seek."
+  }
+
+  assert {
+    condition     = alltrue([for s in google_pubsub_subscription.push : s.retain_acked_messages == false]) && length(google_pubsub_subscription_iam_member.function_seek) == 0
+    error_message = "Without repair the subscriptions keep no acknowledged message and the function may not seek them."
+  }
+
+  assert {
+    condition     = google_redis_instance.cache[0].persistence_config[0].persistence_mode == "DISABLED" && google_redis_instance.cache[0].persistence_config[0].rdb_snapshot_period == null
+    error_message = "redis_persistence_mode DISABLED sets no snapshot period."
+  }
+}
+
 # Capture an existing instance on an existing VPC that already has private services access.
 run "existing_instance" {
   command = plan
@@ -149,8 +176,14 @@ run "tables_with_key_templates" {
       REDIS_POOL_SIZE       = "82"
       REDIS_TIMEOUT         = "1s"
       REDIS_TLS             = "true"
+      REDIS_WAIT_REPLICAS   = "1"
+      REDIS_WAIT_TIMEOUT    = "500ms"
+      REDIS_WATCH_INTERVAL  = "5s"
+      REPAIR_SEEK_MARGIN    = "10m"
+      REPAIR_SEEK_MAX       = "604800s"
+      REPAIR_SUBSCRIPTIONS  = "projects/my-project/subscriptions/cloudsql-cache.billing.invoices.apply,projects/my-project/subscriptions/cloudsql-cache.shop.customers.apply,projects/my-project/subscriptions/cloudsql-cache.shop.orders.apply,projects/my-project/subscriptions/cloudsql-cache.apply"
     })
-    error_message = "The function's environment must carry the tables, key templates and excluded columns as its CACHE_* variables."
+    error_message = "The function's environment must carry the tables, key templates and excluded columns as its CACHE_* variables, wait for the standard tier's replica and repair through every push subscription."
   }
 
   assert {

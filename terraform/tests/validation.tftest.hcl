@@ -66,9 +66,21 @@ run "one_bad_value_each" {
     backlog_age_alert_seconds           = 0
     replication_lag_alert_ms            = -1
     apply_error_alert_per_second        = -1
+    redis_wait_timeout                  = "half a second"
+    redis_watch_interval                = "5"
+    repair_seek_margin                  = "10"
+    redis_persistence_mode              = "AOF"
+    redis_rdb_snapshot_period           = "HOURLY"
+    stale_alert_per_second              = -1
   }
 
   expect_failures = [
+    var.redis_wait_timeout,
+    var.redis_watch_interval,
+    var.repair_seek_margin,
+    var.redis_persistence_mode,
+    var.redis_rdb_snapshot_period,
+    var.stale_alert_per_second,
     var.project_id,
     var.region,
     var.name_prefix,
@@ -302,4 +314,38 @@ run "fractional_shards" {
     redis_shard_count = 2.5
   }
   expect_failures = [var.redis_shard_count]
+}
+
+# Memorystore's basic tier has no replica to wait for.
+run "redis_wait_needs_a_replica" {
+  command = plan
+
+  variables {
+    redis_tier          = "BASIC"
+    redis_wait_replicas = 1
+  }
+
+  expect_failures = [var.redis_wait_replicas]
+}
+
+run "redis_wait_at_most_one_replica" {
+  command = plan
+
+  variables {
+    redis_wait_replicas = 2
+  }
+
+  expect_failures = [var.redis_wait_replicas]
+}
+
+# WAIT and the loss watcher speak for one node: a cluster engine refuses a replica wait.
+run "redis_wait_not_on_a_cluster" {
+  command = plan
+
+  variables {
+    redis_engine        = "redis_cluster"
+    redis_wait_replicas = 1
+  }
+
+  expect_failures = [var.redis_wait_replicas]
 }
