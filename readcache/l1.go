@@ -19,7 +19,9 @@ type l1 struct {
 	items   map[string]*list.Element
 	gen     uint64
 	healthy bool
-	now     func() time.Time
+	// downs counts the subscription's failures (tests wait for a resubscription with it).
+	downs int
+	now   func() time.Time
 }
 
 type l1entry struct {
@@ -84,6 +86,9 @@ func (c *l1) setHealthy(ok bool) {
 	defer c.mu.Unlock()
 	c.gen++
 	c.healthy = ok
+	if !ok {
+		c.downs++
+	}
 	c.ll.Init()
 	clear(c.items)
 }

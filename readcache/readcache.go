@@ -134,8 +134,9 @@ func CheckDSN(dsn string) (string, error) { return mysqlrow.CheckDSN(dsn) }
 type Options struct {
 	// Redis must be created with ContextTimeoutEnabled, so RedisTimeout bounds every call: a
 	// *redis.Client for one instance, a *redis.ClusterClient for a cluster (redisenv.NewUniversalClient
-	// makes either from REDIS_MODE). On a cluster a row is read with its floor copy in its own slot,
-	// and the L1 is invalidated through sharded pub/sub (SSUBSCRIBE).
+	// makes either from REDIS_MODE). On a cluster a fill is checked against its table's floor copy in
+	// the row's slot (rowcache.Store.Fill), and the L1 is invalidated through sharded pub/sub
+	// (SSUBSCRIBE).
 	Redis redis.UniversalClient
 	// DB is the database to fall back to (go-sql-driver/mysql, opened with a DSN from CheckDSN);
 	// nil serves from the cache alone.

@@ -257,7 +257,7 @@ func lateFillLosesToChange(t *testing.T, f *fixture) {
 // arrives late: it must not bring the truncated row back.
 func TestLateFillLosesToTruncate(t *testing.T) { lateFillLosesToTruncate(t, newFixture(t)) }
 
-// On a cluster the fill reads and checks the floor copy in its row's slot, which the truncate raised.
+// On a cluster the fill is checked against the floor copy in its row's slot, which the truncate raised.
 func TestClusterLateFillLosesToTruncate(t *testing.T) {
 	lateFillLosesToTruncate(t, newClusterFixture(t))
 }
@@ -502,6 +502,12 @@ func TestClusterL1TwoReplicasInvalidated(t *testing.T) {
 			to = p.Addr
 		}
 	}
+	downs := make([]int, len(replicas))
+	for i, r := range replicas {
+		r.l1.mu.Lock()
+		downs[i] = r.l1.downs
+		r.l1.mu.Unlock()
+	}
 	m, err := f.rc.StartMigration(ctx, slot, to)
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +517,24 @@ func TestClusterL1TwoReplicasInvalidated(t *testing.T) {
 	}
 	f.rdb.(*redis.ClusterClient).ReloadState(ctx)
 	f.store.Cluster().ReloadState(ctx)
-	waitHealthy(t, replicas...)
+	// The old primary ends the subscription (sunsubscribe): each replica's L1 goes down, and must come
+	// up again on a subscription at the slot's new primary before the change below, or the change's
+	// invalidation would be missed and the L1 would serve version 20 until the test gives up.
+	for i, r := range replicas {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r.l1.mu.Lock()
+			moved, up := r.l1.downs > downs[i], r.l1.healthy
+			r.l1.mu.Unlock()
+			if moved && up {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d: its subscription was not ended and made again at the slot's new primary (down %v, up %v)", i, moved, up)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for i, r := range replicas {
 		if _, err := r.Get(ctx, "shop.customers", 1); err != nil {
 			t.Fatal(err)

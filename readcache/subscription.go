@@ -105,6 +105,7 @@ func (s *subscription) receive(ps *redis.PubSub) {
 			}
 		}
 	}()
+	confirmed := false
 	for {
 		msg, err := ps.ReceiveTimeout(s.ctx, s.deadAfter)
 		if err != nil || s.ctx.Err() != nil {
@@ -113,6 +114,12 @@ func (s *subscription) receive(ps *redis.PubSub) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if (m.Kind == "subscribe" || m.Kind == "ssubscribe") && m.Channel == s.channel {
+				if confirmed {
+					// go-redis reconnected and subscribed again by itself (a Ping's write failed while
+					// nothing was receiving): messages may have been lost in between.
+					s.up(false)
+				}
+				confirmed = true
 				s.up(true)
 			} else if m.Kind == "unsubscribe" || m.Kind == "sunsubscribe" {
 				return

@@ -93,8 +93,9 @@ func SlotFloorKey(floorKey string, slot int) string {
 }
 
 // FloorKeyOf returns the key holding the floor that the row at rowKey is checked against: floorKey
-// itself on one instance, the copy in the row's slot on a cluster. Readers that read a row's floor
-// before a fill (readcache) must read this key, in one command with the row on a cluster.
+// itself on one instance, the copy in the row's slot on a cluster. Fill checks a fill against this
+// key; a reader passes it the floor it read from floorKey itself, which a raise writes before any
+// copy, so a fill that read an older floor is refused in every slot whose copy has moved since.
 func (s *Store) FloorKeyOf(floorKey, rowKey string) string {
 	if s.cluster == nil {
 		return floorKey

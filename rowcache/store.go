@@ -156,8 +156,13 @@ func (s *Store) WithInvalidationChannel(channel string) *Store {
 
 // WithReplicaWait returns a copy of s whose Upsert and Delete return only once at least replicas
 // replicas hold the write (and every write the server made before it), or ErrNotReplicated after
-// timeout; Replicated does the same for any other writes. replicas 0 waits for nothing.
+// timeout; Replicated does the same for any other writes. replicas 0 waits for nothing. A Store on a
+// cluster does not wait (s is returned as it is): WAIT answers for the replicas of the one node it is
+// sent to, and the barrier's PUBLISH would go to every node.
 func (s *Store) WithReplicaWait(replicas int, timeout time.Duration) *Store {
+	if s.cluster != nil {
+		return s
+	}
 	c := *s
 	c.replicas, c.waitTimeout = replicas, timeout
 	return &c

@@ -844,7 +844,7 @@ variable "message_retention_duration" {
 }
 
 variable "topic_message_retention_duration" {
-  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (gcloud pubsub subscriptions seek) or a new one replay it. null: no topic retention, and replay goes through Debezium (an older offset or a snapshot, within binlog_retention_days). Pub/Sub bills it as storage: at 100M changes/hour, 7 days cost about $6,100 a month in the compact format and $11,600 in the full one (make cost). 600s-2678400s (31 days)."
+  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (gcloud pubsub subscriptions seek) or a new one replay it. null: no topic retention (the repair after a Redis loss seeks the subscriptions' own retained messages, repair_by_seek; beyond them a replay goes through Debezium: an older offset or a snapshot, within binlog_retention_days). Pub/Sub bills it as storage: at 100M changes/hour, 7 days cost about $5,350 a month in the compact format and $10,900 in the full one (make cost). 600s-2678400s (31 days)."
   type        = string
   default     = null
 

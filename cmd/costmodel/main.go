@@ -45,7 +45,11 @@ type Input struct {
 	RedisGB   float64 // redis_memory_size_gb
 	RedisTier string  // redis_tier
 
-	Retention      time.Duration // topic_message_retention_duration (0: topics keep no messages)
+	Retention time.Duration // topic_message_retention_duration (0: topics keep no messages)
+	// AckedRetention is how long the push subscriptions keep acknowledged messages (0: none): with
+	// repair_by_seek (the default) they retain them for message_retention_duration, 7 days, so that the
+	// function can seek back past a Redis loss, and Pub/Sub bills them as storage.
+	AckedRetention time.Duration
 	MetricInterval time.Duration // METRICS_EXPORT_INTERVAL
 	LogGiB         float64       // logs per month
 }
@@ -60,18 +64,19 @@ func defaultInput() Input {
 		CPUMicros:      160,           // go run ./cmd/benchapply: 154.5–159.5 µs at concurrency 8–32 (encoding/json decoders, issue 12), GOMAXPROCS 1
 		TargetUtil:     0.6,           // Cloud Run's autoscaler aims at ~60% CPU
 		LatencyMs:      5,
-		Concurrency:    80,               // function_concurrency = 80
-		VCPU:           1,                // function_cpu = "1"
-		MemoryMiB:      512,              // function_memory = "512Mi"
-		MinInstances:   1,                // function_min_instances = 1
-		MaxInstances:   20,               // function_max_instances = 20
-		DebeziumVCPU:   1,                // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
-		DebeziumMemGiB: 2,                // debezium_memory = "2Gi"
-		RedisGB:        5,                // redis_memory_size_gb = 5
-		RedisTier:      "STANDARD_HA",    // redis_tier = "STANDARD_HA"
-		Retention:      0,                // topic_message_retention_duration = null
-		MetricInterval: 60 * time.Second, // METRICS_EXPORT_INTERVAL default (function/config.go)
-		LogGiB:         0,                // no per-event logs on the success path
+		Concurrency:    80,                 // function_concurrency = 80
+		VCPU:           1,                  // function_cpu = "1"
+		MemoryMiB:      512,                // function_memory = "512Mi"
+		MinInstances:   1,                  // function_min_instances = 1
+		MaxInstances:   20,                 // function_max_instances = 20
+		DebeziumVCPU:   1,                  // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
+		DebeziumMemGiB: 2,                  // debezium_memory = "2Gi"
+		RedisGB:        5,                  // redis_memory_size_gb = 5
+		RedisTier:      "STANDARD_HA",      // redis_tier = "STANDARD_HA"
+		Retention:      0,                  // topic_message_retention_duration = null
+		AckedRetention: 7 * 24 * time.Hour, // repair_by_seek = true: retain_acked_messages for message_retention_duration = 7 days
+		MetricInterval: 60 * time.Second,   // METRICS_EXPORT_INTERVAL default (function/config.go)
+		LogGiB:         0,                  // no per-event logs on the success path
 	}
 }
 
@@ -133,6 +138,9 @@ func (in Input) Validate() error {
 	}
 	if in.Retention != 0 && (in.Retention < 10*time.Minute || in.Retention > 31*24*time.Hour) {
 		bad("retention", "must be 0 (no topic retention) or 10m-744h (Pub/Sub) (got %v)", in.Retention)
+	}
+	if in.AckedRetention != 0 && (in.AckedRetention < 10*time.Minute || in.AckedRetention > 31*24*time.Hour) {
+		bad("acked-retention", "must be 0 (repair_by_seek = false) or 10m-744h (Pub/Sub) (got %v)", in.AckedRetention)
 	}
 	if in.MetricInterval < 5*time.Second {
 		bad("metrics-interval", "must be at least 5s (got %v)", in.MetricInterval)
@@ -218,11 +226,15 @@ func (in Input) Estimate() Estimate {
 	add("Pub/Sub throughput", fmt.Sprintf("%s msgs × (publish + push) × %.0f B = %.2f TiB",
 		count(msgs), in.BilledRequestBytes(), thr/tib), thr/tib*pubsubPerTiB)
 
-	// Pub/Sub storage: the table topics keep every message for the retention; push subscriptions
-	// acknowledge within seconds and do not retain acked messages, so they store ~nothing.
+	// Pub/Sub storage: the table topics keep every message for the retention; each message reaches one
+	// push subscription, which keeps it after its acknowledgement for AckedRetention (repair_by_seek), and
+	// otherwise ~nothing (the function keeping up, the unacknowledged backlog is small).
 	stored := in.EventsPerHour * in.Retention.Hours() * in.MessageBytes() / gib
 	add("Pub/Sub topic retention", fmt.Sprintf("%.0f GiB kept %s", stored, in.Retention),
 		stored*pubsubStoragePerGiBMon)
+	acked := in.EventsPerHour * in.AckedRetention.Hours() * in.MessageBytes() / gib
+	add("Pub/Sub subscriptions' acknowledged messages (repair_by_seek)", fmt.Sprintf("%.0f GiB kept %s", acked, in.AckedRetention),
+		acked*pubsubStoragePerGiBMon)
 
 	// Apply function: instance-based billing, so every instance is billed all month.
 	n := in.FunctionInstances()
@@ -294,17 +306,18 @@ type scenario struct {
 	name      string
 	format    string
 	retention time.Duration
+	acked     time.Duration // the subscriptions' retention of acknowledged messages
 }
 
 // today is the deployment before issue 19 (the full format, 7 days of topic retention); shipped is the
 // Terraform defaults now.
 var (
-	today   = scenario{"today", "full", 7 * 24 * time.Hour}
-	shipped = scenario{"new", "compact", 0}
+	today   = scenario{"today", "full", 7 * 24 * time.Hour, 0}
+	shipped = scenario{"new", "compact", 0, 7 * 24 * time.Hour}
 )
 
 func (sc scenario) apply(in Input) Input {
-	in.Format, in.Retention = sc.format, sc.retention
+	in.Format, in.Retention, in.AckedRetention = sc.format, sc.retention, sc.acked
 	return in
 }
 
@@ -316,7 +329,11 @@ func (sc scenario) String() string {
 			r = fmt.Sprintf("%d days of topic retention", sc.retention/(24*time.Hour))
 		}
 	}
-	return sc.format + " format, " + r
+	a := ", no acknowledged messages kept (repair_by_seek = false)"
+	if sc.acked > 0 {
+		a = fmt.Sprintf(", acknowledged messages kept %d days (repair_by_seek)", sc.acked/(24*time.Hour))
+	}
+	return sc.format + " format, " + r + a
 }
 
 // writeTable prints today's and the shipped figures side by side for each rate, then the totals of
@@ -362,9 +379,10 @@ func writeTable(w io.Writer, base Input) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "today: %s; new: %s (the Terraform defaults).\n\n", today, shipped)
 
-	fmt.Fprintln(w, "| format, topic retention | bytes/message | 1M/h | 10M/h | 100M/h |")
+	fmt.Fprintln(w, "| format, topic retention, subscriptions | bytes/message | 1M/h | 10M/h | 100M/h |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-	for _, sc := range []scenario{{"", "full", 7 * 24 * time.Hour}, {"", "full", 0}, {"", "compact", 7 * 24 * time.Hour}, {"", "compact", 0}} {
+	week := 7 * 24 * time.Hour
+	for _, sc := range []scenario{{"", "full", week, 0}, {"", "full", 0, 0}, {"", "compact", week, 0}, {"", "compact", 0, 0}, {"", "full", 0, week}, {"", "compact", 0, week}} {
 		in := sc.apply(base)
 		row := fmt.Sprintf("| %s | %.0f |", sc, in.MessageBytes())
 		for _, r := range tableRates {
@@ -390,7 +408,7 @@ func assumptions(in Input) []string {
 	return []string{
 		fmt.Sprintf("%s list prices read %s (`cmd/costmodel/prices.go`, with sources; Memorystore, Prometheus-sample and Cloud Run memory prices unconfirmed there); %d h/month; no free tiers, no committed-use discounts; Cloud SQL excluded.", priceRegion, priceDate, hoursPerMonth),
 		fmt.Sprintf("Rows of %g B, %d tables, op mix %s; a message weighs what real Debezium Server 3.6.1 published for the ~1 KB-row fixture table in each format (`cmd/costmodel/shapes.go`, from testdata/debezium/compact): %.0f B in the %s format here (the full format: %.0f B), plus %d B of message id and publish time, billed at max(1000 B, size) per publish and per push request (one message per request: an upper bound for publishes).", in.RowBytes, in.Tables, in.Mix, in.MessageBytes(), in.Format, full(in).MessageBytes(), messageMetaBytes),
-		"Topic retention (topic_message_retention_duration) stores every message for its duration; push subscriptions keep no acknowledged messages and, the function keeping up, no backlog; no redeliveries.",
+		"Topic retention (topic_message_retention_duration) stores every message for its duration; with repair_by_seek (the default) each push subscription keeps its acknowledged messages for message_retention_duration (7 days), billed as storage the same way; the function keeping up, no unacknowledged backlog; no redeliveries.",
 		fmt.Sprintf("Function: %g µs CPU per event (`go run ./cmd/benchapply`), instances = ceil(events/s × CPU / (%g vCPU × %.0f%%)), at least %d (function_min_instances) and enough for %g ms requests at concurrency %d; CPU always allocated (instance-based billing: no request fee), %g MiB each.", in.CPUMicros, in.VCPU, in.TargetUtil*100, in.MinInstances, in.LatencyMs, in.Concurrency, in.MemoryMiB),
 		fmt.Sprintf("Debezium: one worker-pool instance, %g vCPU and %g GiB, always on, priced as instance-based Cloud Run.", in.DebeziumVCPU, in.DebeziumMemGiB),
 		fmt.Sprintf("Memorystore: %s, %g GB (redis_tier, redis_memory_size_gb), whatever the rate: size it for the data (`make memory`).", in.RedisTier, in.RedisGB),
@@ -422,6 +440,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&in.RedisGB, "redis-gb", in.RedisGB, "redis_memory_size_gb")
 	fs.StringVar(&in.RedisTier, "redis-tier", in.RedisTier, "redis_tier: STANDARD_HA or BASIC")
 	fs.DurationVar(&in.Retention, "retention", in.Retention, "topic message retention (topic_message_retention_duration; 0: none)")
+	fs.DurationVar(&in.AckedRetention, "acked-retention", in.AckedRetention, "how long the push subscriptions keep acknowledged messages (repair_by_seek: message_retention_duration; 0: repair_by_seek = false)")
 	fs.DurationVar(&in.MetricInterval, "metrics-interval", in.MetricInterval, "METRICS_EXPORT_INTERVAL")
 	fs.Float64Var(&in.LogGiB, "log-gib", in.LogGiB, "logs per month in GiB")
 	if err := fs.Parse(args); err != nil {

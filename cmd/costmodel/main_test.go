@@ -186,7 +186,7 @@ func TestOutput(t *testing.T) {
 	if err := run([]string{"-table"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
-	if s := out.String(); !strings.Contains(s, "100.0M/h today") || !strings.Contains(s, "100.0M/h new") || !strings.Contains(s, "**total / month**") || !strings.Contains(s, "| compact format, no topic retention |") {
+	if s := out.String(); !strings.Contains(s, "100.0M/h today") || !strings.Contains(s, "100.0M/h new") || !strings.Contains(s, "**total / month**") || !strings.Contains(s, "| compact format, no topic retention, acknowledged messages kept 7 days (repair_by_seek) |") {
 		t.Errorf("-table output:\n%s", s)
 	}
 }

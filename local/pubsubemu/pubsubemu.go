@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -67,6 +68,10 @@ type Emulator struct {
 	retainMu sync.Mutex
 	retained []retainedMessage
 	seeks    sync.WaitGroup
+	// replaying counts the messages a seek is still to publish again (Outstanding includes them);
+	// closing refuses seeks once Close has begun.
+	replaying atomic.Int64
+	closing   atomic.Bool
 }
 
 // Start starts the server and creates the dead-letter topic (with a subscription that keeps its
@@ -220,7 +225,7 @@ func (e *Emulator) Acked(id string) {
 func (e *Emulator) Outstanding() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.outstanding)
+	return len(e.outstanding) + int(e.replaying.Load())
 }
 
 // Forget drops pstest's record of published messages (it keeps every message ever published for its
@@ -307,6 +312,7 @@ func (e *Emulator) AckDeadline() time.Duration { return e.opts.AckDeadline }
 
 // Close stops the client and the server.
 func (e *Emulator) Close() {
+	e.closing.Store(true)
 	e.seeks.Wait()
 	if e.client != nil {
 		_ = e.client.Close()

@@ -77,6 +77,12 @@ func (r seekReactor) React(req any) (bool, any, error) {
 		}
 	}
 	r.e.retainMu.Unlock()
+	if r.e.closing.Load() {
+		return true, (*pb.SeekResponse)(nil), fmt.Errorf("pubsubemu: closing")
+	}
+	// Counted before the answer, so that a caller that waits for nothing outstanding after its seek
+	// waits for the replay too.
+	r.e.replaying.Add(int64(len(replay)))
 	r.e.seeks.Add(1)
 	go func() {
 		defer r.e.seeks.Done()
@@ -95,8 +101,10 @@ func (e *Emulator) replay(topicID string, ms []retainedMessage) {
 		results = append(results, pub.Publish(ctx, &pubsub.Message{Data: m.data, Attributes: m.attributes, OrderingKey: m.orderingKey}))
 	}
 	for i, r := range results {
+		// A publish to the emulator fails only when it is closing; the message is then dropped with it.
 		if _, err := r.Get(ctx); err != nil {
 			pub.ResumePublish(ms[i].orderingKey)
 		}
+		e.replaying.Add(-1)
 	}
 }
