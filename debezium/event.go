@@ -355,8 +355,14 @@ func decodeSource(raw json.RawMessage, needTable bool) (Source, error) {
 		return Source{}, err
 	}
 	s.FileSeq = seq
-	// Old events carry snapshot as a boolean, current ones as a string enum.
-	switch snap := strings.Trim(string(bytes.TrimSpace(ws.Snapshot)), `"`); snap {
+	// Old events carry snapshot as a boolean, current ones as a string enum (unescaped as JSON, so that
+	// the compact form's __snapshot, read as a JSON string, decodes to the same value).
+	snap := string(bytes.TrimSpace(ws.Snapshot))
+	var str string
+	if json.Unmarshal(ws.Snapshot, &str) == nil {
+		snap = str
+	}
+	switch snap {
 	case "", "null":
 	default:
 		s.Snapshot = snap
