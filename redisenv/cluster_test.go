@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,16 +78,16 @@ func TestClusterClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	shards := 0
+	var shards atomic.Int32 // ForEachMaster calls fn for every primary at once
 	err = cl.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		if n, err := m.DBSize(ctx).Result(); err != nil || n == 0 {
 			return fmt.Errorf("%s holds %d keys: %v", m.Options().Addr, n, err)
 		}
-		shards++
+		shards.Add(1)
 		return m.Wait(ctx, 1, 5*time.Second).Err()
 	})
-	if err != nil || shards != 3 {
-		t.Fatalf("%d shards: %v", shards, err)
+	if err != nil || shards.Load() != 3 {
+		t.Fatalf("%d shards: %v", shards.Load(), err)
 	}
 
 	if err := c.CheckServer(ctx, rdb); err != nil {
