@@ -19,7 +19,7 @@ import (
 // goes back. A scenario that fails stops the run: the next one would start from its drift.
 func TestPipeline(t *testing.T) {
 	start := time.Now()
-	s := newStack(t)
+	s := newStack(t, stackOptions{})
 	steps := []struct {
 		name string
 		run  func(t *testing.T)

@@ -96,8 +96,8 @@ const snapshotRows = 2000
 type stack struct {
 	mysql *mariadbserver.TestServer
 	db    *sql.DB
-	redis *redisserver.Server
-	rdb   *redis.Client
+	redis *redisserver.Server // nil when stackOptions.redis started the Redis
+	rdb   redis.UniversalClient
 	fn    *functionproc.Process
 	p     *pipeline.Pipeline
 
@@ -123,20 +123,36 @@ type delivery struct {
 	pos                   int64
 }
 
-func newStack(t *testing.T) *stack {
+// stackOptions vary the stack for a suite of its own; the zero value is TestPipeline's.
+type stackOptions struct {
+	// redis starts the Redis the function writes and returns the function's environment for it and a
+	// client of the tests'; nil starts one persistent redis-server, s.redis.
+	redis func(t *testing.T) (fnEnv []string, rdb redis.UniversalClient)
+	// fnEnv adds to (and overrides) the function's environment.
+	fnEnv []string
+}
+
+func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
 	s := &stack{mysql: mariadbserver.StartForTest(t, mariadbserver.Options{})}
 	s.db = s.mysql.DB("shop")
 	s.mysql.Exec(s.db, schema...)
-	var err error
-	s.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: true})
-	if err != nil {
-		t.Fatal(err)
+	var redisEnv []string
+	if opts.redis != nil {
+		redisEnv, s.rdb = opts.redis(t)
+	} else {
+		var err error
+		s.redis, err = redisserver.Start(ctx, redisserver.Options{Dir: t.TempDir(), Persistent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.redis.Kill)
+		redisEnv = []string{"REDIS_ADDR=" + s.redis.Addr()}
+		s.rdb = redis.NewClient(&redis.Options{Addr: s.redis.Addr()})
 	}
-	t.Cleanup(s.redis.Kill)
-	s.rdb = redis.NewClient(&redis.Options{Addr: s.redis.Addr()})
 	t.Cleanup(func() { s.rdb.Close() })
+	var err error
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	state := t.TempDir()
 	s.p, err = pipeline.Start(ctx, pipeline.Config{DBAddr: s.mysql.Addr(), RootDSN: s.mysql.DSN(""), Tables: tables,
@@ -180,10 +196,9 @@ func newStack(t *testing.T) *stack {
 		}
 	})
 	s.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
-	s.fn, err = functionproc.Start(ctx, functionBin, fport, []string{
-		"REDIS_ADDR=" + s.redis.Addr(), "DEAD_LETTER_TOPIC=" + s.p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST=" + s.p.Emu.Addr(),
-		"REDIS_TIMEOUT=300ms", "APPLY_TIMEOUT=2s", fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport),
-	}, fnLog)
+	fnEnv := append(redisEnv, "DEAD_LETTER_TOPIC="+s.p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST="+s.p.Emu.Addr(),
+		"REDIS_TIMEOUT=300ms", "APPLY_TIMEOUT=2s", fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport))
+	s.fn, err = functionproc.Start(ctx, functionBin, fport, append(fnEnv, opts.fnEnv...), fnLog)
 	if err != nil {
 		t.Fatal(err)
 	}
