@@ -104,8 +104,8 @@ type Relay struct {
 	queues map[string][]*pb.ReceivedMessage // subscription + "\x00" + ordering key → in publish order
 	held   map[string]*pb.ReceivedMessage   // by message id: everything in queues
 	stats  counters
-	window *pushWindow    // POSTs in flight: fixed at MaxInFlight, or slow start
-	places chan struct{}  // one per request at the function (the instance cap); nil: no cap
+	window *pushWindow   // POSTs in flight: fixed at MaxInFlight, or slow start
+	places chan struct{} // one per request at the function (the instance cap); nil: no cap
 	wg     sync.WaitGroup
 	ctx    context.Context
 }
