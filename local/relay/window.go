@@ -16,7 +16,7 @@ const slowStartInitial = 3
 // non-success status such as 429 or 503 or no answer in time) is what the issue cites, but the stored
 // copies read through the search tool do not include it or any constant. So the constants are TCP
 // slow start's, which that description is named after: the window starts at slowStartInitial, gains
-// one place per acknowledged push (doubling every round trip while every push succeeds), halves on
+// one place per acknowledged push while the window is full (doubling every round trip while every push succeeds and more wait), halves on
 // each failure (never below one), and never exceeds MaxInFlight.
 type pushWindow struct {
 	mu       sync.Mutex
@@ -62,10 +62,13 @@ func (w *pushWindow) acquire(ctx context.Context) bool {
 // release gives a place back, with the push's result: acknowledged or not.
 func (w *pushWindow) release(acked bool) {
 	w.mu.Lock()
+	full := w.inFlight >= w.limit
 	w.inFlight--
 	if w.slow {
 		if acked {
-			w.limit = min(w.limit+1, w.max)
+			if full { // grown only while it limits, as TCP's (RFC 7661): an idle window stays small
+				w.limit = min(w.limit+1, w.max)
+			}
 		} else {
 			w.limit = max(w.limit/2, 1)
 		}
