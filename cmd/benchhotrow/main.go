@@ -2,7 +2,7 @@
 // cloud round trip, with ordering on and off; lag p99 and backlog growth per phase. The method is
 // local/hotrowbench's:
 //
-//	go run ./cmd/benchhotrow -rates 100,500,1000 -rtt 10ms -duration 15s
+//	go run ./cmd/benchhotrow -rates 100,500,1000 -rtt 10ms -baseline -duration 15s
 package main
 
 import (
@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "load before measuring")
 	fs.DurationVar(&c.Duration, "duration", 15*time.Second, "measured load per phase")
 	fs.DurationVar(&c.DrainMax, "drain-max", 10*time.Second, "wait at most this for the backlog after the load")
+	fs.BoolVar(&c.Baseline, "baseline", false, "also measure unordered without the RTT at every rate (the same run's baseline)")
 	fs.IntVar(&c.Window, "window", 1000, "the push window's ceiling (it slow-starts from 3)")
 	fs.IntVar(&c.InstanceConcurrency, "concurrency", 80, "concurrent requests per function instance (Terraform's function_concurrency)")
 	fs.IntVar(&c.Instances, "instances", 1, "function instances (one process runs here)")

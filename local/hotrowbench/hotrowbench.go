@@ -60,12 +60,15 @@ const (
 
 // Config configures a run.
 type Config struct {
-	Rates                          []float64     // offered updates of the row per second
-	Ordered                        []bool        // the modes to measure, each at every rate
-	RTT                            time.Duration // added to every push
-	Warmup, Duration               time.Duration // load before measuring; measured load
-	DrainMax                       time.Duration // how long to wait for the backlog after the load
-	Window                         int           // the push window's ceiling (slow start grows to it)
+	Rates            []float64     // offered updates of the row per second
+	Ordered          []bool        // the modes to measure, each at every rate
+	RTT              time.Duration // added to every push
+	Warmup, Duration time.Duration // load before measuring; measured load
+	DrainMax         time.Duration // how long to wait for the backlog after the load
+	Window           int           // the push window's ceiling (slow start grows to it)
+	// Baseline adds unordered phases without the RTT at every rate: the same run's measure of what the
+	// machine (not the round trip) costs.
+	Baseline                       bool
 	InstanceConcurrency, Instances int
 	ModuleDir, Dir                 string
 	Progress                       io.Writer
@@ -86,6 +89,7 @@ func (c Config) validate() error {
 // Result is one phase's numbers.
 type Result struct {
 	Ordered            bool
+	RTT                time.Duration
 	Offered, Published float64 // per second, over the measured window
 	Acked              float64 // acknowledgements per second over the measured window
 	Lag                stats.Summary
@@ -138,16 +142,27 @@ func Run(ctx context.Context, c Config, w io.Writer) error {
 		return err
 	}
 	defer fn.Stop()
-	fmt.Fprintf(w, "hot row: one row's updates (Debezium compact format, %d B) published to the Pub/Sub emulator → push relay (RTT %v, slow start up to %d, %d × %d concurrent at the function) → function → Redis; %s warm-up + %s per phase, %s, %d cores, shared with other work\n\n",
+	fmt.Fprintf(w, "hot row: one row's updates (Debezium compact format, %d B) published to the Pub/Sub emulator → push relay (RTT %v unless the table says 0, slow start up to %d, %d × %d concurrent at the function) → function → Redis; %s warm-up + %s per phase, %s, %d cores, shared with other work\n\n",
 		len(tmpl), c.RTT, c.Window, c.InstanceConcurrency, c.Instances, c.Warmup, c.Duration, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
-	var results []Result
+	type mode struct {
+		ordered bool
+		rtt     time.Duration
+	}
+	var modes []mode
 	for _, ordered := range c.Ordered {
+		modes = append(modes, mode{ordered, c.RTT})
+	}
+	if c.Baseline && c.RTT > 0 {
+		modes = append(modes, mode{false, 0})
+	}
+	var results []Result
+	for _, m := range modes {
 		for _, rate := range c.Rates {
 			if ctx.Err() != nil {
 				break
 			}
-			fmt.Fprintf(c.Progress, "benchhotrow: ordered=%v %.0f/s …\n", ordered, rate)
-			r, err := phase(ctx, c, fn.URL(), ev, ordered, rate)
+			fmt.Fprintf(c.Progress, "benchhotrow: ordered=%v rtt=%v %.0f/s …\n", m.ordered, m.rtt, rate)
+			r, err := phase(ctx, c, fn.URL(), ev, m.ordered, m.rtt, rate)
 			if err != nil {
 				return err
 			}
@@ -234,8 +249,8 @@ func (t *tracker) delivered(d relay.Delivery) {
 	}
 }
 
-func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered bool, rate float64) (Result, error) {
-	res := Result{Ordered: ordered, Offered: rate}
+func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered bool, rtt time.Duration, rate float64) (Result, error) {
+	res := Result{Ordered: ordered, RTT: rtt, Offered: rate}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -246,7 +261,7 @@ func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered b
 	}
 	defer emu.Close()
 	tr := &tracker{published: map[int64]time.Time{}, measured: map[int64]bool{}}
-	r, err = relay.New(relay.Config{Client: emu.Client(), Endpoint: endpoint, Unordered: !ordered, RTT: c.RTT, SlowStart: true, MaxInFlight: c.Window,
+	r, err = relay.New(relay.Config{Client: emu.Client(), Endpoint: endpoint, Unordered: !ordered, RTT: rtt, SlowStart: true, MaxInFlight: c.Window,
 		InstanceConcurrency: c.InstanceConcurrency, MaxInstances: c.Instances, OnAck: emu.Acked, OnDelivery: tr.delivered, Logger: logger})
 	if err != nil {
 		return res, err
