@@ -254,9 +254,12 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL, readMetricsUR
 				}
 				p50, _ := snap.LagQuantile(0.5, base)
 				p99, _ := snap.LagQuantile(0.99, base)
-				dbz := p.Lag().Debezium
-				line = fmt.Sprintf("%s  %s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (dbz→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
-					now.Format("15:04:05"), debeziumStatus(ctx, p), rate, p50, p99, dbz.P50, dbz.P99, s.Backlog,
+				dbzText := "" // the compact format carries no ts_us to measure it from
+				if dbz := p.Lag().Debezium; dbz.N > 0 {
+					dbzText = fmt.Sprintf(" (dbz→cache p50 %.1fms p99 %.1fms)", dbz.P50, dbz.P99)
+				}
+				line = fmt.Sprintf("%s  %s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms%s  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
+					now.Format("15:04:05"), debeziumStatus(ctx, p), rate, p50, p99, dbzText, s.Backlog,
 					snap.Outcomes["applied"], snap.Outcomes["duplicate"], snap.Outcomes["stale"], int64(snap.Outcomes["dead_lettered"])+s.RelayDLQ)
 			}
 			if readMetricsURL != "" {
