@@ -5,6 +5,9 @@
 // forwarded to the dead-letter topic after the maximum attempts. It counts the function's outcomes and
 // reports every answer to an observer (Config.OnDelivery), which is where the local pipeline measures
 // lag: the relay moves messages and does not read them.
+//
+// Opt-in, it behaves as the cloud does under load (Config.RTT, SlowStart, InstanceConcurrency ×
+// MaxInstances) and delivers as an unordered subscription (Config.Unordered).
 package relay
 
 import (
@@ -47,12 +50,14 @@ type Config struct {
 	// Unordered delivers as a subscription with enable_message_ordering=false does: ordering keys are
 	// ignored, so one key's messages are pushed concurrently and may be answered out of order.
 	Unordered bool
-	// RTT is a fixed round-trip time added to every push (waited before the request is sent), simulating the network between Pub/Sub and Cloud Run: locally
-	// it is sub-millisecond, in the cloud several milliseconds. It bounds an ordered key at 1/RTT
-	// deliveries a second. 0 adds nothing.
+	// RTT is a fixed round-trip time added to every push (waited before the request is sent),
+	// simulating the network between Pub/Sub and Cloud Run: locally it is sub-millisecond, in the
+	// cloud several milliseconds. It bounds an ordered key at 1/RTT deliveries a second. 0 adds
+	// nothing.
 	RTT time.Duration
 	// SlowStart models Pub/Sub's push flow control instead of a fixed MaxInFlight window; see
-	// pushWindow.
+	// pushWindow. The relay keeps one window across its subscriptions (Pub/Sub keeps one per
+	// subscription): what the benchmarks using it deliver is one subscription.
 	SlowStart bool
 	// InstanceConcurrency × MaxInstances caps the requests the function has at once, as Cloud Run
 	// caps a service (concurrency per instance × max instances); a push beyond the cap waits up to
