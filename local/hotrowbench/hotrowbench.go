@@ -36,12 +36,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/proccpu"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
@@ -99,6 +101,10 @@ type Result struct {
 	Left               int64         // outstanding when the drain gave up
 	Stale, Refused     int64
 	Window             int // the push window at the end of the load
+	// FnCores and SelfCores are the CPU the function and this process (the emulator, the relay and
+	// the publisher) used over the measured window, in cores; Load the 1-minute load average at its
+	// start: who spent the time, on a machine shared with others.
+	FnCores, SelfCores, Load float64
 }
 
 // Run measures every mode at every rate and writes the table to w.
@@ -162,7 +168,7 @@ func Run(ctx context.Context, c Config, w io.Writer) error {
 				break
 			}
 			fmt.Fprintf(c.Progress, "benchhotrow: ordered=%v rtt=%v %.0f/s …\n", m.ordered, m.rtt, rate)
-			r, err := phase(ctx, c, fn.URL(), ev, m.ordered, m.rtt, rate)
+			r, err := phase(ctx, c, fn, ev, m.ordered, m.rtt, rate)
 			if err != nil {
 				return err
 			}
@@ -210,6 +216,27 @@ func (e *events) next() ([]byte, int64) {
 	return append(b, e.suffix...), p
 }
 
+// cpuNow is the CPU time so far of the function and of this process (0 where unreadable).
+func cpuNow(fn *functionproc.Process) [2]time.Duration {
+	f, _ := proccpu.Time(fn.Pid())
+	self, _ := proccpu.Time(os.Getpid())
+	return [2]time.Duration{f, self}
+}
+
+// loadAverage is the machine's 1-minute load average (0 if unreadable).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 func posOf(data []byte) (int64, bool) {
 	var v struct {
 		Pos *int64 `json:"__pos"`
@@ -249,8 +276,9 @@ func (t *tracker) delivered(d relay.Delivery) {
 	}
 }
 
-func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered bool, rtt time.Duration, rate float64) (Result, error) {
+func phase(ctx context.Context, c Config, fn *functionproc.Process, ev *events, ordered bool, rtt time.Duration, rate float64) (Result, error) {
 	res := Result{Ordered: ordered, RTT: rtt, Offered: rate}
+	endpoint := fn.URL()
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -324,6 +352,8 @@ func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered b
 	var xs, ys []float64
 	var pubStart, pubEnd, ackStart, ackEnd int64
 	var stopped time.Time
+	var cpu0 [2]time.Duration // the function's and this process's, at the window's start
+	cpuRead := false
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -334,6 +364,8 @@ func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered b
 		if inWindow {
 			xs, ys = append(xs, now.Sub(t0).Seconds()), append(ys, float64(out))
 			if pubStart == 0 {
+				cpu0 = cpuNow(fn)
+				res.Load = loadAverage()
 				pubMu.Lock()
 				pubStart = published
 				pubMu.Unlock()
@@ -341,6 +373,12 @@ func phase(ctx context.Context, c Config, endpoint string, ev *events, ordered b
 				ackStart = tr.acked
 				tr.mu.Unlock()
 			}
+		}
+		if !inWindow && pubStart != 0 && !cpuRead {
+			cpuRead = true
+			cpu1 := cpuNow(fn)
+			wall := now.Sub(start).Seconds()
+			res.FnCores, res.SelfCores = (cpu1[0]-cpu0[0]).Seconds()/wall, (cpu1[1]-cpu0[1]).Seconds()/wall
 		}
 		if stopped.IsZero() {
 			select {
