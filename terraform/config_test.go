@@ -96,8 +96,8 @@ func evalContext(t *testing.T, m *module, tfvars map[string]cty.Value) *hcl.Eval
 					return total, nil
 				},
 			}),
-			"concat":   stdlib.ConcatFunc,
-			"values":   stdlib.ValuesFunc,
+			"concat": stdlib.ConcatFunc,
+			"values": stdlib.ValuesFunc,
 			"tostring": function.New(&function.Spec{
 				Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
 				Type:   function.StaticReturnType(cty.String),

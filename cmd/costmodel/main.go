@@ -63,8 +63,8 @@ type Input struct {
 	// SubscriptionsPerTopic: push subscriptions on each table topic (1 in the module; another consumer
 	// adds one): each is delivered every message, and each keeps its own acknowledged messages.
 	SubscriptionsPerTopic int
-	MetricInterval time.Duration // METRICS_EXPORT_INTERVAL
-	LogGiB         float64       // logs per month
+	MetricInterval        time.Duration // METRICS_EXPORT_INTERVAL
+	LogGiB                float64       // logs per month
 }
 
 // defaultInput: the Terraform variables' defaults (terraform/variables.tf) and the function's.
@@ -77,23 +77,23 @@ func defaultInput() Input {
 		CPUMicros:      160,           // go run ./cmd/benchapply: 154.5–159.5 µs at concurrency 8–32 (encoding/json decoders, issue 12), GOMAXPROCS 1
 		TargetUtil:     0.6,           // Cloud Run's autoscaler aims at ~60% CPU
 		LatencyMs:      5,
-		Concurrency:    80,                 // function_concurrency = 80
-		VCPU:           1,                  // function_cpu = "1"
-		MemoryMiB:      512,                // function_memory = "512Mi"
-		MinInstances:   1,                  // function_min_instances = 1
-		MaxInstances:   20,                 // function_max_instances = 20
-		DebeziumVCPU:   1,                  // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
-		DebeziumMemGiB: 2,                  // debezium_memory = "2Gi"
-		RedisEngine:    "redis",            // redis_engine = "redis"
-		RedisGB:        5,                  // redis_memory_size_gb = 5
-		RedisTier:      "STANDARD_HA",      // redis_tier = "STANDARD_HA"
-		NodeType:       "HIGHMEM_MEDIUM",   // redis_node_type = "HIGHMEM_MEDIUM"
-		Shards:         3,                  // redis_shard_count = 3
-		Replicas:       1,                  // redis_replica_count = 1
-		Retention:      repairRetention,    // topic_message_retention_duration = null with repair_by_seek
-		AckedRetention: 0,                  // retain_acked_messages = false
-		MetricInterval: 60 * time.Second,   // METRICS_EXPORT_INTERVAL default (function/config.go)
-		LogGiB:         0,                  // no per-event logs on the success path
+		Concurrency:    80,               // function_concurrency = 80
+		VCPU:           1,                // function_cpu = "1"
+		MemoryMiB:      512,              // function_memory = "512Mi"
+		MinInstances:   1,                // function_min_instances = 1
+		MaxInstances:   20,               // function_max_instances = 20
+		DebeziumVCPU:   1,                // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
+		DebeziumMemGiB: 2,                // debezium_memory = "2Gi"
+		RedisEngine:    "redis",          // redis_engine = "redis"
+		RedisGB:        5,                // redis_memory_size_gb = 5
+		RedisTier:      "STANDARD_HA",    // redis_tier = "STANDARD_HA"
+		NodeType:       "HIGHMEM_MEDIUM", // redis_node_type = "HIGHMEM_MEDIUM"
+		Shards:         3,                // redis_shard_count = 3
+		Replicas:       1,                // redis_replica_count = 1
+		Retention:      repairRetention,  // topic_message_retention_duration = null with repair_by_seek
+		AckedRetention: 0,                // retain_acked_messages = false
+		MetricInterval: 60 * time.Second, // METRICS_EXPORT_INTERVAL default (function/config.go)
+		LogGiB:         0,                // no per-event logs on the success path
 
 		SubscriptionsPerTopic: 1,
 	}
