@@ -178,12 +178,18 @@ func New(o Options) (*Watcher, error) {
 	return w, nil
 }
 
-// Run checks every interval until ctx ends, logging failed checks.
+// minCheckTimeout bounds a check and the repair it starts when the interval is shorter: the repair
+// waits for the replicas and seeks every subscription, one call each, which a short interval cut off
+// again and again under load (the end-to-end failover suite, with 200 ms).
+const minCheckTimeout = 10 * time.Second
+
+// Run checks every interval until ctx ends, logging failed checks. A check that takes longer than the
+// interval delays the next.
 func (w *Watcher) Run(ctx context.Context) {
 	t := time.NewTicker(w.o.Interval)
 	defer t.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, w.o.Interval)
+		cctx, cancel := context.WithTimeout(ctx, max(w.o.Interval, minCheckTimeout))
 		if _, err := w.Check(cctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("Redis could not be checked for restarts and losses", "error", err.Error())
 		}

@@ -301,3 +301,49 @@ func redisClient(t *testing.T, addr string) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// slowSeeker's seek takes a while (several subscriptions, a loaded machine) and fails if its context
+// ends first.
+type slowSeeker struct {
+	took time.Duration
+	done chan time.Time
+}
+
+func (s *slowSeeker) Seek(ctx context.Context, t time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.took):
+		s.done <- t
+		return nil
+	}
+}
+
+// A repair that takes longer than a short check interval still completes: Run does not cut it off at
+// the interval (it did, and under load a repair then failed at every check).
+func TestRunRepairsWhenTheSeekOutlastsTheInterval(t *testing.T) {
+	srv := redisserver.StartForTest(t, redisserver.Options{})
+	rdb := srv.Client()
+	seeker := &slowSeeker{took: 300 * time.Millisecond, done: make(chan time.Time, 100)}
+	w, err := losswatch.New(losswatch.Options{Redis: rdb, Interval: 20 * time.Millisecond, Seeker: seeker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for rdb.Exists(context.Background(), losswatch.MarkerKey).Val() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never wrote its marker")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Restart() // without persistence: a total loss
+	select {
+	case <-seeker.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no repair completed in 30 s")
+	}
+}
