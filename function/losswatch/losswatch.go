@@ -275,17 +275,17 @@ func (w *Watcher) Check(ctx context.Context) (Report, error) {
 		if created := markerTime(w.marker); !created.IsZero() && created.Add(-w.o.SeekMargin).After(rep.SeekTo) {
 			rep.SeekTo = created.Add(-w.o.SeekMargin) // nothing older was ever in this data set
 		}
-		w.log.Error("Redis lost its data (the cache's marker is gone): every cached row, tombstone and floor; repairing from Pub/Sub's retention",
+		w.log.Error("Redis lost its data (the cache's marker is gone): every cached row, tombstone and floor"+w.repairing("from Pub/Sub's retention"),
 			"run_id", rep.RunID, "previous_run_id", w.runID, "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	case PartialLoss:
 		w.losses.Add(ctx, 1, metric.WithAttributes(attribute.String("extent", "partial")))
 		why, rep.SeekTo = PartialLoss, rep.Survived.Add(-w.o.SeekMargin)
-		w.log.Error("Redis lost writes: its heartbeat went back; repairing from before the loss",
+		w.log.Error("Redis lost writes: its heartbeat went back"+w.repairing("from before the loss"),
 			"run_id", rep.RunID, "previous_run_id", w.runID, "survived", rep.Survived.UTC().Format(time.RFC3339Nano),
 			"lost_since", time.UnixMilli(w.heartbeat).UTC().Format(time.RFC3339Nano), "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	case Restart, Failover:
 		why, rep.SeekTo = rep.Kind, rep.Survived.Add(-w.o.SeekMargin)
-		w.log.Warn("Redis restarted or failed over: writes after its last surviving heartbeat may be gone; repairing from before it",
+		w.log.Warn("Redis restarted or failed over: writes after its last surviving heartbeat may be gone"+w.repairing("from before it"),
 			"kind", string(rep.Kind), "run_id", rep.RunID, "previous_run_id", w.runID, "role", rep.Role,
 			"survived", rep.Survived.UTC().Format(time.RFC3339Nano), "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	}
@@ -347,6 +347,15 @@ func (w *Watcher) repair(ctx context.Context) bool {
 		"seek_to", p.to.UTC().Format(time.RFC3339), "reason", string(p.why))
 	w.pending = nil
 	return true
+}
+
+// repairing ends a finding's log message with what is done about it: a repair from where, or none
+// (a watcher without subscriptions to seek only detects).
+func (w *Watcher) repairing(from string) string {
+	if w.o.Seeker == nil {
+		return "; not repaired: no subscriptions to seek (REPAIR_SUBSCRIPTIONS)"
+	}
+	return "; repairing " + from
 }
 
 func markerTime(marker string) time.Time {

@@ -2,9 +2,11 @@ package losswatch_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,5 +347,26 @@ func TestRunRepairsWhenTheSeekOutlastsTheInterval(t *testing.T) {
 	case <-seeker.done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no repair completed in 30 s")
+	}
+}
+
+// A watcher without a Seeker detects and logs, and its log does not claim a repair.
+func TestWithoutSeekerTheLogSaysNotRepaired(t *testing.T) {
+	srv := redisserver.StartForTest(t, redisserver.Options{})
+	var logs strings.Builder
+	w, err := losswatch.New(losswatch.Options{Redis: srv.Client(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	r, err := w.Check(context.Background())
+	if err != nil || r.Kind != losswatch.TotalLoss || r.Repaired {
+		t.Fatalf("check: %+v (%v), want a total loss, not repaired", r, err)
+	}
+	if !strings.Contains(logs.String(), "not repaired") || strings.Contains(logs.String(), "repairing") {
+		t.Fatalf("the log:\n%s", logs.String())
 	}
 }
