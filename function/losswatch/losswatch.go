@@ -190,12 +190,18 @@ func New(o Options) (*Watcher, error) {
 	return w, nil
 }
 
-// Run checks every interval until ctx ends, logging failed checks.
+// minCheckTimeout bounds a check and the repair it starts when the interval is shorter: the repair
+// waits for the replicas and seeks every subscription, one call each, which a short interval cut off
+// again and again under load (the end-to-end failover suite, with 200 ms).
+const minCheckTimeout = 10 * time.Second
+
+// Run checks every interval until ctx ends, logging failed checks. A check that takes longer than the
+// interval delays the next.
 func (w *Watcher) Run(ctx context.Context) {
 	t := time.NewTicker(w.o.Interval)
 	defer t.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, w.o.Interval)
+		cctx, cancel := context.WithTimeout(ctx, max(w.o.Interval, minCheckTimeout))
 		if _, err := w.Check(cctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("Redis could not be checked for restarts and losses", "error", err.Error())
 		}
@@ -281,17 +287,17 @@ func (w *Watcher) Check(ctx context.Context) (Report, error) {
 		if created := markerTime(w.marker); !created.IsZero() {
 			rep.SeekTo = created.Add(-w.o.SeekMargin) // nothing older was ever in this data set
 		}
-		w.log.Error("Redis lost its data (the cache's marker is gone): every cached row, tombstone and floor; repairing from Pub/Sub's retention",
+		w.log.Error("Redis lost its data (the cache's marker is gone): every cached row, tombstone and floor"+w.repairing("from Pub/Sub's retention"),
 			"run_id", rep.RunID, "previous_run_id", w.runID, "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	case PartialLoss:
 		w.losses.Add(ctx, 1, metric.WithAttributes(attribute.String("extent", "partial")))
 		why, rep.SeekTo = PartialLoss, rep.Survived.Add(-w.o.SeekMargin)
-		w.log.Error("Redis lost writes: its heartbeat went back; repairing from before the loss",
+		w.log.Error("Redis lost writes: its heartbeat went back"+w.repairing("from before the loss"),
 			"run_id", rep.RunID, "previous_run_id", w.runID, "survived", rep.Survived.UTC().Format(time.RFC3339Nano),
 			"lost_since", time.UnixMilli(w.heartbeat).UTC().Format(time.RFC3339Nano), "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	case Restart, Failover:
 		why, rep.SeekTo = rep.Kind, rep.Survived.Add(-w.o.SeekMargin)
-		w.log.Warn("Redis restarted or failed over: writes after its last surviving heartbeat may be gone; repairing from before it",
+		w.log.Warn("Redis restarted or failed over: writes after its last surviving heartbeat may be gone"+w.repairing("from before it"),
 			"kind", string(rep.Kind), "run_id", rep.RunID, "previous_run_id", w.runID, "role", rep.Role,
 			"survived", rep.Survived.UTC().Format(time.RFC3339Nano), "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	}
@@ -374,6 +380,15 @@ func (w *Watcher) repair(ctx context.Context, now time.Time) (sought bool, to ti
 	}
 	w.pending = nil
 	return true, to, beyond
+}
+
+// repairing ends a finding's log message with what is done about it: a repair from where, or none
+// (a watcher without subscriptions to seek only detects).
+func (w *Watcher) repairing(from string) string {
+	if w.o.Seeker == nil {
+		return "; not repaired: no subscriptions to seek (REPAIR_SUBSCRIPTIONS)"
+	}
+	return "; repairing " + from
 }
 
 func markerTime(marker string) time.Time {

@@ -2,9 +2,11 @@ package losswatch_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -368,4 +370,71 @@ func TestLossBeyondTheRetentionIsReported(t *testing.T) {
 			t.Fatalf("metrics: %v", c)
 		}
 	})
+}
+
+// slowSeeker's seek takes a while (several subscriptions, a loaded machine) and fails if its context
+// ends first.
+type slowSeeker struct {
+	took time.Duration
+	done chan time.Time
+}
+
+func (s *slowSeeker) Seek(ctx context.Context, t time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.took):
+		s.done <- t
+		return nil
+	}
+}
+
+// A repair that takes longer than a short check interval still completes: Run does not cut it off at
+// the interval (it did, and under load a repair then failed at every check).
+func TestRunRepairsWhenTheSeekOutlastsTheInterval(t *testing.T) {
+	srv := redisserver.StartForTest(t, redisserver.Options{})
+	rdb := srv.Client()
+	seeker := &slowSeeker{took: 300 * time.Millisecond, done: make(chan time.Time, 100)}
+	w, err := losswatch.New(losswatch.Options{Redis: rdb, Interval: 20 * time.Millisecond, Seeker: seeker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for rdb.Exists(context.Background(), losswatch.MarkerKey).Val() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher never wrote its marker")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Restart() // without persistence: a total loss
+	select {
+	case <-seeker.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no repair completed in 30 s")
+	}
+}
+
+// A watcher without a Seeker detects and logs, and its log does not claim a repair.
+func TestWithoutSeekerTheLogSaysNotRepaired(t *testing.T) {
+	srv := redisserver.StartForTest(t, redisserver.Options{})
+	var logs strings.Builder
+	w, err := losswatch.New(losswatch.Options{Redis: srv.Client(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	r, err := w.Check(context.Background())
+	if err != nil || r.Kind != losswatch.TotalLoss || r.Repaired {
+		t.Fatalf("check: %+v (%v), want a total loss, not repaired", r, err)
+	}
+	if !strings.Contains(logs.String(), "not repaired") || strings.Contains(logs.String(), "repairing") {
+		t.Fatalf("the log:\n%s", logs.String())
+	}
 }

@@ -39,7 +39,7 @@ type Options struct {
 	Port int
 	// Persistent turns on the append-only file, fsynced on every write, so a restart keeps every
 	// acknowledged write: the model of Memorystore's standard tier, whose failover keeps the data.
-	// Without it a restart empties the cache.
+	// Without it a restart empties the cache, also of a server that was a replica.
 	Persistent bool
 	// AppendFsync is the append-only file's fsync policy when Persistent: "always" (the default) or
 	// "everysec", Memorystore's AOF setting, which can lose about a second of acknowledged writes in a
@@ -185,7 +185,9 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		args = append(args, "--appendonly", "yes", "--appendfsync", fsync)
 	} else {
-		args = append(args, "--appendonly", "no")
+		// Nothing on disk: a replica loads its primary's snapshot from the socket into memory, where by
+		// default it writes it to dump.rdb first, which a restart would load (no longer empty).
+		args = append(args, "--appendonly", "no", "--repl-diskless-load", "swapdb")
 	}
 	if s.opts.TLS {
 		certDir := s.opts.Dir

@@ -64,3 +64,24 @@ func TestRestart(t *testing.T) {
 		}
 	}
 }
+
+// A server without persistence that was a replica restarts empty too: by default a replica writes the
+// snapshot of its primary's full sync to dump.rdb, which the restart would load.
+func TestRestartWithoutPersistenceEmptiesAFormerReplica(t *testing.T) {
+	ctx := context.Background()
+	p := StartForTest(t, Options{})
+	if err := p.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := StartForTest(t, Options{ReplicaOf: p.Addr()})
+	r.WaitLinked()
+	c := r.Client()
+	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 1 {
+		t.Fatalf("the replica has %d of the primary's keys (%v)", n, err)
+	}
+	r.Promote()
+	r.Restart()
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("%d keys after a restart without persistence (%v), want none", n, err)
+	}
+}

@@ -102,6 +102,12 @@ type stack struct {
 	p     *pipeline.Pipeline
 
 	metricsURL string
+	// fnEnv, fnPort and fnLog start the function again with another environment (restartFunction);
+	// fnLogPath is where its log is.
+	fnEnv     []string
+	fnPort    int
+	fnLog     io.Writer
+	fnLogPath string
 	// relayAppliedAtFnStart is the relay's count of applied changes when the function last started:
 	// the function's own counters start from zero then.
 	relayAppliedAtFnStart int64
@@ -117,6 +123,7 @@ type stack struct {
 type delivery struct {
 	sub, key, op, outcome string
 	acked, repeat         bool
+	data                  []byte // the Debezium event
 	after                 map[string]json.RawMessage
 	snapshot              string
 	file                  string
@@ -201,7 +208,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	s.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	fnEnv := append(redisEnv, "DEAD_LETTER_TOPIC="+s.p.Emu.DeadLetterTopic(), "PUBSUB_EMULATOR_HOST="+s.p.Emu.Addr(),
 		"REDIS_TIMEOUT=300ms", "APPLY_TIMEOUT=2s", fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", mport))
-	s.fn, err = functionproc.Start(ctx, functionBin, fport, append(fnEnv, opts.fnEnv...), fnLog)
+	s.fnEnv, s.fnPort, s.fnLog, s.fnLogPath = append(fnEnv, opts.fnEnv...), fport, fnLog, fnLogPath
+	s.fn, err = functionproc.Start(ctx, functionBin, fport, s.fnEnv, fnLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +245,7 @@ func (s *stack) observe(d relay.Delivery) {
 	_ = json.Unmarshal(d.Message.Data, &ev)
 	s.mu.Lock()
 	s.captured = append(s.captured, delivery{sub: d.Subscription, key: d.Message.OrderingKey, op: ev.Op, outcome: d.Outcome, acked: d.Acked, repeat: d.Repeat,
-		after: ev.After, snapshot: ev.Source.Snapshot, file: ev.Source.File, pos: ev.Source.Pos, compact: ev.CompactOp != ""})
+		data: d.Message.Data, after: ev.After, snapshot: ev.Source.Snapshot, file: ev.Source.File, pos: ev.Source.Pos, compact: ev.CompactOp != ""})
 	s.mu.Unlock()
 }
 
@@ -278,13 +286,11 @@ func (s *stack) waitStreaming(t *testing.T) {
 	waitUntil(t, "Debezium to stream", 3*time.Minute, func() bool { return s.p.Debezium().Progress().Phase == "streaming" })
 }
 
-// settle waits until everything committed so far is in the cache — a marker row written now has
-// reached it (Debezium has read the binlog up to here and published all before it) and nothing is left
-// to deliver — then runs the drift checker and fails on any difference, dead letter or miscount.
-func (s *stack) settle(t *testing.T, fnRestarted bool) {
+// drain waits until everything committed so far is in the cache: a marker row written now has reached
+// it (Debezium has read the binlog up to here and published all before it) and nothing is left to
+// deliver.
+func (s *stack) drain(ctx context.Context, t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
 	s.marker++
 	t0 := time.Now()
 	sqlExec(t, s.db, fmt.Sprintf("REPLACE INTO markers VALUES (1, %d)", s.marker))
@@ -305,6 +311,14 @@ func (s *stack) settle(t *testing.T, fnRestarted bool) {
 		t.Fatal(err)
 	}
 	t.Logf("settled %.1f s after the workload stopped", time.Since(t0).Seconds())
+}
+
+// settle drains the pipeline, then runs the drift checker and fails on any difference, dead letter or miscount.
+func (s *stack) settle(t *testing.T, fnRestarted bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s.drain(ctx, t)
 	policy, err := tablepolicy.New(tablepolicy.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -376,6 +390,37 @@ func (s *stack) ignoredHeartbeats(t *testing.T) int64 {
 // reasons are the function's counts of an outcome by reason.
 func (s *stack) reasons(t *testing.T, outcome string) map[string]int64 {
 	t.Helper()
+	out := map[string]int64{}
+	re := regexp.MustCompile(`(?m)^cloudsql_cache_events_total\{[^}]*outcome="` + regexp.QuoteMeta(outcome) + `"[^}]*reason="([^"]*)"[^}]*\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(s.scrape(t), -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		out[m[1]] += int64(v)
+	}
+	return out
+}
+
+// counter sums the series of one of the function's Prometheus counters (family, e.g.
+// cloudsql_cache_repairs_total) that carry every label="value" given.
+func (s *stack) counter(t *testing.T, family string, labels ...string) int64 {
+	t.Helper()
+	var n int64
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(family) + `\{([^}]*)\} (\S+)$`)
+next:
+	for _, m := range re.FindAllStringSubmatch(s.scrape(t), -1) {
+		for _, l := range labels {
+			if !strings.Contains(","+m[1]+",", ","+l+",") {
+				continue next
+			}
+		}
+		v, _ := strconv.ParseFloat(m[2], 64)
+		n += int64(v)
+	}
+	return n
+}
+
+// scrape reads the function's /metrics.
+func (s *stack) scrape(t *testing.T) string {
+	t.Helper()
 	resp, err := http.Get(s.metricsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -385,13 +430,7 @@ func (s *stack) reasons(t *testing.T, outcome string) map[string]int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int64{}
-	re := regexp.MustCompile(`(?m)^cloudsql_cache_events_total\{[^}]*outcome="` + regexp.QuoteMeta(outcome) + `"[^}]*reason="([^"]*)"[^}]*\} (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
-		v, _ := strconv.ParseFloat(m[2], 64)
-		out[m[1]] += int64(v)
-	}
-	return out
+	return string(body)
 }
 
 // purgeBinlogs starts a new binary log and purges every older one, as an outage longer than the binlog

@@ -257,12 +257,15 @@ func (s *stack) flooredSince(ctx context.Context, key string, prev rowcache.Vers
 // scenario is one run of the workload: during (if set) is called a third of the way in, once
 // Debezium streams; the workload goes on at least a third of d after it, so recovery happens under
 // load; after (if set) runs once the workload stopped, before the pipeline settles. fnRestarted says
-// the function's counters started over during it.
+// the function's counters started over during it. lossy says Redis loses writes in it (a failover, a
+// restart): a row can go back until its change is delivered again, so the watcher's findings are
+// logged, not failures.
 type scenario struct {
 	d           time.Duration
 	during      func(t *testing.T)
 	after       func(t *testing.T)
 	fnRestarted bool
+	lossy       bool
 }
 
 func (s *stack) run(t *testing.T, sc scenario) {
@@ -292,6 +295,10 @@ func (s *stack) run(t *testing.T, sc scenario) {
 	s.settle(t, sc.fnRestarted)
 	cancel()
 	for _, r := range regressions() {
+		if sc.lossy {
+			t.Logf("version regression (Redis lost writes): %s", r)
+			continue
+		}
 		t.Errorf("version regression: %s", r)
 	}
 	t.Logf("workload: %d random changes", n)
