@@ -844,7 +844,7 @@ variable "message_retention_duration" {
 }
 
 variable "topic_message_retention_duration" {
-  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (the repair after a Redis loss, repair_by_seek; gcloud pubsub subscriptions seek) or a new one replay it. null: with repair_by_seek, the shortest retention the repair needs (the RDB snapshot period with redis_persistence_mode RDB, plus repair_seek_margin, redis_watch_interval and an hour for Memorystore to bring the node back) plus a day for an operator to fix a repair that fails (output topic_message_retention_duration); without, none. A value shorter than the repair needs is refused. Losses older than it need a re-snapshot through Debezium (README: Redis failover, restart and data loss). Pub/Sub bills it as storage once per topic: at 100M changes/hour in the compact format, the default (about 26 hours) costs about $850 a month, 7 days $5,350 (make cost). 600s-2678400s (31 days)."
+  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (the repair after a Redis loss, repair_by_seek; gcloud pubsub subscriptions seek) or a new one replay it. null: with repair_by_seek, the shortest retention the repair needs (the RDB snapshot period with redis_persistence_mode RDB, plus repair_seek_margin, redis_watch_interval and an hour for Memorystore to bring the node back) plus a day for an operator to fix a repair that fails (output topic_message_retention_duration); without, none. A value shorter than the repair needs is refused. Losses older than it need a re-snapshot through Debezium (README: Redis failover, restart and data loss). Pub/Sub bills it as storage once per topic: at 100M changes/hour in the compact format, the default (about 26 hours) costs about $833 a month, 7 days $5,350 (make cost). 600s-2678400s (31 days)."
   type        = string
   default     = null
 
@@ -859,6 +859,13 @@ variable "topic_message_retention_duration" {
   validation {
     condition     = !local.repair_by_seek || var.topic_message_retention_duration == null || try(tonumber(trimsuffix(var.topic_message_retention_duration, "s")) >= local.repair_retention_needed, true)
     error_message = "topic_message_retention_duration ${coalesce(var.topic_message_retention_duration, "null")} is shorter than the repair after a Redis loss needs with repair_by_seek (${local.repair_retention_needed}s: the ${var.redis_persistence_mode == "RDB" ? "redis_rdb_snapshot_period ${var.redis_rdb_snapshot_period}" : "no snapshot period (redis_persistence_mode DISABLED)"}, repair_seek_margin ${var.repair_seek_margin}, redis_watch_interval ${var.redis_watch_interval} and an hour for Memorystore to recover): set it to at least \"${local.repair_retention_needed}s\", or null to have it sized, or set repair_by_seek = false."
+  }
+
+  # Sized (null), the retention the repair needs must fit in Pub/Sub's 31 days, or the default would
+  # silently cover less than the repair seeks back to (a very long repair_seek_margin).
+  validation {
+    condition     = var.topic_message_retention_duration != null || !local.repair_by_seek || try(local.repair_retention_needed <= 2678400, true)
+    error_message = "topic_message_retention_duration null (${jsonencode(var.topic_message_retention_duration)}) sizes the topics for the repair after a Redis loss, and with repair_by_seek that needs ${try(local.repair_retention_needed, "?")}s of topic retention (redis_rdb_snapshot_period, repair_seek_margin ${var.repair_seek_margin}, redis_watch_interval ${var.redis_watch_interval} and an hour), more than Pub/Sub's 2678400s (31 days): shorten repair_seek_margin, or set repair_by_seek = false."
   }
 }
 

@@ -325,6 +325,16 @@ func (in Input) Estimate() Estimate {
 	return e
 }
 
+// moduleRetention is the topics' retention the module sets when topic_message_retention_duration is
+// null: repair_by_seek's (repairRetention) with Memorystore for Redis, none with a cluster engine, where
+// the loss watcher and so the repair do not run (terraform/main.tf, local.repair_by_seek).
+func (in Input) moduleRetention() time.Duration {
+	if in.RedisEngine != "redis" {
+		return 0
+	}
+	return repairRetention
+}
+
 // Nodes is how many nodes a cluster engine bills: every shard's primary and replicas.
 func (in Input) Nodes() int { return in.Shards * (1 + in.Replicas) }
 
@@ -479,12 +489,13 @@ func writeTable(w io.Writer, base Input) {
 func writeClusterRows(w io.Writer, base Input) {
 	in := base
 	in.RedisEngine, in.NodeUSDHour = "redis_cluster", 1 // any price: the Memorystore line is left out below
+	in.Retention = in.moduleRetention()                 // no repair there, so no topic retention
 	fmt.Fprintf(w, "| redis_engine redis_cluster or valkey: redis_node_type | capacity of %d shards | nodes (%d shards × %d) | Memorystore / month |\n", in.Shards, in.Shards, 1+in.Replicas)
 	fmt.Fprintln(w, "|---|---:|---:|---:|")
 	for _, nt := range clusterNodeTypes() {
 		fmt.Fprintf(w, "| %s | %.1f GB | %d | %d × P |\n", nt, float64(in.Shards)*clusterNodeGB[nt], in.Nodes(), in.Nodes()*hoursPerMonth)
 	}
-	rest := "\nEverything else beside a cluster engine (the new design):"
+	rest := "\nEverything else beside a cluster engine (no repair by seek there, so no topic retention):"
 	for i, r := range tableRates {
 		in.EventsPerHour = r
 		e := in.Estimate()
@@ -561,6 +572,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-op-mix: %w", err)
 	}
 	in.Mix = m
+	retentionSet := false
+	fs.Visit(func(f *flag.Flag) { retentionSet = retentionSet || f.Name == "retention" })
+	if !retentionSet {
+		in.Retention = in.moduleRetention()
+	}
 	if *table {
 		check := in
 		check.EventsPerHour = tableRates[0]

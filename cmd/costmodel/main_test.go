@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -261,5 +262,41 @@ func TestClusterEngine(t *testing.T) {
 	}
 	if got, want := lineUSD(t, in.Estimate(), "Memorystore"), 4*3*730*0.25; !near(got, want) {
 		t.Errorf("valkey 4 shards × 3 nodes = %v, want %v", got, want)
+	}
+}
+
+// With a cluster engine the module runs no loss watcher, so no repair by seek and, with
+// topic_message_retention_duration null, no topic retention (terraform/main.tf, local.repair_by_seek):
+// neither the estimate nor the table's figures beside a cluster engine may bill one, unless -retention
+// asks for it.
+func TestClusterEngineHasNoRepairRetention(t *testing.T) {
+	base := []string{"-events-per-hour", "100e6", "-redis-engine", "valkey", "-node-usd-hour", "0.25"}
+	var out, errb bytes.Buffer
+	if err := run(base, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "| Pub/Sub topic retention (repair_by_seek) | 0 GiB kept 0s, once per topic | 0.00 |") {
+		t.Errorf("valkey bills topic retention the module does not create:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(append(base, "-retention", "24h"), &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "| 0 GiB kept 0s, once per topic |") {
+		t.Errorf("-retention 24h with valkey was ignored:\n%s", out.String())
+	}
+
+	// The table's "everything else" beside a cluster engine: the new design's total less Memorystore and
+	// less the repair's topic retention.
+	in := defaultInput()
+	in.RowBytes, in.Tables, in.EventsPerHour = 1024, 10, 100e6
+	e := in.Estimate()
+	want := e.Total - lineUSD(t, e, "Memorystore") - lineUSD(t, e, "Pub/Sub topic retention")
+	out.Reset()
+	if err := run([]string{"-table"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprintf("$%.0f at 100.0M/h.", want); !strings.Contains(out.String(), s) {
+		t.Errorf("-table: want %q beside a cluster engine:\n%s", s, out.String())
 	}
 }

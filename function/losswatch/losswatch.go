@@ -54,6 +54,10 @@ const (
 	MetricLosses   = "cloudsql_cache.redis.losses"
 	MetricRepairs  = "cloudsql_cache.repairs"
 
+	// MaxPubSubRetention is the longest Pub/Sub keeps any message (a topic's or a subscription's
+	// message_retention_duration): a seek never needs to go further back.
+	MaxPubSubRetention = 31 * 24 * time.Hour
+
 	// StateBeyondRetention is the MetricRepairs state of a repair whose loss began before the oldest
 	// message Pub/Sub retains: counted besides finished, since the seek replays only part of the loss.
 	StateBeyondRetention = "beyond_retention"
@@ -78,9 +82,10 @@ type Options struct {
 	// message can wait in Pub/Sub (retries) before the write it leads to. 0 means 10 minutes.
 	SeekMargin time.Duration
 	// SeekMax is how far back Pub/Sub still holds messages to replay (the topics' message retention,
-	// or the subscriptions' with retain_acked_messages); 0 means 7 days. A seek never goes further back;
-	// a loss that began before it is reported (RepairBeyondRetention), since a seek there would replay
-	// only part of what was lost, silently.
+	// or the subscriptions' with retain_acked_messages); 0 means 7 days. A loss that began before it is
+	// reported (Report.BeyondRetention), since the seek replays only part of what was lost, silently;
+	// the seek still goes back to the loss (no further than MaxPubSubRetention), so that it acknowledges
+	// none of the unacknowledged messages a subscription still holds from after it.
 	SeekMax       time.Duration
 	Logger        *slog.Logger
 	MeterProvider metric.MeterProvider
@@ -119,8 +124,8 @@ type Report struct {
 	SeekTo time.Time
 	// Repaired: the seek succeeded (false with SeekTo set: it failed, or another instance repairs).
 	Repaired bool
-	// BeyondRetention: the loss began before the oldest message Pub/Sub still retains (SeekMax), so
-	// the seek (to that oldest time) replays only part of it; counted as state beyond_retention.
+	// BeyondRetention: the loss began before the oldest message the topics still retain (SeekMax), so
+	// the seek (still to where the loss began) replays only part of it; counted as state beyond_retention.
 	BeyondRetention bool
 }
 
@@ -142,8 +147,8 @@ type Watcher struct {
 
 type pendingRepair struct {
 	lock string
-	// from is where the loss requires the replay to start; the seek goes there, or to the oldest
-	// retained message when that is later (the retention may have passed it while seeks failed).
+	// from is where the loss requires the replay to start, and where the seek goes (the retention may
+	// have passed it, also while seeks failed: then the repair is reported incomplete).
 	from time.Time
 	why  Kind
 }
@@ -302,8 +307,8 @@ func (w *Watcher) Check(ctx context.Context) (Report, error) {
 			"survived", rep.Survived.UTC().Format(time.RFC3339Nano), "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	}
 	from := rep.SeekTo
-	if oldest := now.Add(-w.o.SeekMax); !rep.SeekTo.IsZero() && rep.SeekTo.Before(oldest) {
-		rep.SeekTo = oldest
+	if floor := now.Add(-max(w.o.SeekMax, MaxPubSubRetention)); !rep.SeekTo.IsZero() && rep.SeekTo.Before(floor) {
+		rep.SeekTo = floor
 	}
 
 	// What this check saw becomes what the next compares with.
@@ -353,10 +358,17 @@ func (w *Watcher) repair(ctx context.Context, now time.Time) (sought bool, to ti
 		}
 	}
 	// Pub/Sub accepts a seek to any time and replays what it retains, without a word about the rest:
-	// the watcher says it instead.
+	// the watcher says it instead. The seek still goes back to where the loss began, not to the oldest
+	// message the topics retain: a seek acknowledges every message published before its time that the
+	// subscription still holds, and a subscription holds unacknowledged messages (a backlog) for its own
+	// message_retention_duration, which may be longer than the topics'. Only nothing older than Pub/Sub's
+	// longest retention can be held, so the seek goes no further back than that.
 	to = p.from
 	if oldest := now.Add(-w.o.SeekMax); to.Before(oldest) {
-		to, beyond = oldest, true
+		beyond = true
+	}
+	if floor := now.Add(-max(w.o.SeekMax, MaxPubSubRetention)); to.Before(floor) {
+		to = floor
 	}
 	reason := attribute.String("reason", string(p.why))
 	w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "started"), reason))

@@ -305,10 +305,13 @@ func redisClient(t *testing.T, addr string) *redis.Client {
 }
 
 // A loss that began before the oldest message Pub/Sub retains (REPAIR_SEEK_MAX, the topics' retention)
-// cannot be replayed whole: the seek goes to the oldest retained time, and the watcher says so
-// (state beyond_retention) instead of a repair that looks complete. Both ways there: a snapshot older
-// than the retention (the heartbeat went back further), and a loss within it whose seek failed until
-// the retention had passed it.
+// cannot be replayed whole: the watcher says so (state beyond_retention) instead of a repair that looks
+// complete. The seek still goes back to where the loss began, not to the oldest retained time: a seek
+// acknowledges whatever the subscription still holds from before its time, and a subscription holds its
+// unacknowledged backlog for longer than the topics' retention (message_retention_duration, 7 days), so
+// a later seek would discard that backlog. Both ways there: a snapshot older than the retention (the
+// heartbeat went back further), and a loss within it whose seek failed until the retention had passed
+// it; and a heartbeat older than anything Pub/Sub can hold is sought no further back than that.
 func TestLossBeyondTheRetentionIsReported(t *testing.T) {
 	const retention = time.Hour
 	beyond := losswatch.MetricRepairs + "{reason=partial_loss,state=" + losswatch.StateBeyondRetention + "}"
@@ -339,8 +342,8 @@ func TestLossBeyondTheRetentionIsReported(t *testing.T) {
 		}
 		r := w.check()
 		w.want(r, losswatch.PartialLoss)
-		if oldest := w.clock.now.Add(-retention); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(oldest) {
-			t.Fatalf("%+v, want a seek to the oldest retained time %v, reported beyond the retention", r, oldest)
+		if from := kept.Add(-margin); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(from) {
+			t.Fatalf("%+v, want a seek back to the loss %v, reported beyond the retention", r, from)
 		}
 		if c := w.counts(); c[beyond] != 1 || c[losswatch.MetricRepairs+"{reason=partial_loss,state=finished}"] != 1 {
 			t.Fatalf("metrics: %v", c)
@@ -360,14 +363,28 @@ func TestLossBeyondTheRetentionIsReported(t *testing.T) {
 		}
 		w.clock.advance(retention)
 		r := w.check()
-		if oldest := w.clock.now.Add(-retention); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(oldest) {
-			t.Fatalf("the retry: %+v, want a seek to %v reported beyond the retention", r, oldest)
+		if from := kept.Add(-margin); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(from) {
+			t.Fatalf("the retry: %+v, want a seek back to the loss %v reported beyond the retention", r, from)
 		}
 		if s := w.seeks.all(); len(s) != 1 || !s[0].Equal(r.SeekTo) {
 			t.Fatalf("seeks: %v", s)
 		}
 		if c := w.counts(); c[beyond] != 1 || c[losswatch.MetricRepairs+"{reason=partial_loss,state=failed}"] != 1 {
 			t.Fatalf("metrics: %v", c)
+		}
+	})
+	t.Run("a heartbeat older than anything Pub/Sub holds", func(t *testing.T) {
+		srv := redisserver.StartForTest(t, redisserver.Options{})
+		w := newWatch(t, losswatch.Options{Redis: srv.Client(), SeekMax: retention})
+		w.check()
+		kept := w.clock.now.Add(-2 * losswatch.MaxPubSubRetention)
+		if err := srv.Client().Set(context.Background(), losswatch.HeartbeatKey, kept.UnixMilli(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r := w.check()
+		w.want(r, losswatch.PartialLoss)
+		if floor := w.clock.now.Add(-losswatch.MaxPubSubRetention); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(floor) {
+			t.Fatalf("%+v, want a seek to %v, Pub/Sub's longest retention, reported beyond the retention", r, floor)
 		}
 	})
 }

@@ -151,3 +151,13 @@ run "event_format_unknown" {
   }
   expect_failures = [var.event_format]
 }
+
+# A margin so long that the repair would need more than Pub/Sub's 31 days of topic retention is refused,
+# rather than sized down to 31 days in silence.
+run "repair_needs_more_than_pubsub_keeps" {
+  command = plan
+  variables {
+    repair_seek_margin = "800h"
+  }
+  expect_failures = [var.topic_message_retention_duration]
+}
