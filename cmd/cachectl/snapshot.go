@@ -48,6 +48,13 @@ func (e env) snapshot(ctx context.Context, args []string) int {
 		if dsn, err = e.mysqlDSN(*dsnFlag, "a MySQL connection"); err != nil {
 			problems = append(problems, err)
 		}
+		if ok && len(problems) == 0 {
+			// The function would ignore every row of a table it does not cache: the apply that adds the
+			// table to Terraform's tables comes first (the operator job has the function's CACHE_*).
+			if _, err := e.table(*table); err != nil {
+				problems = append(problems, fmt.Errorf("%w: add it to Terraform's tables and apply first", err))
+			}
+		}
 	}
 	if err := errors.Join(problems...); err != nil {
 		return e.invalid(err)

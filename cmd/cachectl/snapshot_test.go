@@ -58,6 +58,11 @@ func TestSnapshotSignal(t *testing.T) {
 			t.Errorf("snapshot %q: %d %s, want %d and %q", tc.args, code, out, tc.code, tc.want)
 		}
 	}
+	env["CACHE_TABLES"] = "shop.other"
+	if code, out := cachectl("snapshot", "-table", "shop.orders"); code != 2 || !strings.Contains(out, "shop.orders is not cached: it is not in CACHE_TABLES: add it to Terraform's tables and apply first") {
+		t.Errorf("a table the function does not cache: %d %s", code, out)
+	}
+	delete(env, "CACHE_TABLES")
 	if n := signals(); n != 0 {
 		t.Fatalf("%d signals sent by refused commands", n)
 	}
