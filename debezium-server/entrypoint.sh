@@ -32,7 +32,13 @@ for name in TOPIC_PREFIX HEARTBEAT_PREFIX; do
     fail "$name=$value would not make a valid Pub/Sub topic name (start with a letter; letters, digits, - _ . ~ + %)"
 done
 
-# Debezium keeps its offsets and schema history in the state database: never capture it.
+# The state database's name goes into a regular expression (database.include.list, for the signal
+# table) and a property value: plain letters, digits and underscores only.
+[[ "$DB_STATE_DATABASE" =~ ^[A-Za-z0-9_]{1,64}$ ]] ||
+  fail "DB_STATE_DATABASE=$DB_STATE_DATABASE: want 1-64 letters, digits or underscores"
+
+# Debezium keeps its offsets and schema history in the state database: never capture its tables (the
+# configuration adds it to database.include.list itself, for the signal table only).
 IFS=',' read -r -a databases <<<"$DATABASE_INCLUDE_LIST"
 for db in "${databases[@]}"; do
   [ "$db" != "$DB_STATE_DATABASE" ] || fail "DATABASE_INCLUDE_LIST must not include the state database $DB_STATE_DATABASE"

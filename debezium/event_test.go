@@ -397,7 +397,7 @@ func TestRealSchemaChanges(t *testing.T) {
 		{"", "shop", "DROP TABLE `shop`.`doomed`", true, "DROP shop.doomed"},
 		{"", "shop", "ALTER TABLE parted TRUNCATE PARTITION p0", true, "ALTER shop.parted"},
 	}
-	const snapshotPos = 8128 // SHOW MASTER STATUS when the real snapshot started
+	const snapshotPos = 8393 // SHOW MASTER STATUS when the real snapshot started
 	for _, c := range cases {
 		file := realFile(t, `"ddl":"`+c.ddl)
 		ev, err := Decode(fixture(t, file))

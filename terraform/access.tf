@@ -4,7 +4,8 @@
 #
 #   - db_setup (narrow_debezium_grants, on by default): run by terraform apply itself whenever what it
 #     grants changes (run_execution_token), as the admin user: it narrows the Debezium user to the
-#     privileges the connector needs (cachectl grant-debezium). Its arguments are fixed.
+#     privileges the connector needs and creates its signal table (cachectl grant-debezium). Its
+#     arguments are fixed.
 #   - tools (operator_access, off by default): the operator's way in. Executions take their arguments
 #     from the operator (gcloud run jobs execute --args), and only the principals in var.operators may
 #     run it. Off again, it leaves nothing behind.
@@ -28,7 +29,10 @@ locals {
   # A new execution on every change of the job, of the users it touches or of their passwords (a user
   # Cloud SQL re-creates gets cloudsqlsuperuser again). The job name and token stay under 63 characters.
   db_setup_token = substr(sha256(jsonencode({
-    args     = local.db_setup_args
+    args = local.db_setup_args
+    # What grant-debezium does besides its arguments: a new step runs it again on the next apply
+    # (signal-table: the state database's debezium_signal, for cachectl snapshot).
+    steps    = ["grants", "signal-table"]
     image    = var.tools_image
     admin    = [var.admin_db_user, var.admin_password_version]
     debezium = [google_sql_user.debezium.id, var.debezium_password_version]

@@ -957,7 +957,7 @@ variable "tools_image" {
 }
 
 variable "narrow_debezium_grants" {
-  description = "Run a Cloud Run job (the tools image, as the admin database user) on every apply that changes what Debezium needs, which revokes cloudsqlsuperuser from the Debezium user and grants only what the connector and its state stores need. Debezium starts after it. false: do it by hand (debezium-server/README.md)."
+  description = "Run a Cloud Run job (the tools image, as the admin database user) on every apply that changes what Debezium needs, which revokes cloudsqlsuperuser from the Debezium user and grants only what the connector and its state stores need, and creates Debezium's signal table (cachectl snapshot). Debezium starts after it. false: do it by hand (debezium-server/README.md)."
   type        = bool
   default     = true
 }

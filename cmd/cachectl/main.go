@@ -1,11 +1,12 @@
 // Command cachectl is the operator's tool for a cloudsql-cache deployment: read a cached row with its
-// version, list and replay dead letters, narrow the Debezium MySQL user's grants, remove what an older
-// version epoch left behind, and check before streaming that no table's key can exceed Pub/Sub's
-// ordering-key limit.
+// version, list and replay dead letters, narrow the Debezium MySQL user's grants, have Debezium snapshot
+// one table incrementally, remove what an older version epoch left behind, and check before streaming
+// that no table's key can exceed Pub/Sub's ordering-key limit.
 //
 //	cachectl get <key> | <db.table> <key value>...
 //	cachectl dlq list|replay [flags]
 //	cachectl grant-debezium [flags]
+//	cachectl snapshot -table db.table [-where COND] [-dry-run]
 //	cachectl sweep-epoch -epoch N [-match PATTERN]
 //	cachectl verify [verify's flags]
 //	cachectl keycheck [-databases a,b | -tables db.t,…]
@@ -31,7 +32,11 @@ const usage = `usage:
   cachectl dlq list [flags]                     the dead letters, with their reason, table and key
   cachectl dlq replay [-dry-run] [flags]        republish dead letters to their table's topic with their
                                                 original ordering key, then acknowledge them
-  cachectl grant-debezium [flags]               narrow the Debezium MySQL user to what it needs
+  cachectl grant-debezium [flags]               narrow the Debezium MySQL user to what it needs, and
+                                                create its signal table
+  cachectl snapshot -table db.table [-where COND] [-dry-run]
+                                                signal Debezium to snapshot one table incrementally
+                                                while it streams (adding a table)
   cachectl sweep-epoch -epoch N [-match GLOB]   delete rows and tombstones of epochs older than N
   cachectl verify [flags]                       run verify (the drift checker) from the tools image
   cachectl keycheck [-databases LIST | -tables LIST]
@@ -70,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return e.dlq(ctx, args[1:])
 	case "grant-debezium":
 		return e.grantDebezium(ctx, args[1:])
+	case "snapshot":
+		return e.snapshot(ctx, args[1:])
 	case "verify":
 		return e.verify(args[1:])
 	case "keycheck":

@@ -14,6 +14,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/dbzsignal"
 	"github.com/cloudsql-cache/cloudsql-cache/mysqlenv"
 )
 
@@ -23,7 +24,8 @@ var (
 )
 
 // grantDebezium narrows the Debezium user to what the MySQL connector and its JDBC offset and schema
-// history stores need: Cloud SQL gives every user its API creates the broad cloudsqlsuperuser role.
+// history stores need (Cloud SQL gives every user its API creates the broad cloudsqlsuperuser role), and
+// creates the signal table in the state database.
 // Run as an administrator (the Terraform module runs it as its admin user from a Cloud Run job on
 // every change of what it grants).
 func (e env) grantDebezium(ctx context.Context, args []string) int {
@@ -36,6 +38,7 @@ func (e env) grantDebezium(ctx context.Context, args []string) int {
 	lockTables := fs.Bool("lock-tables", false, "also LOCK TABLES on the captured databases (snapshot.locking.mode minimal or extended)")
 	dsnFlag := fs.String("dsn", "", "DSN of an administrator (default: $MYSQL_DSN, or $MYSQL_ADDR, $MYSQL_USER, $MYSQL_PASSWORD)")
 	dryRun := fs.Bool("dry-run", false, "print the statements, run nothing")
+	recreate := fs.Bool("recreate-signal-table", false, "drop the signal table and create it again, once, while Debezium streams: for a deployment whose Debezium streamed before it captured the state database (debezium-server/README.md)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,12 +60,9 @@ func (e env) grantDebezium(ctx context.Context, args []string) int {
 	}
 	var dsn string
 	if !*dryRun {
-		mc, err := mysqlenv.FromEnv(mysqlenv.WithDSN(*dsnFlag, e.getenv))
-		if err == nil {
-			dsn, err = mc.FormatDSN()
-		}
-		if err != nil {
-			problems = append(problems, fmt.Errorf("an administrator's connection (-dsn, or MYSQL_DSN, or MYSQL_ADDR with MYSQL_USER and MYSQL_PASSWORD): %w", err))
+		var err error
+		if dsn, err = e.mysqlDSN(*dsnFlag, "an administrator's connection"); err != nil {
+			problems = append(problems, err)
 		}
 	}
 	if err := errors.Join(problems...); err != nil {
@@ -82,6 +82,15 @@ func (e env) grantDebezium(ctx context.Context, args []string) int {
 		grants = append(grants, "GRANT "+on+" ON `"+d+"`.* TO "+account)
 	}
 	grants = append(grants, "GRANT ALL PRIVILEGES ON `"+*state+"`.* TO "+account)
+	// The signal table (cachectl snapshot writes signals there, Debezium its chunk watermarks): created
+	// here, before Debezium starts with it configured, so that its schema is in Debezium's history.
+	if signal, err := dbzsignal.CreateTable(*state); err == nil {
+		if *recreate {
+			// Debezium records the schema of the table it sees created in the binlog.
+			grants = append(grants, "DROP TABLE IF EXISTS `"+*state+"`.`"+dbzsignal.Table+"`")
+		}
+		grants = append(grants, signal)
+	}
 	if *dryRun {
 		fmt.Fprintf(e.stdout, "-- revoke every role and privilege of %s, then:\nREVOKE ALL PRIVILEGES, GRANT OPTION FROM %s;\n%s;\n", account, account, strings.Join(grants, ";\n"))
 		return 0
@@ -131,6 +140,20 @@ func (e env) grantDebezium(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "-- %s now holds:\n%s\n", account, strings.Join(after, "\n"))
 	return 0
+}
+
+// mysqlDSN is the DSN of the -dsn flag's value, else of the MYSQL_* variables (mysqlenv); what names
+// the connection in the error.
+func (e env) mysqlDSN(flagValue, what string) (string, error) {
+	mc, err := mysqlenv.FromEnv(mysqlenv.WithDSN(flagValue, e.getenv))
+	if err != nil {
+		return "", fmt.Errorf("%s (-dsn, or MYSQL_DSN, or MYSQL_ADDR with MYSQL_USER and MYSQL_PASSWORD): %w", what, err)
+	}
+	dsn, err := mc.FormatDSN()
+	if err != nil {
+		return "", fmt.Errorf("%s (-dsn, or MYSQL_DSN, or MYSQL_ADDR with MYSQL_USER and MYSQL_PASSWORD): %w", what, err)
+	}
+	return dsn, nil
 }
 
 // rolesOf returns the roles granted to account, each as SHOW GRANTS names it (`r`@`%` in MySQL, `r`

@@ -12,10 +12,10 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
-// The real snapshot (testdata/debezium/real, step "snapshot") was read at mysql-bin.000001:8128. An
+// The real snapshot (testdata/debezium/real, step "snapshot") was read at mysql-bin.000001:8393. An
 // earlier stream of the same database had cached, at older positions, rows the snapshot no longer
 // finds: they were deleted while the binlog that held their deletes was purged.
-const snapshotPos = 8128
+const snapshotPos = 8393
 
 // oldState writes what a stream before the snapshot left in the cache.
 func oldState(e *env) {

@@ -87,6 +87,11 @@ func TestCompactFormat(t *testing.T) {
 			"debezium.source.schema.history.internal.jdbc.connection.url": url,
 			"debezium.source.offset.storage.jdbc.table.name":              "debezium_offsets" + suffix,
 			"debezium.source.schema.history.internal.jdbc.table.name":     "debezium_schema_history" + suffix,
+			// The shipped list appends the state database, for the signal table; here the state is on
+			// the other server and each server's state database has its own name, so capturing it would
+			// give the two servers different schema records of a database that is not even on the
+			// source. This test sends no signal.
+			"debezium.source.database.include.list": "shop",
 		}
 	}
 	dist := *full.cfg.Dist

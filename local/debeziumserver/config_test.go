@@ -136,3 +136,45 @@ c=plain`)
 		}
 	}
 }
+
+// The shipped signalling: the source channel on the state database's signal table, whose database is
+// captured (its schema must be in the history) and whose rows' topic the filter drops (no such topic
+// exists), while no table topic and no transaction record gets through it by mistake.
+func TestSignalConfiguration(t *testing.T) {
+	c := Config{Java: Java{Home: "/jdk", Feature: 25}, RunDir: "/run", ConfigDir: "../../debezium-server", TopicPrefix: "local",
+		Tables: []string{"shop.customers", "app.debezium_signal"},
+		DB:     DB{Host: "127.0.0.1", Port: 3307, User: "debezium", Password: "pw", ServerID: 5501, StateDatabase: "debezium_state"},
+		PubSub: PubSub{Project: "local", EmulatorAddr: "127.0.0.1:9999"}}
+	p, err := c.Effective()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"debezium.source.signal.enabled.channels":                                "source",
+		"debezium.source.signal.data.collection":                                 "debezium_state.debezium_signal",
+		"debezium.source.database.include.list":                                  "shop,app,debezium_state",
+		"debezium.source.table.include.list":                                     `shop\.customers,app\.debezium_signal`,
+		"debezium.source.incremental.snapshot.watermarking.strategy":             "insert_delete",
+		"debezium.source.schema.history.internal.store.only.captured.tables.ddl": "false",
+	} {
+		if p[k] != want {
+			t.Errorf("%s=%q, want %q", k, p[k], want)
+		}
+	}
+	dropped, err := filteredTopics(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, drop := range map[string]bool{
+		"local.debezium_state.debezium_signal": true, "local.transaction": true,
+		"local.shop.customers": false, "local.app.debezium_signal": false, "local": false, "local.debezium_stateXdebezium_signal": false,
+	} {
+		got := false
+		for _, re := range dropped {
+			got = got || re.MatchString(topic)
+		}
+		if got != drop {
+			t.Errorf("topic %s dropped: %v, want %v", topic, got, drop)
+		}
+	}
+}

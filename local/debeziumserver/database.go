@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/cloudsql-cache/cloudsql-cache/internal/dbzsignal"
 )
 
 // PrepareDatabase does on the local database what Terraform and debezium-server/README.md's "MySQL
-// grants" do on Cloud SQL: the state database, and the Debezium user with exactly the documented
+// grants" do on Cloud SQL: the state database with its signal table (dbzsignal), and the Debezium user with exactly the documented
 // grants (so a grant the connector lacks fails here as it would there). root is a connection with the
 // privilege to create users.
 func PrepareDatabase(ctx context.Context, root *sql.DB, db DB) error {
@@ -17,8 +19,13 @@ func PrepareDatabase(ctx context.Context, root *sql.DB, db DB) error {
 			return fmt.Errorf("debeziumserver: user %q, password and state database %q must be set and hold no quotes or backslashes", db.User, db.StateDatabase)
 		}
 	}
+	signal, err := dbzsignal.CreateTable(db.StateDatabase)
+	if err != nil {
+		return err
+	}
 	for _, q := range []string{
 		"CREATE DATABASE IF NOT EXISTS `" + db.StateDatabase + "`",
+		signal,
 		"CREATE USER IF NOT EXISTS '" + db.User + "'@'%' IDENTIFIED BY '" + db.Password + "'",
 		"GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '" + db.User + "'@'%'",
 		"GRANT ALL PRIVILEGES ON `" + db.StateDatabase + "`.* TO '" + db.User + "'@'%'",

@@ -257,6 +257,24 @@ func (c Config) environment() ([]string, error) {
 	return out, nil
 }
 
+// SetTables changes the captured tables (TABLE_INCLUDE_LIST, DATABASE_INCLUDE_LIST) of the server's
+// next Start, as a Terraform apply with a longer tables list restarts Debezium with longer lists. The
+// server must be stopped.
+func (s *Server) SetTables(tables []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("debeziumserver: stop the server before changing its tables")
+	}
+	c := s.cfg
+	c.Tables = append([]string(nil), tables...)
+	if err := c.validate(); err != nil {
+		return err
+	}
+	s.cfg = c
+	return nil
+}
+
 // Start starts the server again after Stop or Kill, on the same run directory and port: it resumes
 // from the offsets in the state database.
 func (s *Server) Start(ctx context.Context) error {

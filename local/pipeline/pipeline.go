@@ -414,6 +414,35 @@ func (p *Pipeline) ResetState(ctx context.Context) error {
 	return debeziumserver.ResetState(ctx, p.root, p.dbz)
 }
 
+// SetTables changes the captured tables for Debezium Server's next start (an operator adding a table
+// to Terraform's tables list): the new tables' topics and push subscriptions are created first, as
+// Terraform creates them before it restarts Debezium. Debezium must not be running.
+func (p *Pipeline) SetTables(ctx context.Context, tables []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wanted {
+		return errors.New("pipeline: stop Debezium Server before changing its tables")
+	}
+	c := p.dbz
+	c.Tables = append([]string(nil), tables...)
+	topics, err := c.Topics()
+	if err != nil {
+		return err
+	}
+	for _, t := range topics {
+		if err := p.Emu.EnsureTopic(ctx, t); err != nil {
+			return err
+		}
+	}
+	if p.srv != nil {
+		if err := p.srv.SetTables(tables); err != nil {
+			return err
+		}
+	}
+	p.dbz = c
+	return nil
+}
+
 // Debezium is the server (nil before the first StartDebezium): Progress, Health, Pid, its log.
 func (p *Pipeline) Debezium() *debeziumserver.Server {
 	p.mu.Lock()
