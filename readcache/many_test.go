@@ -29,7 +29,9 @@ func ids(ns ...int) [][]any {
 // A batch of hits, a tombstone, misses, a row the database lacks and a bad key: each answered as Get
 // answers it, in one MGET, one floor read, one query and one pipeline of fills; the next batch is all
 // hits in one MGET.
-func TestGetManyAnswersEachKeyAsGet(t *testing.T) { getManyAnswersEachKeyAsGet(t, newFixture(t), "MGET") }
+func TestGetManyAnswersEachKeyAsGet(t *testing.T) {
+	getManyAnswersEachKeyAsGet(t, newFixture(t), "MGET")
+}
 
 // On a cluster the keys span slots, so they are read with a pipeline of GETs (one per node).
 func TestClusterGetManyAnswersEachKeyAsGet(t *testing.T) {
