@@ -5,8 +5,9 @@
 //	c, err := readcache.New(ctx, readcache.Options{Redis: rdb, DB: db, Tables: policy})
 //	row, err := c.Get(ctx, "inventory.customers", 1004)
 //	if errors.Is(err, readcache.ErrNotFound) { … }
-//	var cust Customer
-//	err = row.Decode(&cust)
+//	var cust Customer // fields tagged `db:"column"`
+//	err = row.Scan(&cust) // Go values by column type; row.Decode unmarshals Debezium's JSON as it is
+//	rows, err := c.GetMany(ctx, "inventory.customers", [][]any{{1004}, {1005}})
 //
 // Guarantees, and their limits:
 //   - A hit costs one Redis GET. A tombstone (the row was deleted) answers ErrNotFound without touching
@@ -48,6 +49,11 @@
 //     BreakerFailures consecutive failures Redis is skipped for a cool-down (one probe per cool-down),
 //     so a Redis outage costs no timeouts and piles up no goroutines. With both down, Get returns
 //     ErrUnavailable.
+//   - Row.Scan, Row.Values and ScanAs convert a row from Debezium's encodings to the Go values
+//     database/sql scans (time.Time, time.Duration, int64/uint64, the exact DECIMAL string, []byte, …),
+//     by the column types read from the database once per table; see Row.Values.
+//   - GetMany reads a batch with one Redis round trip, one query for its misses and one pipeline of
+//     fills, each key with Get's guarantees (its documentation says where a batch differs).
 //   - The optional in-process L1 serves the hottest rows from memory. It is invalidated by the keys the
 //     apply script publishes on every change, and is bypassed (and emptied) while that subscription is
 //     down, so a replica serves a row older than the last applied change for at most the pub/sub
