@@ -510,7 +510,7 @@ func TestFillManyKeepsFillsRule(t *testing.T) {
 	res := st.FillMany(ctx, []rowcache.FillRequest{
 		{Key: "k1", FloorKey: floor, Row: []byte(`{"fill":1}`), TTL: time.Minute},
 		{Key: "k2", FloorKey: floor, Row: []byte(`{"fill":2}`), TTL: time.Minute},
-		{Key: "k3", FloorKey: floor, TTL: time.Minute}, // "not found"
+		{Key: "k3", FloorKey: floor, TTL: time.Minute},                                                // "not found"
 		{Key: "k4", FloorKey: floor, Floor: "0.1.0.0.0", Row: []byte(`{"fill":4}`), TTL: time.Minute}, // the floor read was another
 	})
 	want := []bool{true, false, true, false}
