@@ -53,6 +53,12 @@ func (c *Client) GetMany(ctx context.Context, table string, pks [][]any) ([]Resu
 	out := make([]Result, len(pks))
 	svs := make([]served, len(pks))
 	c.getMany(ctx, start, table, pks, out, svs)
+	rt := &rowTable{c: c, db: db, tb: name}
+	for i := range out {
+		if out[i].Err == nil {
+			out[i].Row.table = rt
+		}
+	}
 	if s := c.sampler.Load(); s != nil {
 		end := time.Now()
 		for i := range out {
@@ -117,11 +123,6 @@ func (c *Client) getMany(ctx context.Context, start time.Time, table string, pks
 		return
 	}
 	c.loadMany(ctx, start, pks, misses, out, svs)
-	for _, p := range misses {
-		if out[p.i].Err == nil {
-			out[p.i].Row.table = &rowTable{c: c, db: p.t.DB, tb: p.t.Name}
-		}
-	}
 }
 
 // readRedis reads the keys of todo in one round trip, answers those Redis holds (a row or a
@@ -184,7 +185,7 @@ func (c *Client) readRedis(ctx context.Context, start time.Time, todo []pending,
 			out[i].Err = ErrNotFound
 			continue
 		}
-		row := Row{JSON: e.Row, Version: e.Version, From: FromRedis, fetched: fetched, table: &rowTable{c: c, db: p.t.DB, tb: p.t.Name}}
+		row := Row{JSON: e.Row, Version: e.Version, From: FromRedis, fetched: fetched}
 		if c.l1 != nil {
 			c.l1.put(p.key, row, p.gen)
 		}

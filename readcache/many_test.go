@@ -286,3 +286,27 @@ func TestGetManyIsSampled(t *testing.T) {
 		t.Fatalf("%+v, want 2 current", st)
 	}
 }
+
+// A batch is served from the L1 where it holds the rows (and their rows scan); the others are read
+// from Redis in one MGET.
+func TestGetManyServesTheL1(t *testing.T) {
+	f := newFixture(t)
+	f.manyRows()
+	ctx := context.Background()
+	c := f.client(func(o *Options) { o.L1Size = 100 })
+	waitHealthy(t, c)
+	for _, id := range []int{3, 4} {
+		c.Get(ctx, "shop.customers", id) // fills
+		c.Get(ctx, "shop.customers", id) // from Redis, into the L1
+	}
+	res, err := c.GetMany(ctx, "shop.customers", ids(3, 4, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []Source{FromL1, FromL1, FromDatabase} {
+		var v struct{ Name string }
+		if r := res[i]; r.Err != nil || r.Row.From != want || r.Row.Scan(&v) != nil || v.Name != fmt.Sprintf("c%d", i+3) {
+			t.Errorf("key %d: %s from %s (%v), want from %s", i+3, r.Row.JSON, r.Row.From, r.Err, want)
+		}
+	}
+}
