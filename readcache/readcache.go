@@ -242,6 +242,7 @@ type Client struct {
 	// moved since is refused), so it is read once and again only after a fill was refused.
 	floors sync.Map
 	stmts  sync.Map // "db.table" → *sql.Stmt, its SELECT by primary key
+	fields sync.Map // reflect.Type → fieldMap: how Row.Scan fills a struct type
 	// schemaGens: "db.table" → *atomic.Uint64, raised (under mu) whenever the table's columns and
 	// statement are forgotten, so a load begun before that never stores what it read.
 	schemaGens sync.Map

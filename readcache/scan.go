@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
@@ -138,7 +137,7 @@ func (r Row) Scan(dest any) error {
 		return fmt.Errorf("readcache: Scan wants a non-nil pointer to a struct or a map[string]any, got %T", dest)
 	}
 	sv := rv.Elem()
-	fields := structFields(sv.Type())
+	fields := r.table.c.structFields(sv.Type())
 	for _, c := range cols {
 		idx, ok := fields.byName[c.name]
 		if !ok {
@@ -170,10 +169,9 @@ type fieldMap struct {
 	byFold map[string][]int // untagged fields, by lower-case name
 }
 
-var fieldCache sync.Map // reflect.Type → fieldMap; read-only per type, so shared safely
-
-func structFields(t reflect.Type) fieldMap {
-	if fm, ok := fieldCache.Load(t); ok {
+// structFields maps t's fields to columns, once per type and Client (c.fields).
+func (c *Client) structFields(t reflect.Type) fieldMap {
+	if fm, ok := c.fields.Load(t); ok {
 		return fm.(fieldMap)
 	}
 	fm := fieldMap{byName: map[string][]int{}, byFold: map[string][]int{}}
@@ -191,7 +189,7 @@ func structFields(t reflect.Type) fieldMap {
 			}
 		}
 	}
-	fieldCache.Store(t, fm)
+	c.fields.Store(t, fm)
 	return fm
 }
 
