@@ -71,6 +71,7 @@ bench: deps memory
 	$(GO) run ./cmd/benchlag -rates 500,1000,2000,5000 -duration 20s
 	$(GO) test ./readcache -run '^$$' -bench 'Hit|L1|Miss' -benchtime 3000x -count 3
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
+	$(GO) test ./readcache -run '^$$' -bench Many -benchtime 200x -count 3
 	$(MAKE) bench-verify
 	$(MAKE) bench-read
 	$(MAKE) bench-hotrow

@@ -12,6 +12,8 @@ package readcache
 //	BenchmarkMiss/no_fill             Get on a miss with MissNoFill: GET, SELECT
 //	BenchmarkMiss/fill                Get on a miss with MissFill: GET, SELECT, fill
 //	BenchmarkHerd                     1,000 concurrent misses of one key; reports db_queries/op
+//	BenchmarkMany/*/gets              100 Gets one after another, all hits or all misses (the baseline)
+//	BenchmarkMany/*/get_many          one GetMany of the same 100 keys
 
 import (
 	"context"
@@ -194,4 +196,61 @@ func BenchmarkHerd(b *testing.B) {
 		rounds++
 	}
 	b.ReportMetric(float64(queries)/float64(rounds), "db_queries/op")
+}
+
+// BenchmarkMany reads batches of 100 rows, all hits and then all misses (MissFill; Redis flushed
+// before each batch, with the timer stopped): gets is 100 Gets one after another (the baseline),
+// get_many one GetMany of the same keys.
+func BenchmarkMany(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	c := e.client(b, 0)
+	const n = 100
+	pks := make([][]any, n)
+	for i := range pks {
+		pks[i] = []any{i * (benchRows / n)}
+	}
+	gets := func(b *testing.B, want Source) {
+		for _, pk := range pks {
+			row, err := c.Get(ctx, "shop.customers", pk...)
+			if err != nil || row.From != want {
+				b.Fatalf("%v from %s, want from %s", err, row.From, want)
+			}
+		}
+	}
+	getMany := func(b *testing.B, want Source) {
+		res, err := c.GetMany(ctx, "shop.customers", pks)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil || r.Row.From != want {
+				b.Fatalf("%v from %s, want from %s", r.Err, r.Row.From, want)
+			}
+		}
+	}
+	for _, kind := range []struct {
+		name string
+		from Source
+	}{{"hits", FromRedis}, {"misses", FromDatabase}} {
+		for _, way := range []struct {
+			name string
+			read func(*testing.B, Source)
+		}{{"gets", gets}, {"get_many", getMany}} {
+			b.Run(kind.name+"/"+way.name, func(b *testing.B) {
+				e.rdb.FlushAll(ctx)
+				if kind.from == FromRedis {
+					getMany(b, FromDatabase) // fills them
+				}
+				for b.Loop() {
+					if kind.from == FromDatabase {
+						b.StopTimer()
+						e.rdb.FlushAll(ctx)
+						b.StartTimer()
+					}
+					way.read(b, kind.from)
+				}
+			})
+		}
+	}
 }

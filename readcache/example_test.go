@@ -13,12 +13,14 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
-// OrderLine is a row of shop.order_lines, as a service would declare it.
+// OrderLine is a row of shop.order_lines, as a service would declare it: Row.Scan fills it with Go
+// values by column type (DECIMAL as its exact string; DATETIME as time.Time, …).
 type OrderLine struct {
-	OrderID int    `json:"order_id"`
-	LineNo  int    `json:"line_no"`
-	SKU     string `json:"sku"`
-	Qty     int    `json:"qty"`
+	OrderID   int    `db:"order_id"`
+	LineNo    int    `db:"line_no"`
+	SKU       string `db:"sku"`
+	Qty       int    `db:"qty"`
+	UnitPrice string `db:"unit_price"`
 }
 
 // A service reads rows through the cache: one Redis GET for a hit, the database on a miss. The README
@@ -47,10 +49,24 @@ func Example() {
 	row, err := c.Get(ctx, "shop.order_lines", 1, 2) // primary-key values in key order
 	switch {
 	case errors.Is(err, readcache.ErrNotFound): // deleted (tombstone) or not in the database
+	case errors.Is(err, readcache.ErrNotCached): // not in Redis, and no Options.DB to ask (never here)
 	case errors.Is(err, readcache.ErrUnavailable): // Redis and the database both failed
 	case err == nil:
 		var line OrderLine
-		err = row.Decode(&line) // or readcache.GetAs[OrderLine](ctx, c, "shop.order_lines", 1, 2)
-		fmt.Println(line.SKU, line.Qty, err)
+		err = row.Scan(&line) // or readcache.ScanAs[OrderLine](ctx, c, "shop.order_lines", 1, 2)
+		fmt.Println(line.SKU, line.Qty, line.UnitPrice, err)
+	}
+
+	// Many rows: one Redis round trip, one query for the misses; a Result per key, in order.
+	lines, err := c.GetMany(ctx, "shop.order_lines", [][]any{{1, 1}, {1, 2}, {2, 1}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range lines {
+		var line OrderLine
+		if r.Err == nil {
+			r.Err = r.Row.Scan(&line)
+		}
+		fmt.Println(line.OrderID, line.LineNo, r.Err)
 	}
 }

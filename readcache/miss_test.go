@@ -14,7 +14,8 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 )
 
-// roundTrips counts the commands a Redis client sends, one per round trip (a pipeline counts once).
+// roundTrips counts the commands a Redis client sends, one per round trip (a pipeline counts once),
+// except a new connection's handshake (HELLO, then a pipeline of CLIENT SETINFO).
 type roundTrips struct {
 	mu   sync.Mutex
 	cmds []string
@@ -23,17 +24,25 @@ type roundTrips struct {
 func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.mu.Lock()
-		r.cmds = append(r.cmds, strings.ToUpper(cmd.Name()))
-		r.mu.Unlock()
+		if cmd.Name() != "hello" {
+			r.mu.Lock()
+			r.cmds = append(r.cmds, strings.ToUpper(cmd.Name()))
+			r.mu.Unlock()
+		}
 		return next(ctx, cmd)
 	}
 }
 func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.mu.Lock()
-		r.cmds = append(r.cmds, "PIPELINE")
-		r.mu.Unlock()
+		handshake := true
+		for _, c := range cmds {
+			handshake = handshake && c.Name() == "client"
+		}
+		if !handshake {
+			r.mu.Lock()
+			r.cmds = append(r.cmds, "PIPELINE")
+			r.mu.Unlock()
+		}
 		return next(ctx, cmds)
 	}
 }

@@ -5,12 +5,15 @@
 //	c, err := readcache.New(ctx, readcache.Options{Redis: rdb, DB: db, Tables: policy})
 //	row, err := c.Get(ctx, "inventory.customers", 1004)
 //	if errors.Is(err, readcache.ErrNotFound) { … }
-//	var cust Customer
-//	err = row.Decode(&cust)
+//	var cust Customer // fields tagged `db:"column"`
+//	err = row.Scan(&cust) // Go values by column type; row.Decode unmarshals Debezium's JSON as it is
+//	rows, err := c.GetMany(ctx, "inventory.customers", [][]any{{1004}, {1005}})
 //
 // Guarantees, and their limits:
 //   - A hit costs one Redis GET. A tombstone (the row was deleted) answers ErrNotFound without touching
-//     the database.
+//     the database. Without a database (Options.DB nil) a miss answers ErrNotCached, not ErrNotFound:
+//     the cache not holding a row does not say it does not exist. With one, a row the database does
+//     not have is ErrNotFound.
 //   - A miss reads the database by primary key, each value bound as its column's type, and returns
 //     the row the database returned. What else it does is Options.Miss:
 //   - MissFill (the default) also fills the cache, through the same Lua script the apply function
@@ -46,6 +49,11 @@
 //     BreakerFailures consecutive failures Redis is skipped for a cool-down (one probe per cool-down),
 //     so a Redis outage costs no timeouts and piles up no goroutines. With both down, Get returns
 //     ErrUnavailable.
+//   - Row.Scan, Row.Values and ScanAs convert a row from Debezium's encodings to the Go values
+//     database/sql scans (time.Time, time.Duration, int64/uint64, the exact DECIMAL string, []byte, …),
+//     by the column types read from the database once per table; see Row.Values.
+//   - GetMany reads a batch with one Redis round trip, one query for its misses and one pipeline of
+//     fills, each key with Get's guarantees (its documentation says where a batch differs).
 //   - The optional in-process L1 serves the hottest rows from memory. It is invalidated by the keys the
 //     apply script publishes on every change, and is bypassed (and emptied) while that subscription is
 //     down, so a replica serves a row older than the last applied change for at most the pub/sub
@@ -78,8 +86,16 @@ import (
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
 )
 
-// ErrNotFound means the row does not exist (in the cache as a tombstone, or in the database).
+// ErrNotFound means the row does not exist: the cache holds its tombstone (it was deleted, or a
+// cached "not found"), or the database, read on a miss, has no such row.
 var ErrNotFound = errors.New("readcache: row not found")
+
+// ErrNotCached means the cache holds nothing for the key and no database is configured
+// (Options.DB nil) to say whether the row exists: the row may exist but not be cached yet (before the
+// snapshot reached it, a table Debezium does not capture, a key evicted or never written). It is
+// not ErrNotFound: errors.Is(err, ErrNotFound) is false, so a cache-only service does not answer
+// "deleted" for a row it has never seen.
+var ErrNotCached = errors.New("readcache: row not cached, and no database to read it from")
 
 // ErrUnavailable means neither Redis nor the database could answer.
 var ErrUnavailable = errors.New("readcache: cache and database unavailable")
@@ -104,9 +120,12 @@ type Row struct {
 	From    Source
 
 	fetched time.Time // when it was read from Redis
+	table   *rowTable // its table's column types, for Values and Scan
 }
 
-// Decode unmarshals the row into v (a struct with json tags, or a map).
+// Decode unmarshals the row's JSON into v (a struct with json tags, or a map), values in Debezium's
+// encoding (DATETIME as epoch milliseconds or microseconds, DATE as days, DECIMAL as a string, BOOLEAN as
+// a number, binary as base64; see the README). Scan converts them to Go values instead.
 func (r Row) Decode(v any) error {
 	if err := json.Unmarshal(r.JSON, v); err != nil {
 		return fmt.Errorf("readcache: decode row: %w", err)
@@ -223,6 +242,7 @@ type Client struct {
 	// moved since is refused), so it is read once and again only after a fill was refused.
 	floors sync.Map
 	stmts  sync.Map // "db.table" → *sql.Stmt, its SELECT by primary key
+	fields sync.Map // reflect.Type → fieldMap: how Row.Scan fills a struct type
 	// schemaGens: "db.table" → *atomic.Uint64, raised (under mu) whenever the table's columns and
 	// statement are forgotten, so a load begun before that never stores what it read.
 	schemaGens sync.Map
@@ -385,6 +405,15 @@ func (c *Client) get(ctx context.Context, table string, pk []any) (Row, served, 
 	if err != nil {
 		return Row{}, served{}, err
 	}
+	row, sv, err := c.getKey(ctx, start, t, meta, key, pk)
+	if err == nil {
+		row.table = &rowTable{c: c, db: t.DB, tb: t.Name}
+	}
+	return row, sv, err
+}
+
+// getKey is get once the row's key is known; start is when the read began.
+func (c *Client) getKey(ctx context.Context, start time.Time, t *tablepolicy.Table, meta *mysqlrow.Table, key string, pk []any) (Row, served, error) {
 	sv := served{t: t, meta: meta, key: key, from: FromDatabase}
 	var gen uint64
 	if c.l1 != nil {
@@ -442,7 +471,7 @@ func (c *Client) get(ctx context.Context, table string, pk []any) (Row, served, 
 	if c.o.DB == nil {
 		if redisOK {
 			c.m.lookup(ctx, "miss", FromRedis, start)
-			return Row{}, served{}, ErrNotFound
+			return Row{}, served{}, ErrNotCached
 		}
 		return Row{}, served{}, fmt.Errorf("%w: Redis failed and no database is configured", ErrUnavailable)
 	}

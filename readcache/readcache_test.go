@@ -29,6 +29,7 @@ type fixture struct {
 	rc     *redisserver.TestCluster // nil on one instance
 	rdb    redis.UniversalClient
 	db     *sql.DB
+	my     *mariadbserver.TestServer
 	store  *rowcache.Store // the apply function's writer
 	reader *sdkmetric.ManualReader
 	// meters is shared by every client of the fixture: a reader registers with one provider only,
@@ -67,6 +68,7 @@ func newClusterFixture(t *testing.T) *fixture {
 func startFixture(t *testing.T, f *fixture) *fixture {
 	t.Helper()
 	my := mariadbserver.StartForTest(t, mariadbserver.Options{})
+	f.my = my
 	f.reader = sdkmetric.NewManualReader()
 	f.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	f.db = my.DB("shop")
@@ -213,6 +215,29 @@ func TestTombstoneIsNotFoundWithoutTheDatabase(t *testing.T) {
 	}
 	if q := f.counter("cloudsql_cache.read.db_queries", ""); q != 0 {
 		t.Fatalf("a tombstone cost %d database queries", q)
+	}
+}
+
+// Without a database, "deleted" and "not cached yet" are different answers: a tombstone is ErrNotFound,
+// an empty key ErrNotCached (and not ErrNotFound), though the row exists in the database.
+func TestMissWithoutTheDatabaseIsNotCached(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(func(o *Options) { o.DB = nil })
+	ctx := context.Background()
+	if _, err := f.store.Delete(ctx, "shop.customers:2", floorKey, rowcache.Version{File: 1, Pos: 9}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Get(ctx, "shop.customers", 1) // in the database, not in Redis
+	if !errors.Is(err, ErrNotCached) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("miss without a database: err = %v, want ErrNotCached and not ErrNotFound", err)
+	}
+	_, err = c.Get(ctx, "shop.customers", 2)
+	if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotCached) {
+		t.Fatalf("tombstone without a database: err = %v, want ErrNotFound and not ErrNotCached", err)
+	}
+	// With the database, a row it does not have is ErrNotFound.
+	if _, err := f.client(nil).Get(ctx, "shop.customers", 42); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotCached) {
+		t.Fatalf("absent row with a database: err = %v, want ErrNotFound", err)
 	}
 }
 

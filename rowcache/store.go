@@ -225,6 +225,65 @@ func (s *Store) Fill(ctx context.Context, key, floorKey, floor string, row []byt
 	return r == 1, nil
 }
 
+// FillRequest is one fill of FillMany: Fill's arguments.
+type FillRequest struct {
+	Key, FloorKey, Floor string
+	Row                  []byte // nil: "not found"
+	TTL                  time.Duration
+}
+
+// FillResult is what became of one fill of FillMany: stored, refused (a change, a tombstone or another
+// fill was there, or the floor moved), or failed with Err.
+type FillResult struct {
+	Stored bool
+	Err    error
+}
+
+// FillMany makes the fills in one pipeline (on a cluster, one per node, sent in parallel), each under
+// Fill's rule, and says what became of each.
+func (s *Store) FillMany(ctx context.Context, fills []FillRequest) []FillResult {
+	res := make([]FillResult, len(fills))
+	pending := make([]int, len(fills))
+	for i := range fills {
+		pending[i] = i
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(pending))
+		for j, i := range pending {
+			f := fills[i]
+			value := Version{}.AppendTo(nil)
+			if f.Row != nil {
+				value = EncodeRow(Version{}, f.Row)
+			}
+			keys := []string{f.Key, s.FloorKeyOf(f.FloorKey, f.Key)}
+			args := []any{"f", "", value, strconv.FormatInt(f.TTL.Milliseconds(), 10), "", f.Floor}
+			if attempt == 0 {
+				cmds[j] = s.script.EvalSha(ctx, pipe, keys, args...)
+			} else {
+				cmds[j] = s.script.Eval(ctx, pipe, keys, args...)
+			}
+		}
+		_, _ = pipe.Exec(ctx)
+		var again []int
+		for j, cmd := range cmds {
+			i := pending[j]
+			r, err := cmd.Int()
+			switch {
+			case err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				// That node's script cache is empty (a restart, a failover): send the source.
+				again = append(again, i)
+			case err != nil:
+				res[i].Err = fmt.Errorf("rowcache: fill %s: %w", fills[i].Key, err)
+			default:
+				res[i].Stored = r == 1
+			}
+		}
+		pending = again
+	}
+	return res
+}
+
 // Upsert stores row (a JSON object) at key with version v if v is newer than the stored version and
 // not older than the table's floor at floorKey.
 func (s *Store) Upsert(ctx context.Context, key, floorKey string, v Version, row []byte) (Result, error) {

@@ -493,3 +493,42 @@ func TestTruncateSweepResumes(t *testing.T) {
 		t.Fatal("the resumed sweep started over from the beginning")
 	}
 }
+
+// FillMany makes each fill under Fill's rule in one pipeline, with an empty script cache too: a key
+// that holds a change, or whose floor moved, is refused; the others are stored with their TTL.
+func TestFillManyKeepsFillsRule(t *testing.T) {
+	srv := redisserver.StartForTest(t, redisserver.Options{})
+	rdb := srv.Client()
+	ctx := context.Background()
+	st := rowcache.NewStore(rdb, 0)
+	if _, err := st.Upsert(ctx, "k2", floor, v(1, 1, 0), []byte(`{"change":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := st.FillMany(ctx, []rowcache.FillRequest{
+		{Key: "k1", FloorKey: floor, Row: []byte(`{"fill":1}`), TTL: time.Minute},
+		{Key: "k2", FloorKey: floor, Row: []byte(`{"fill":2}`), TTL: time.Minute},
+		{Key: "k3", FloorKey: floor, TTL: time.Minute},                                                // "not found"
+		{Key: "k4", FloorKey: floor, Floor: "0.1.0.0.0", Row: []byte(`{"fill":4}`), TTL: time.Minute}, // the floor read was another
+	})
+	want := []bool{true, false, true, false}
+	for i, r := range res {
+		if r.Err != nil || r.Stored != want[i] {
+			t.Errorf("fill %d: %+v, want stored %v", i+1, r, want[i])
+		}
+	}
+	if e, _, _ := rowcache.Get(ctx, rdb, "k2"); string(e.Row) != `{"change":1}` {
+		t.Errorf("k2 holds %s, want the change", e.Row)
+	}
+	if e, found, _ := rowcache.Get(ctx, rdb, "k3"); !found || !e.Deleted() {
+		t.Errorf("k3: found %v, %+v; want a fill-tombstone", found, e)
+	}
+	if ttl := rdb.PTTL(ctx, "k1").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("k1's TTL is %v, want at most a minute", ttl)
+	}
+	if n := rdb.Exists(ctx, "k4").Val(); n != 0 {
+		t.Error("a fill whose floor moved was stored")
+	}
+}
