@@ -15,7 +15,7 @@ RUN_FLAGS ?=
 # worker is cut off by a wall-clock deadline; `make fuzz FUZZTIME=2m` for a longer search.
 FUZZTIME ?= 50000x
 
-.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify bench-read memory cost build deps clean
+.PHONY: run run-function verify-local test vet terraform-check fuzz bench bench-verify bench-read bench-hotrow memory cost build deps clean
 
 ## run: the whole pipeline: MariaDB → Debezium Server → Pub/Sub emulator → push relay → function → Redis,
 ## and the example read service (examples/rowservice) on READ_PORT, its consistency sampler on, its
@@ -73,6 +73,7 @@ bench: deps memory
 	$(GO) test ./readcache -run '^$$' -bench Herd -benchtime 20x -count 3
 	$(MAKE) bench-verify
 	$(MAKE) bench-read
+	$(MAKE) bench-hotrow
 
 ## bench-verify: verify on a table of a million rows: time, peak memory, database and Redis load (BENCHMARKS.md section 6)
 bench-verify: deps
@@ -82,6 +83,11 @@ bench-verify: deps
 ## pipeline (BENCHMARKS.md section 7; about 12 minutes)
 bench-read: deps
 	$(GO) run ./cmd/benchread -rows 100000 -read-rate 1000 -write-rates 0,100,1000 -warmup 3s -duration 15s
+
+## bench-hotrow: one row updated at 100, 500 and 1,000/s, pushed with a 10 ms simulated round trip, ordered
+## and unordered, and unordered without the round trip as the same run's baseline (BENCHMARKS.md section 10; about 5 minutes)
+bench-hotrow: deps
+	$(GO) run ./cmd/benchhotrow -rates 100,500,1000 -rtt 10ms -baseline -duration 15s
 
 ## cost: monthly cost at 1M, 10M and 100M events/hour from the measured costs and list prices
 cost:

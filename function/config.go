@@ -70,7 +70,7 @@ func Vars() []envvar.Var {
 		{Name: "REDIS_WATCH_INTERVAL", Default: "5s", Help: "How often Redis is checked for a restart, a failover or lost writes (its run_id, a marker and a heartbeat key); 0 turns the check off."},
 		{Name: "REPAIR_SUBSCRIPTIONS", Default: "", Help: "Comma-separated projects/<project>/subscriptions/<name>: the push subscriptions sought back past a loss Redis suffered, so Pub/Sub delivers their messages again (they need retain_acked_messages). Empty: losses are detected and alerted on, not repaired."},
 		{Name: "REPAIR_SEEK_MARGIN", Default: "10m", Help: "How much earlier than the loss the subscriptions are sought to: the longest a change waits in Pub/Sub (retries) before it is applied."},
-		{Name: "REPAIR_SEEK_MAX", Default: "168h", Help: "How far back a repair's seek goes at most: the subscriptions' message_retention_duration."},
+		{Name: "REPAIR_SEEK_MAX", Default: "168h", Help: "How far back Pub/Sub retains messages to replay (the topics' message_retention_duration; the Terraform module sets it): a repair never seeks further back, and reports a loss that began earlier (cloudsql_cache.repairs state beyond_retention)."},
 		{Name: "APPLY_TIMEOUT", Default: "10s", Help: "Upper bound on handling one message."},
 		{Name: "MAX_BODY_BYTES", Default: strconv.Itoa(push.DefaultMaxBody), Help: "Largest push request accepted."},
 		{Name: "GOOGLE_CLOUD_PROJECT", Default: "", Help: "Project of the traces that log lines are correlated with; empty: from the metadata server on Cloud Run."},

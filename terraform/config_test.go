@@ -74,8 +74,30 @@ func evalContext(t *testing.T, m *module, tfvars map[string]cty.Value) *hcl.Eval
 				},
 			}),
 			"coalesce": stdlib.CoalesceFunc,
-			"concat":   stdlib.ConcatFunc,
-			"values":   stdlib.ValuesFunc,
+			// The repair's retention (main.tf: local.go_seconds, repair_retention_needed).
+			"regexall": stdlib.RegexAllFunc,
+			"ceil":     stdlib.CeilFunc,
+			"min":      stdlib.MinFunc,
+			"tonumber": function.New(&function.Spec{
+				Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
+				Type:   function.StaticReturnType(cty.Number),
+				Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+					return convert.Convert(args[0], cty.Number)
+				},
+			}),
+			"sum": function.New(&function.Spec{
+				Params: []function.Parameter{{Name: "v", Type: cty.List(cty.Number)}},
+				Type:   function.StaticReturnType(cty.Number),
+				Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+					total := cty.NumberIntVal(0)
+					for _, n := range args[0].AsValueSlice() {
+						total = total.Add(n)
+					}
+					return total, nil
+				},
+			}),
+			"concat": stdlib.ConcatFunc,
+			"values": stdlib.ValuesFunc,
 			"tostring": function.New(&function.Spec{
 				Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
 				Type:   function.StaticReturnType(cty.String),
@@ -99,7 +121,7 @@ func evalContext(t *testing.T, m *module, tfvars map[string]cty.Value) *hcl.Eval
 	// Locals, as far as they can be evaluated without other resources (a few passes for locals that
 	// use locals).
 	locals := map[string]cty.Value{}
-	for pass := 0; pass < 4; pass++ {
+	for pass := 0; pass < 6; pass++ {
 		ctx.Variables["local"] = cty.ObjectVal(locals)
 		for _, b := range m.blocks {
 			if b.Type != "locals" {

@@ -55,7 +55,7 @@ locals {
     REDIS_WATCH_INTERVAL = local.redis_watch_interval
     REPAIR_SUBSCRIPTIONS = local.repair_by_seek ? join(",", local.push_subscription_names) : ""
     REPAIR_SEEK_MARGIN   = var.repair_seek_margin
-    REPAIR_SEEK_MAX      = var.message_retention_duration
+    REPAIR_SEEK_MAX      = local.repair_by_seek ? local.topic_retention : var.message_retention_duration
   }
 
   # The standard tier's replica and a cluster's shard replicas are asynchronous: acknowledge a change
@@ -65,6 +65,25 @@ locals {
   redis_wait_replicas  = coalesce(var.redis_wait_replicas, (var.redis_engine == "redis" ? var.redis_tier == "STANDARD_HA" : var.redis_replica_count > 0) ? 1 : 0)
   redis_watch_interval = var.redis_engine == "redis" ? var.redis_watch_interval : "0"
   repair_by_seek       = var.redis_engine == "redis" && var.repair_by_seek && var.redis_watch_interval != "0"
+
+  # What the repair's seek must still find on the topics, in seconds: a restore from the last RDB
+  # snapshot loses up to its period; the seek starts repair_seek_margin before the surviving heartbeat,
+  # which is at most redis_watch_interval older than the loss; and it happens once Memorystore has
+  # brought the node back and the watcher has looked (an hour allowed). By default a day more, so that
+  # a repair failing (alert "repair after a Redis loss failed", retried every check) can be fixed before
+  # the retention passes the loss.
+  repair_retention_needed = ceil(
+    (var.redis_persistence_mode == "RDB" ? local.rdb_snapshot_seconds[var.redis_rdb_snapshot_period] : 0) +
+    local.go_seconds[var.repair_seek_margin] + (var.redis_watch_interval == "0" ? 0 : local.go_seconds[var.redis_watch_interval]) + 3600
+  )
+  rdb_snapshot_seconds = { ONE_HOUR = 3600, SIX_HOURS = 21600, TWELVE_HOURS = 43200, TWENTY_FOUR_HOURS = 86400 }
+  # Go durations (validated as such) in seconds: the sum of their number-unit parts.
+  go_seconds = { for d in toset([var.repair_seek_margin, var.redis_watch_interval]) : d => d == "0" ? 0 : sum([
+    for p in regexall("([0-9]+(?:\\.[0-9]+)?)(ns|us|ms|s|m|h)", d) : tonumber(p[0]) * { ns = 1e-9, us = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }[p[1]]
+  ]) }
+  topic_retention = var.topic_message_retention_duration != null ? var.topic_message_retention_duration : (
+    local.repair_by_seek ? "${min(local.repair_retention_needed + 86400, 2678400)}s" : null
+  )
 
   # The push subscriptions' full names, built from their names rather than the resources: the
   # subscriptions push to the function, so the function's environment cannot refer to them.

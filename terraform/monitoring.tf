@@ -338,7 +338,7 @@ resource "google_monitoring_alert_policy" "redis_loss" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Redis came back with less than it had acknowledged: extent total (restarted empty) or partial (from an older snapshot, or a replica missing writes). The function seeks the push subscriptions back past the loss (cloudsql_cache.repairs) and Pub/Sub delivers those changes again. After a total loss, rows unchanged for longer than the subscriptions' retention are not replayed: reads fill them from the database; re-snapshot (README: Losses noticed and repaired) for a warm cache, then run verify. ${local.runbook}"
+    content   = "Redis came back with less than it had acknowledged: extent total (restarted empty) or partial (from an older snapshot, or a replica missing writes). The function seeks the push subscriptions back past the loss (cloudsql_cache.repairs) and Pub/Sub delivers those changes again. After a total loss, rows unchanged for longer than the topics' retention (topic_message_retention_duration) are not replayed: reads fill them from the database; re-snapshot (README: Losses noticed and repaired) for a warm cache, then run verify. ${local.runbook}"
   }
 }
 
@@ -369,7 +369,7 @@ resource "google_monitoring_alert_policy" "redis_restart" {
 resource "google_monitoring_alert_policy" "repair_failed" {
   project               = var.project_id
   user_labels           = local.labels
-  display_name          = "cloudsql-cache: repair after a Redis loss failed (function metrics)"
+  display_name          = "cloudsql-cache: repair after a Redis loss failed or incomplete (function metrics)"
   combiner              = "OR"
   severity              = "ERROR"
   notification_channels = local.notification_channels
@@ -384,9 +384,21 @@ resource "google_monitoring_alert_policy" "repair_failed" {
     }
   }
 
+  # A loss that began before the oldest message the topics retain: the seek replayed only part of it
+  # (after a total loss that only leaves rows uncached, which the Redis-lost-data alert already says).
+  conditions {
+    display_name = "cloudsql_cache.repairs with state beyond_retention"
+    condition_prometheus_query_language {
+      query                     = "sum by (reason) (increase({${local.promql_repairs}, state=\"beyond_retention\", reason!=\"total_loss\"}[10m])) > 0"
+      duration                  = "0s"
+      evaluation_interval       = "60s"
+      disable_metric_validation = true
+    }
+  }
+
   documentation {
     mime_type = "text/markdown"
-    content   = "The function could not seek the push subscriptions back after a Redis loss (it retries every check; its ERROR log line names the subscription and the error, often a missing roles/pubsub.subscriber). Seek them by hand to the time in the log (gcloud pubsub subscriptions seek --time), then run verify. ${local.runbook}"
+    content   = "The function could not seek the push subscriptions back after a Redis loss (it retries every check; its ERROR log line names the subscription and the error, often a missing roles/pubsub.subscriber). Seek them by hand to the time in the log (gcloud pubsub subscriptions seek --time), then run verify. State beyond_retention: the loss began before the oldest message the topics retain (topic_message_retention_duration; ERROR log line \"repair incomplete\"), so rows changed in between may be cached at an older version: re-snapshot the tables (README: Redis failover, restart and data loss), then run verify. ${local.runbook}"
   }
 }
 

@@ -33,6 +33,11 @@ output "table_topics" {
   value       = { for t, topic in google_pubsub_topic.table : t => topic.id }
 }
 
+output "topic_message_retention_duration" {
+  description = "How long the table and schema-change topics keep every message (null: none): how far back the repair after a Redis loss, or a seek by hand, can replay. A loss older than it needs a re-snapshot."
+  value       = local.topic_retention
+}
+
 output "schema_change_topic" {
   description = "Pub/Sub topic Debezium publishes schema changes to (named topic_prefix), with its own push subscription to the function."
   value       = google_pubsub_topic.schema_changes.id

@@ -9,7 +9,7 @@ resource "google_pubsub_topic" "table" {
   project                    = var.project_id
   labels                     = local.labels
   name                       = each.value
-  message_retention_duration = var.topic_message_retention_duration
+  message_retention_duration = local.topic_retention
 
   # Debezium publishes through the regional endpoint of var.region (ordering keys are ordered per
   # region); keep the messages there too.
@@ -27,7 +27,7 @@ resource "google_pubsub_topic" "schema_changes" {
   project                    = var.project_id
   labels                     = local.labels
   name                       = var.topic_prefix
-  message_retention_duration = var.topic_message_retention_duration
+  message_retention_duration = local.topic_retention
 
   message_storage_policy {
     allowed_persistence_regions = [var.region]
@@ -98,9 +98,10 @@ resource "google_pubsub_subscription" "push" {
   # Also the push request timeout; keep it above the function's APPLY_TIMEOUT.
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = var.message_retention_duration
-  # Acknowledged messages stay for the retention, so the function's repair can seek back past a loss
-  # in Redis and have them delivered again.
-  retain_acked_messages = local.repair_by_seek
+  # The function's repair seeks back past a loss in Redis through the topic's retention (stored once per
+  # topic, sized to the loss, local.topic_retention), not by keeping acknowledged messages here for
+  # message_retention_duration.
+  retain_acked_messages = false
 
   push_config {
     push_endpoint = google_cloud_run_v2_service.function.uri

@@ -373,7 +373,7 @@ variable "redis_watch_interval" {
 }
 
 variable "repair_by_seek" {
-  description = "Repair a loss the function notices by seeking every push subscription back past it (REPAIR_SUBSCRIPTIONS): the subscriptions retain acknowledged messages for message_retention_duration, and the function may seek them. false: losses are detected and alerted on only."
+  description = "Repair a loss the function notices by seeking every push subscription back past it (REPAIR_SUBSCRIPTIONS): the table and schema-change topics retain every message for topic_message_retention_duration (by default sized to the losses a seek must cover), and the function may seek the subscriptions. false: losses are detected and alerted on only, and the topics keep no messages unless topic_message_retention_duration says so."
   type        = bool
   default     = true
 }
@@ -401,7 +401,7 @@ variable "redis_persistence_mode" {
 }
 
 variable "redis_rdb_snapshot_period" {
-  description = "How often Memorystore snapshots the data with redis_persistence_mode RDB: ONE_HOUR, SIX_HOURS, TWELVE_HOURS or TWENTY_FOUR_HOURS. A restore from a snapshot loses at most this much, which the repair replays: keep it well under message_retention_duration."
+  description = "How often Memorystore snapshots the data with redis_persistence_mode RDB: ONE_HOUR, SIX_HOURS, TWELVE_HOURS or TWENTY_FOUR_HOURS. A restore from a snapshot loses at most this much, which the repair replays: with repair_by_seek, topic_message_retention_duration must cover it (and is sized to by default)."
   type        = string
   default     = "ONE_HOUR"
 
@@ -833,7 +833,7 @@ variable "retry_maximum_backoff" {
 }
 
 variable "message_retention_duration" {
-  description = "How long the subscriptions keep messages not yet acknowledged (the backlog a function outage builds; Pub/Sub bills no storage for it), and the dead-letter topic and subscription keep dead letters."
+  description = "How long the subscriptions keep messages not yet acknowledged (the backlog a function outage builds; Pub/Sub bills storage only for unacknowledged messages older than 24 hours), and the dead-letter topic and subscription keep dead letters. It is not the repair's window: the push subscriptions do not retain acknowledged messages (topic_message_retention_duration does that once per topic)."
   type        = string
   default     = "604800s"
 
@@ -844,13 +844,21 @@ variable "message_retention_duration" {
 }
 
 variable "topic_message_retention_duration" {
-  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (gcloud pubsub subscriptions seek) or a new one replay it. null: no topic retention (the repair after a Redis loss seeks the subscriptions' own retained messages, repair_by_seek; beyond them a replay goes through Debezium: an older offset or a snapshot, within binlog_retention_days). Pub/Sub bills it as storage: at 100M changes/hour, 7 days cost about $5,350 a month in the compact format and $10,900 in the full one (make cost). 600s-2678400s (31 days)."
+  description = "How long the table and schema-change topics keep every published message, acknowledged or not, so that a subscription can be sought back to a time (the repair after a Redis loss, repair_by_seek; gcloud pubsub subscriptions seek) or a new one replay it. null: with repair_by_seek, the shortest retention the repair needs (the RDB snapshot period with redis_persistence_mode RDB, plus repair_seek_margin, redis_watch_interval and an hour for Memorystore to bring the node back) plus a day for an operator to fix a repair that fails (output topic_message_retention_duration); without, none. A value shorter than the repair needs is refused. Losses older than it need a re-snapshot through Debezium (README: Redis failover, restart and data loss). Pub/Sub bills it as storage once per topic: at 100M changes/hour in the compact format, the default (about 26 hours) costs about $850 a month, 7 days $5,350 (make cost). 600s-2678400s (31 days)."
   type        = string
   default     = null
 
   validation {
     condition     = var.topic_message_retention_duration == null || (can(regex("^[0-9]+s$", var.topic_message_retention_duration)) && try(tonumber(trimsuffix(var.topic_message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.topic_message_retention_duration, "s")) <= 2678400, false))
-    error_message = "topic_message_retention_duration must be null (no topic retention) or whole seconds with an \"s\" suffix from 600s (10 minutes) to 2678400s (31 days, a topic's maximum): got \"${coalesce(var.topic_message_retention_duration, "null")}\"."
+    error_message = "topic_message_retention_duration must be null (sized for repair_by_seek, or none without it) or whole seconds with an \"s\" suffix from 600s (10 minutes) to 2678400s (31 days, a topic's maximum): got \"${coalesce(var.topic_message_retention_duration, "null")}\"."
+  }
+
+  # The repair seeks back to the surviving heartbeat less the margin; Pub/Sub replays only what the topics
+  # still hold, so a shorter retention would repair part of a loss (the function reports it, but the
+  # rows in between stay stale until a re-snapshot).
+  validation {
+    condition     = !local.repair_by_seek || var.topic_message_retention_duration == null || try(tonumber(trimsuffix(var.topic_message_retention_duration, "s")) >= local.repair_retention_needed, true)
+    error_message = "topic_message_retention_duration ${coalesce(var.topic_message_retention_duration, "null")} is shorter than the repair after a Redis loss needs with repair_by_seek (${local.repair_retention_needed}s: the ${var.redis_persistence_mode == "RDB" ? "redis_rdb_snapshot_period ${var.redis_rdb_snapshot_period}" : "no snapshot period (redis_persistence_mode DISABLED)"}, repair_seek_margin ${var.repair_seek_margin}, redis_watch_interval ${var.redis_watch_interval} and an hour for Memorystore to recover): set it to at least \"${local.repair_retention_needed}s\", or null to have it sized, or set repair_by_seek = false."
   }
 }
 

@@ -38,6 +38,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/function/push"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/freeport"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/proccpu"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/functionproc"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
@@ -246,7 +247,7 @@ func applyRun(fn *functionproc.Process, bodies [][]byte, c int) (result, error) 
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 	url := fn.URL()
-	cpu0, err := cpuTime(fn.Pid())
+	cpu0, err := proccpu.Time(fn.Pid())
 	if err != nil {
 		return result{}, err
 	}
@@ -263,7 +264,7 @@ func applyRun(fn *functionproc.Process, bodies [][]byte, c int) (result, error) 
 			failed.Add(1)
 		}
 	})
-	cpu1, err := cpuTime(fn.Pid())
+	cpu1, err := proccpu.Time(fn.Pid())
 	if err != nil {
 		return result{}, err
 	}
@@ -312,19 +313,6 @@ func drive(n, c int, op func(i int)) result {
 	elapsed := time.Since(start)
 	slices.Sort(lat)
 	return result{eventsPerSec: float64(n) / elapsed.Seconds(), p50: lat[n/2], p99: lat[n*99/100]}
-}
-
-// cpuTime is the user+system CPU time of process pid, from /proc/<pid>/stat (clock ticks of 10 ms).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read the function's CPU time: %w", err)
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d.Nanoseconds())/1000) }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mariadbserver"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/mysqlrow"
+	"github.com/cloudsql-cache/cloudsql-cache/internal/proccpu"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/redisserver"
 	"github.com/cloudsql-cache/cloudsql-cache/rowcache"
 	"github.com/cloudsql-cache/cloudsql-cache/tablepolicy"
@@ -442,7 +443,7 @@ func (m *meter) read(ctx context.Context) (counters, error) {
 		}
 	}
 	r.Close()
-	if c.dbCPU, err = procCPU(m.mariaPid); err != nil {
+	if c.dbCPU, err = proccpu.Time(m.mariaPid); err != nil {
 		return c, err
 	}
 	info, err := m.rdb.Info(ctx, "cpu", "stats").Result()
@@ -460,20 +461,6 @@ func (m *meter) read(ctx context.Context) (counters, error) {
 		}
 	}
 	return c, nil
-}
-
-// procCPU is the user and system CPU time of pid so far, from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks, nil
 }
 
 func pidFile(path string) (int, error) {

@@ -42,16 +42,29 @@ type Input struct {
 	DebeziumVCPU   float64 // debezium_cpu
 	DebeziumMemGiB float64 // debezium_memory
 
-	RedisGB   float64 // redis_memory_size_gb
-	RedisTier string  // redis_tier
+	RedisEngine string  // redis_engine: redis, redis_cluster or valkey
+	RedisGB     float64 // redis_memory_size_gb (redis)
+	RedisTier   string  // redis_tier (redis)
+	NodeType    string  // redis_node_type (redis_cluster, valkey)
+	Shards      int     // redis_shard_count
+	Replicas    int     // redis_replica_count
+	// NodeUSDHour is the cluster engine's list price per node-hour in your region: required for
+	// redis_cluster and valkey, whose prices are not in prices.go (see there).
+	NodeUSDHour float64
 
-	Retention time.Duration // topic_message_retention_duration (0: topics keep no messages)
-	// AckedRetention is how long the push subscriptions keep acknowledged messages (0: none): with
-	// repair_by_seek (the default) they retain them for message_retention_duration, 7 days, so that the
-	// function can seek back past a Redis loss, and Pub/Sub bills them as storage.
+	// Retention is the topics' message retention (topic_message_retention_duration; 0: none). With
+	// repair_by_seek (the default) the module sizes it to the losses the repair must cover: stored once
+	// per topic, whatever its subscriptions.
+	Retention time.Duration
+	// AckedRetention is how long each push subscription keeps acknowledged messages (0: none, the
+	// module's default now). Issue 13's first design kept them for message_retention_duration, 7 days,
+	// for the repair's seek: billed per subscription, -acked-retention 168h prices it.
 	AckedRetention time.Duration
-	MetricInterval time.Duration // METRICS_EXPORT_INTERVAL
-	LogGiB         float64       // logs per month
+	// SubscriptionsPerTopic: push subscriptions on each table topic (1 in the module; another consumer
+	// adds one): each is delivered every message, and each keeps its own acknowledged messages.
+	SubscriptionsPerTopic int
+	MetricInterval        time.Duration // METRICS_EXPORT_INTERVAL
+	LogGiB                float64       // logs per month
 }
 
 // defaultInput: the Terraform variables' defaults (terraform/variables.tf) and the function's.
@@ -64,21 +77,33 @@ func defaultInput() Input {
 		CPUMicros:      160,           // go run ./cmd/benchapply: 154.5–159.5 µs at concurrency 8–32 (encoding/json decoders, issue 12), GOMAXPROCS 1
 		TargetUtil:     0.6,           // Cloud Run's autoscaler aims at ~60% CPU
 		LatencyMs:      5,
-		Concurrency:    80,                 // function_concurrency = 80
-		VCPU:           1,                  // function_cpu = "1"
-		MemoryMiB:      512,                // function_memory = "512Mi"
-		MinInstances:   1,                  // function_min_instances = 1
-		MaxInstances:   20,                 // function_max_instances = 20
-		DebeziumVCPU:   1,                  // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
-		DebeziumMemGiB: 2,                  // debezium_memory = "2Gi"
-		RedisGB:        5,                  // redis_memory_size_gb = 5
-		RedisTier:      "STANDARD_HA",      // redis_tier = "STANDARD_HA"
-		Retention:      0,                  // topic_message_retention_duration = null
-		AckedRetention: 7 * 24 * time.Hour, // repair_by_seek = true: retain_acked_messages for message_retention_duration = 7 days
-		MetricInterval: 60 * time.Second,   // METRICS_EXPORT_INTERVAL default (function/config.go)
-		LogGiB:         0,                  // no per-event logs on the success path
+		Concurrency:    80,               // function_concurrency = 80
+		VCPU:           1,                // function_cpu = "1"
+		MemoryMiB:      512,              // function_memory = "512Mi"
+		MinInstances:   1,                // function_min_instances = 1
+		MaxInstances:   20,               // function_max_instances = 20
+		DebeziumVCPU:   1,                // debezium_cpu = "1" (terraform/debezium.tf: 1 instance, MANUAL scaling)
+		DebeziumMemGiB: 2,                // debezium_memory = "2Gi"
+		RedisEngine:    "redis",          // redis_engine = "redis"
+		RedisGB:        5,                // redis_memory_size_gb = 5
+		RedisTier:      "STANDARD_HA",    // redis_tier = "STANDARD_HA"
+		NodeType:       "HIGHMEM_MEDIUM", // redis_node_type = "HIGHMEM_MEDIUM"
+		Shards:         3,                // redis_shard_count = 3
+		Replicas:       1,                // redis_replica_count = 1
+		Retention:      repairRetention,  // topic_message_retention_duration = null with repair_by_seek
+		AckedRetention: 0,                // retain_acked_messages = false
+		MetricInterval: 60 * time.Second, // METRICS_EXPORT_INTERVAL default (function/config.go)
+		LogGiB:         0,                // no per-event logs on the success path
+
+		SubscriptionsPerTopic: 1,
 	}
 }
+
+// repairRetention is the topics' retention the module sizes for repair_by_seek with its defaults
+// (terraform/main.tf, local.repair_retention_needed): the ONE_HOUR RDB snapshot period, the 10m
+// repair_seek_margin, the 5s redis_watch_interval, an hour for Memorystore to recover, and a day to
+// fix a repair that fails: 94,205 s.
+const repairRetention = time.Hour + 10*time.Minute + 5*time.Second + time.Hour + 24*time.Hour
 
 // Validate reports every invalid field.
 func (in Input) Validate() error {
@@ -130,11 +155,33 @@ func (in Input) Validate() error {
 	if !(in.DebeziumVCPU > 0) || !(in.DebeziumMemGiB > 0) {
 		bad("debezium-vcpu/-debezium-memory-gib", "must be > 0")
 	}
-	if in.RedisTier != "STANDARD_HA" && in.RedisTier != "BASIC" {
-		bad("redis-tier", "must be STANDARD_HA or BASIC (got %q)", in.RedisTier)
+	switch in.RedisEngine {
+	case "redis":
+		if in.RedisTier != "STANDARD_HA" && in.RedisTier != "BASIC" {
+			bad("redis-tier", "must be STANDARD_HA or BASIC (got %q)", in.RedisTier)
+		}
+		if in.RedisGB < 1 || in.RedisGB > 300 {
+			bad("redis-gb", "must be 1-300 (Memorystore for Redis) (got %v)", in.RedisGB)
+		}
+	case "redis_cluster", "valkey":
+		if _, ok := clusterNodeGB[in.NodeType]; !ok {
+			bad("node-type", "must be one of %s (redis_node_type) (got %q)", strings.Join(clusterNodeTypes(), ", "), in.NodeType)
+		}
+		if in.Shards < 1 || in.Shards > 250 {
+			bad("shards", "must be 1-250 (redis_shard_count) (got %d)", in.Shards)
+		}
+		if in.Replicas < 0 || in.Replicas > 2 {
+			bad("replicas", "must be 0, 1 or 2 (redis_replica_count) (got %d)", in.Replicas)
+		}
+		if !(in.NodeUSDHour > 0) || math.IsInf(in.NodeUSDHour, 0) {
+			bad("node-usd-hour", "the list price of one %s %s node per hour in your region is required (%s): %s",
+				in.RedisEngine, in.NodeType, clusterPricingPage[in.RedisEngine], clusterPriceStatus)
+		}
+	default:
+		bad("redis-engine", "must be redis, redis_cluster or valkey (got %q)", in.RedisEngine)
 	}
-	if in.RedisGB < 1 || in.RedisGB > 300 {
-		bad("redis-gb", "must be 1-300 (Memorystore for Redis) (got %v)", in.RedisGB)
+	if in.SubscriptionsPerTopic < 1 {
+		bad("subscriptions-per-topic", "must be at least 1 (got %d)", in.SubscriptionsPerTopic)
 	}
 	if in.Retention != 0 && (in.Retention < 10*time.Minute || in.Retention > 31*24*time.Hour) {
 		bad("retention", "must be 0 (no topic retention) or 10m-744h (Pub/Sub) (got %v)", in.Retention)
@@ -221,19 +268,22 @@ func (in Input) Estimate() Estimate {
 	msgs := in.EventsPerHour * hoursPerMonth
 	monthSec := float64(hoursPerMonth * 3600)
 
-	// Pub/Sub throughput: every message is published once and pushed once (redeliveries ignored).
-	thr := msgs * 2 * in.BilledRequestBytes()
-	add("Pub/Sub throughput", fmt.Sprintf("%s msgs × (publish + push) × %.0f B = %.2f TiB",
-		count(msgs), in.BilledRequestBytes(), thr/tib), thr/tib*pubsubPerTiB)
+	// Pub/Sub throughput: every message is published once and pushed once to each subscription
+	// (redeliveries ignored).
+	subs := float64(in.SubscriptionsPerTopic)
+	thr := msgs * (1 + subs) * in.BilledRequestBytes()
+	add("Pub/Sub throughput", fmt.Sprintf("%s msgs × (publish + %g push) × %.0f B = %.2f TiB",
+		count(msgs), subs, in.BilledRequestBytes(), thr/tib), thr/tib*pubsubPerTiB)
 
-	// Pub/Sub storage: the table topics keep every message for the retention; each message reaches one
-	// push subscription, which keeps it after its acknowledgement for AckedRetention (repair_by_seek), and
-	// otherwise ~nothing (the function keeping up, the unacknowledged backlog is small).
+	// Pub/Sub storage: a topic with retention keeps every message once for it, however many
+	// subscriptions it has; a subscription retaining acknowledged messages keeps its own copy for
+	// AckedRetention. The unacknowledged backlog is ~nothing (the function keeping up; Pub/Sub bills it
+	// only past 24 hours).
 	stored := in.EventsPerHour * in.Retention.Hours() * in.MessageBytes() / gib
-	add("Pub/Sub topic retention", fmt.Sprintf("%.0f GiB kept %s", stored, in.Retention),
+	add("Pub/Sub topic retention (repair_by_seek)", fmt.Sprintf("%.0f GiB kept %s, once per topic", stored, in.Retention),
 		stored*pubsubStoragePerGiBMon)
-	acked := in.EventsPerHour * in.AckedRetention.Hours() * in.MessageBytes() / gib
-	add("Pub/Sub subscriptions' acknowledged messages (repair_by_seek)", fmt.Sprintf("%.0f GiB kept %s", acked, in.AckedRetention),
+	acked := subs * in.EventsPerHour * in.AckedRetention.Hours() * in.MessageBytes() / gib
+	add("Pub/Sub subscriptions' acknowledged messages", fmt.Sprintf("%.0f GiB kept %s, per subscription", acked, in.AckedRetention),
 		acked*pubsubStoragePerGiBMon)
 
 	// Apply function: instance-based billing, so every instance is billed all month.
@@ -254,10 +304,17 @@ func (in Input) Estimate() Estimate {
 	add("Cloud Run: Debezium worker pool", fmt.Sprintf("1 × (%g vCPU, %g GiB) always on", in.DebeziumVCPU, in.DebeziumMemGiB),
 		monthSec*(in.DebeziumVCPU*runVCPUSecond+in.DebeziumMemGiB*runGiBSecond))
 
-	// Memorystore: billed on provisioned capacity.
-	rate, band := redisGBHour(in.RedisTier, in.RedisGB)
-	add("Memorystore for Redis", fmt.Sprintf("%s %g GB, %s, $%.3f/GB-h", in.RedisTier, in.RedisGB, band, rate),
-		in.RedisGB*rate*hoursPerMonth)
+	// Memorystore: billed on provisioned capacity; the cluster engines per node (primaries and replicas).
+	if in.RedisEngine == "redis" {
+		rate, band := redisGBHour(in.RedisTier, in.RedisGB)
+		add("Memorystore", fmt.Sprintf("for Redis %s %g GB, %s, $%.3f/GB-h", in.RedisTier, in.RedisGB, band, rate),
+			in.RedisGB*rate*hoursPerMonth)
+	} else {
+		nodes := in.Nodes()
+		add("Memorystore", fmt.Sprintf("for %s: %d shards × %d nodes = %d %s (%g GB each) × $%g/node-h",
+			clusterProduct[in.RedisEngine], in.Shards, 1+in.Replicas, nodes, in.NodeType, clusterNodeGB[in.NodeType], in.NodeUSDHour),
+			float64(nodes)*in.NodeUSDHour*hoursPerMonth)
+	}
 
 	// Cloud Monitoring: the function's custom metrics (cumulative: every series every interval).
 	samples := float64(n*in.Tables*SamplesPerTableExport) * monthSec / in.MetricInterval.Seconds()
@@ -267,6 +324,9 @@ func (in Input) Estimate() Estimate {
 	add("Cloud Logging", fmt.Sprintf("%g GiB (no per-event logs)", in.LogGiB), in.LogGiB*loggingPerGiB)
 	return e
 }
+
+// Nodes is how many nodes a cluster engine bills: every shard's primary and replicas.
+func (in Input) Nodes() int { return in.Shards * (1 + in.Replicas) }
 
 // count formats a large number with an SI-like suffix.
 func count(x float64) string {
@@ -309,11 +369,13 @@ type scenario struct {
 	acked     time.Duration // the subscriptions' retention of acknowledged messages
 }
 
-// today is the deployment before issue 19 (the full format, 7 days of topic retention); shipped is the
-// Terraform defaults now.
+// before is the repair of issue 13 as it was first built (the subscriptions keep acknowledged messages
+// 7 days); shipped is the Terraform defaults now (the topics keep every message for what the repair
+// needs, nothing is kept per subscription).
 var (
-	today   = scenario{"today", "full", 7 * 24 * time.Hour, 0}
-	shipped = scenario{"new", "compact", 0, 7 * 24 * time.Hour}
+	week    = 7 * 24 * time.Hour
+	before  = scenario{"before", "compact", 0, week}
+	shipped = scenario{"new", "compact", repairRetention, 0}
 )
 
 func (sc scenario) apply(in Input) Input {
@@ -323,21 +385,28 @@ func (sc scenario) apply(in Input) Input {
 
 func (sc scenario) String() string {
 	r := "no topic retention"
-	if sc.retention > 0 {
-		r = fmt.Sprintf("%s topic retention", sc.retention)
-		if sc.retention%(24*time.Hour) == 0 {
-			r = fmt.Sprintf("%d days of topic retention", sc.retention/(24*time.Hour))
-		}
+	switch {
+	case sc.retention == repairRetention:
+		r = fmt.Sprintf("topic retention %.0f s (repair_by_seek's default)", sc.retention.Seconds())
+	case sc.retention > 0:
+		r = fmt.Sprintf("%s of topic retention", days(sc.retention))
 	}
-	a := ", no acknowledged messages kept (repair_by_seek = false)"
+	a := ", no acknowledged messages kept"
 	if sc.acked > 0 {
-		a = fmt.Sprintf(", acknowledged messages kept %d days (repair_by_seek)", sc.acked/(24*time.Hour))
+		a = fmt.Sprintf(", acknowledged messages kept %s per subscription", days(sc.acked))
 	}
 	return sc.format + " format, " + r + a
 }
 
-// writeTable prints today's and the shipped figures side by side for each rate, then the totals of
-// every format and retention combination.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// writeTable prints the repair's first design and the shipped figures side by side for each rate,
+// then the totals of every format and retention combination, then the cluster engines.
 func writeTable(w io.Writer, base Input) {
 	base.RowBytes, base.Tables = 1024, 10
 	type col struct {
@@ -346,7 +415,7 @@ func writeTable(w io.Writer, base Input) {
 	}
 	var cols []col
 	for _, r := range tableRates {
-		for _, sc := range []scenario{today, shipped} {
+		for _, sc := range []scenario{before, shipped} {
 			in := sc.apply(base)
 			in.EventsPerHour = r
 			cols = append(cols, col{fmt.Sprintf("%s/h %s", count(r), sc.name), in.Estimate()})
@@ -377,12 +446,12 @@ func writeTable(w io.Writer, base Input) {
 	}
 	fmt.Fprintln(w, row)
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "today: %s; new: %s (the Terraform defaults).\n\n", today, shipped)
+	fmt.Fprintf(w, "before: %s (issue 13's first repair); new: %s (the Terraform defaults).\n\n", before, shipped)
 
 	fmt.Fprintln(w, "| format, topic retention, subscriptions | bytes/message | 1M/h | 10M/h | 100M/h |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-	week := 7 * 24 * time.Hour
-	for _, sc := range []scenario{{"", "full", week, 0}, {"", "full", 0, 0}, {"", "compact", week, 0}, {"", "compact", 0, 0}, {"", "full", 0, week}, {"", "compact", 0, week}} {
+	for _, sc := range []scenario{{"", "full", week, 0}, {"", "full", 0, 0}, {"", "full", 0, week}, {"", "full", repairRetention, 0},
+		{"", "compact", week, 0}, {"", "compact", 0, 0}, {"", "compact", 0, week}, {"", "compact", repairRetention, 0}} {
 		in := sc.apply(base)
 		row := fmt.Sprintf("| %s | %.0f |", sc, in.MessageBytes())
 		for _, r := range tableRates {
@@ -391,6 +460,8 @@ func writeTable(w io.Writer, base Input) {
 		}
 		fmt.Fprintln(w, row)
 	}
+	fmt.Fprintln(w)
+	writeClusterRows(w, shipped.apply(base))
 	fmt.Fprintln(w)
 	for _, a := range assumptions(shipped.apply(base)) {
 		fmt.Fprintln(w, "- "+a)
@@ -402,16 +473,46 @@ func writeTable(w io.Writer, base Input) {
 	}
 }
 
+// writeClusterRows prices the cluster engines (redis_engine redis_cluster, valkey) per node type with
+// the module's default shape: nodes × 730 h × the node price, which is the reader's to supply
+// (prices.go: not found), and what everything else costs beside them.
+func writeClusterRows(w io.Writer, base Input) {
+	in := base
+	in.RedisEngine, in.NodeUSDHour = "redis_cluster", 1 // any price: the Memorystore line is left out below
+	fmt.Fprintf(w, "| redis_engine redis_cluster or valkey: redis_node_type | capacity of %d shards | nodes (%d shards × %d) | Memorystore / month |\n", in.Shards, in.Shards, 1+in.Replicas)
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for _, nt := range clusterNodeTypes() {
+		fmt.Fprintf(w, "| %s | %.1f GB | %d | %d × P |\n", nt, float64(in.Shards)*clusterNodeGB[nt], in.Nodes(), in.Nodes()*hoursPerMonth)
+	}
+	rest := "\nEverything else beside a cluster engine (the new design):"
+	for i, r := range tableRates {
+		in.EventsPerHour = r
+		e := in.Estimate()
+		usd := e.Total
+		for _, l := range e.Lines {
+			if l.Component == "Memorystore" {
+				usd -= l.USD
+			}
+		}
+		if i > 0 {
+			rest += ","
+		}
+		rest += fmt.Sprintf(" $%.0f at %s/h", usd, count(r))
+	}
+	fmt.Fprintf(w, "%s. P: the node type's list price per node-hour in your region (%s, %s): %s; `-redis-engine redis_cluster -node-type … -node-usd-hour P` prices one.\n",
+		rest, clusterPricingPage["redis_cluster"], clusterPricingPage["valkey"], clusterPriceStatus)
+}
+
 func full(in Input) Input { in.Format = "full"; return in }
 
 func assumptions(in Input) []string {
 	return []string{
 		fmt.Sprintf("%s list prices read %s (`cmd/costmodel/prices.go`, with sources; Memorystore, Prometheus-sample and Cloud Run memory prices unconfirmed there); %d h/month; no free tiers, no committed-use discounts; Cloud SQL excluded.", priceRegion, priceDate, hoursPerMonth),
 		fmt.Sprintf("Rows of %g B, %d tables, op mix %s; a message weighs what real Debezium Server 3.6.1 published for the ~1 KB-row fixture table in each format (`cmd/costmodel/shapes.go`, from testdata/debezium/compact): %.0f B in the %s format here (the full format: %.0f B), plus %d B of message id and publish time, billed at max(1000 B, size) per publish and per push request (one message per request: an upper bound for publishes).", in.RowBytes, in.Tables, in.Mix, in.MessageBytes(), in.Format, full(in).MessageBytes(), messageMetaBytes),
-		"Topic retention (topic_message_retention_duration) stores every message for its duration; with repair_by_seek (the default) each push subscription keeps its acknowledged messages for message_retention_duration (7 days), billed as storage the same way; the function keeping up, no unacknowledged backlog; no redeliveries.",
+		fmt.Sprintf("Topic retention (topic_message_retention_duration) stores every message once per topic for its duration: with repair_by_seek (the default) the module sizes it to %.0f s (the ONE_HOUR RDB snapshot period, the 10m repair_seek_margin, the 5s watch interval, an hour for Memorystore to recover, a day to fix a failing repair). Acknowledged messages a subscription retains (-acked-retention; issue 13's first repair kept them 7 days) are billed per subscription, %d per topic here; the function keeping up, no unacknowledged backlog; no redeliveries.", repairRetention.Seconds(), in.SubscriptionsPerTopic),
 		fmt.Sprintf("Function: %g µs CPU per event (`go run ./cmd/benchapply`), instances = ceil(events/s × CPU / (%g vCPU × %.0f%%)), at least %d (function_min_instances) and enough for %g ms requests at concurrency %d; CPU always allocated (instance-based billing: no request fee), %g MiB each.", in.CPUMicros, in.VCPU, in.TargetUtil*100, in.MinInstances, in.LatencyMs, in.Concurrency, in.MemoryMiB),
 		fmt.Sprintf("Debezium: one worker-pool instance, %g vCPU and %g GiB, always on, priced as instance-based Cloud Run.", in.DebeziumVCPU, in.DebeziumMemGiB),
-		fmt.Sprintf("Memorystore: %s, %g GB (redis_tier, redis_memory_size_gb), whatever the rate: size it for the data (`make memory`).", in.RedisTier, in.RedisGB),
+		fmt.Sprintf("Memorystore for Redis: %s, %g GB (redis_tier, redis_memory_size_gb), whatever the rate: size it for the data (`make memory`). The cluster engines: nodes = shards × (1 + replicas), node capacities from Memorystore's node specification pages; their node prices are not in prices.go.", in.RedisTier, in.RedisGB),
 		fmt.Sprintf("Metrics: %d samples per table per instance every %s (histograms counted as buckets + _sum + _count); Cloud Run, Pub/Sub and Redis system metrics are free.", SamplesPerTableExport, in.MetricInterval),
 		"Logging: no per-event logs on the success path, so ~0 (within the 50 GiB/project free allotment in any case).",
 	}
@@ -439,8 +540,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&in.DebeziumMemGiB, "debezium-memory-gib", in.DebeziumMemGiB, "debezium_memory in GiB")
 	fs.Float64Var(&in.RedisGB, "redis-gb", in.RedisGB, "redis_memory_size_gb")
 	fs.StringVar(&in.RedisTier, "redis-tier", in.RedisTier, "redis_tier: STANDARD_HA or BASIC")
-	fs.DurationVar(&in.Retention, "retention", in.Retention, "topic message retention (topic_message_retention_duration; 0: none)")
-	fs.DurationVar(&in.AckedRetention, "acked-retention", in.AckedRetention, "how long the push subscriptions keep acknowledged messages (repair_by_seek: message_retention_duration; 0: repair_by_seek = false)")
+	fs.StringVar(&in.RedisEngine, "redis-engine", in.RedisEngine, "redis_engine: redis, redis_cluster or valkey")
+	fs.StringVar(&in.NodeType, "node-type", in.NodeType, "redis_node_type (redis_cluster, valkey): "+strings.Join(clusterNodeTypes(), ", "))
+	fs.IntVar(&in.Shards, "shards", in.Shards, "redis_shard_count (redis_cluster, valkey)")
+	fs.IntVar(&in.Replicas, "replicas", in.Replicas, "redis_replica_count (redis_cluster, valkey)")
+	fs.Float64Var(&in.NodeUSDHour, "node-usd-hour", in.NodeUSDHour, "list price of one node per hour in your region (required with redis_cluster and valkey)")
+	fs.DurationVar(&in.Retention, "retention", in.Retention, "topic message retention (topic_message_retention_duration; the default is repair_by_seek's; 0: none)")
+	fs.DurationVar(&in.AckedRetention, "acked-retention", in.AckedRetention, "how long each push subscription keeps acknowledged messages (0, the module's default; 168h: issue 13's first repair)")
+	fs.IntVar(&in.SubscriptionsPerTopic, "subscriptions-per-topic", in.SubscriptionsPerTopic, "subscriptions on each table topic (the module: 1)")
 	fs.DurationVar(&in.MetricInterval, "metrics-interval", in.MetricInterval, "METRICS_EXPORT_INTERVAL")
 	fs.Float64Var(&in.LogGiB, "log-gib", in.LogGiB, "logs per month in GiB")
 	if err := fs.Parse(args); err != nil {

@@ -165,6 +165,11 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"-events-per-hour", "1e6", "-op-mix", "u=0.5"}, "-op-mix"},
 		{[]string{"-events-per-hour", "1e6", "-op-mix", "t=1"}, "-op-mix"},
 		{[]string{"-events-per-hour", "1e6", "-op-mix", "u=0.5,u=0.5"}, "-op-mix"},
+		{[]string{"-events-per-hour", "1e6", "-redis-engine", "memcached"}, "-redis-engine"},
+		{[]string{"-events-per-hour", "1e6", "-redis-engine", "valkey"}, "-node-usd-hour"},
+		{[]string{"-events-per-hour", "1e6", "-redis-engine", "redis_cluster", "-node-usd-hour", "0.2", "-node-type", "HUGE"}, "-node-type"},
+		{[]string{"-events-per-hour", "1e6", "-redis-engine", "valkey", "-node-usd-hour", "0.2", "-replicas", "3"}, "-replicas"},
+		{[]string{"-events-per-hour", "1e6", "-subscriptions-per-topic", "0"}, "-subscriptions-per-topic"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(tc.args, &out, &errb)
@@ -179,14 +184,82 @@ func TestOutput(t *testing.T) {
 	if err := run([]string{"-events-per-hour", "1e6"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
-	if s := out.String(); !strings.Contains(s, "| **total** |") || !strings.Contains(s, "| Memorystore for Redis |") {
+	if s := out.String(); !strings.Contains(s, "| **total** |") || !strings.Contains(s, "| Memorystore | for Redis STANDARD_HA 5 GB") {
 		t.Errorf("output lacks the table:\n%s", s)
 	}
 	out.Reset()
 	if err := run([]string{"-table"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
-	if s := out.String(); !strings.Contains(s, "100.0M/h today") || !strings.Contains(s, "100.0M/h new") || !strings.Contains(s, "**total / month**") || !strings.Contains(s, "| compact format, no topic retention, acknowledged messages kept 7 days (repair_by_seek) |") {
+	if s := out.String(); !strings.Contains(s, "100.0M/h before") || !strings.Contains(s, "100.0M/h new") || !strings.Contains(s, "**total / month**") ||
+		!strings.Contains(s, "| compact format, no topic retention, acknowledged messages kept 7 days per subscription |") ||
+		!strings.Contains(s, "| compact format, topic retention 94205 s (repair_by_seek's default), no acknowledged messages kept |") ||
+		!strings.Contains(s, "| HIGHMEM_MEDIUM | 39.0 GB | 6 | 4380 × P |") {
 		t.Errorf("-table output:\n%s", s)
+	}
+}
+
+// The repair's storage: a topic's retention is billed once whatever its subscriptions; acknowledged
+// messages retained by subscriptions once per subscription. The default is the module's: the topics keep
+// 94,205 s (terraform/tests/pubsub_settings.tftest.hcl holds the module to the same figure), no
+// subscription keeps acknowledged messages.
+func TestRepairStorage(t *testing.T) {
+	in := defaultInput()
+	in.EventsPerHour = 100e6
+	if in.Retention != 94205*time.Second || in.AckedRetention != 0 {
+		t.Fatalf("defaults: topic retention %v, acknowledged %v; want the module's 94205s and none", in.Retention, in.AckedRetention)
+	}
+	e := in.Estimate()
+	// 100e6/h × 94205/3600 h × 1266 B / 2^30 × $0.27.
+	topic := 100e6 * 94205 / 3600 * 1266 / math.Pow(2, 30) * 0.27
+	if got := lineUSD(t, e, "Pub/Sub topic retention"); !near(got, topic) {
+		t.Errorf("topic retention = %v, want %v", got, topic)
+	}
+	if got := lineUSD(t, e, "Pub/Sub subscriptions'"); got != 0 {
+		t.Errorf("acknowledged messages = %v, want 0", got)
+	}
+	in.SubscriptionsPerTopic = 2
+	if got := lineUSD(t, in.Estimate(), "Pub/Sub topic retention"); !near(got, topic) {
+		t.Errorf("a second subscription changed the topic's storage: %v, want %v", got, topic)
+	}
+	// Issue 13's first repair: 7 days kept by each subscription.
+	in.Retention, in.AckedRetention = 0, 7*24*time.Hour
+	acked := 100e6 * 168 * 1266 / math.Pow(2, 30) * 0.27
+	if got := lineUSD(t, in.Estimate(), "Pub/Sub subscriptions'"); !near(got, 2*acked) {
+		t.Errorf("two subscriptions' acknowledged messages = %v, want %v", got, 2*acked)
+	}
+}
+
+// Issue 19's targets with the defaults: at most $10,000 a month at 100M changes/hour; $350 at 1M is
+// not met (Memorystore for Redis's 5 GB STANDARD_HA is half of it), and is with redis_memory_size_gb 3.
+func TestIssue19Targets(t *testing.T) {
+	in := defaultInput()
+	in.EventsPerHour = 100e6
+	if got := in.Estimate().Total; got > 10000 {
+		t.Errorf("100M/h: $%.0f, above $10,000", got)
+	}
+	in.EventsPerHour = 1e6
+	e := in.Estimate()
+	if e.Total <= 350 {
+		t.Errorf("1M/h: $%.0f; the README says the defaults miss $350", e.Total)
+	}
+	if redis := lineUSD(t, e, "Memorystore"); redis < e.Total/2 {
+		t.Errorf("1M/h: Memorystore $%.0f of $%.0f; the README says it is the largest half", redis, e.Total)
+	}
+	in.RedisGB = 3
+	if got := in.Estimate().Total; got > 350 {
+		t.Errorf("1M/h with 3 GB: $%.0f, above $350", got)
+	}
+}
+
+// A cluster engine bills every node, primaries and replicas, at the given price.
+func TestClusterEngine(t *testing.T) {
+	in := defaultInput()
+	in.EventsPerHour, in.RedisEngine, in.NodeType, in.Shards, in.Replicas, in.NodeUSDHour = 1e6, "valkey", "STANDARD_SMALL", 4, 2, 0.25
+	if err := in.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lineUSD(t, in.Estimate(), "Memorystore"), 4*3*730*0.25; !near(got, want) {
+		t.Errorf("valkey 4 shards × 3 nodes = %v, want %v", got, want)
 	}
 }

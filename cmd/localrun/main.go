@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string) error {
 	maxAttempts := fs.Int("max-delivery-attempts", 50, "push attempts before a message goes to the dead-letter topic (5..100; the Terraform default is 50)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	tables := fs.String("tables", strings.Join(demoTables, ","), "captured tables, db.table, comma-separated (Debezium's include list and a topic each, as Terraform's tables)")
+	eventFormat := fs.String("event-format", "compact", "Debezium Server's EVENT_FORMAT: compact (the row plus its metadata; Terraform's event_format default) or full (Debezium's envelope)")
 	resnapshot := fs.Bool("resnapshot", false, "delete Debezium's offsets and schema history first: a new snapshot of every table")
 	statusEvery := fs.Duration("status", time.Second, "status line interval")
 	readURL := fs.String("read-url", "http://127.0.0.1:8081", "the example read service (make run starts it on READ_PORT)")
@@ -69,6 +70,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *rate < 0 || *dupRate < 0 || *dupRate > 1 {
 		return errors.New("-rate must be >= 0 and -duplicate-rate within 0..1")
+	}
+	if *eventFormat != "compact" && *eventFormat != "full" {
+		return fmt.Errorf("-event-format %q: want compact or full", *eventFormat)
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -121,6 +125,7 @@ func run(ctx context.Context, args []string) error {
 	say("preparing Debezium Server %s (fetched through Maven and cached on the first run) and the Pub/Sub emulator", debeziumserver.Version)
 	p, err := pipeline.Start(bg, pipeline.Config{DBAddr: db0.Addr(), RootDSN: db0.DSN(""), Tables: strings.Split(*tables, ","),
 		ConfigDir: filepath.Join(root, "debezium-server"), StateDir: filepath.Join(dir, "debezium"), FetchLog: os.Stdout,
+		DebeziumEnv:         map[string]string{"EVENT_FORMAT": *eventFormat},
 		MaxDeliveryAttempts: *maxAttempts, DuplicateRate: *dupRate, Seed: uint64(time.Now().UnixNano()), Logger: logger})
 	if err != nil {
 		return err
@@ -249,9 +254,12 @@ func status(ctx context.Context, p *pipeline.Pipeline, metricsURL, readMetricsUR
 				}
 				p50, _ := snap.LagQuantile(0.5, base)
 				p99, _ := snap.LagQuantile(0.99, base)
-				dbz := p.Lag().Debezium
-				line = fmt.Sprintf("%s  %s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms (dbz→cache p50 %.1fms p99 %.1fms)  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
-					now.Format("15:04:05"), debeziumStatus(ctx, p), rate, p50, p99, dbz.P50, dbz.P99, s.Backlog,
+				dbzText := "" // the compact format carries no ts_us to measure it from
+				if dbz := p.Lag().Debezium; dbz.N > 0 {
+					dbzText = fmt.Sprintf(" (dbz→cache p50 %.1fms p99 %.1fms)", dbz.P50, dbz.P99)
+				}
+				line = fmt.Sprintf("%s  %s  events/s %5.0f  lag commit→cache p50 %4.0fms p99 %4.0fms%s  backlog %d  applied %.0f  duplicate %.0f  stale %.0f  dead-lettered %d",
+					now.Format("15:04:05"), debeziumStatus(ctx, p), rate, p50, p99, dbzText, s.Backlog,
 					snap.Outcomes["applied"], snap.Outcomes["duplicate"], snap.Outcomes["stale"], int64(snap.Outcomes["dead_lettered"])+s.RelayDLQ)
 			}
 			if readMetricsURL != "" {

@@ -53,6 +53,10 @@ const (
 	MetricRestarts = "cloudsql_cache.redis.restarts"
 	MetricLosses   = "cloudsql_cache.redis.losses"
 	MetricRepairs  = "cloudsql_cache.repairs"
+
+	// StateBeyondRetention is the MetricRepairs state of a repair whose loss began before the oldest
+	// message Pub/Sub retains: counted besides finished, since the seek replays only part of the loss.
+	StateBeyondRetention = "beyond_retention"
 )
 
 // Seeker replays every push subscription's messages published at or after a time (a Pub/Sub seek).
@@ -73,7 +77,10 @@ type Options struct {
 	// SeekMargin is how much earlier than the loss the subscriptions are sought to: the longest a
 	// message can wait in Pub/Sub (retries) before the write it leads to. 0 means 10 minutes.
 	SeekMargin time.Duration
-	// SeekMax bounds how far back a seek goes (the subscriptions' retention); 0 means 7 days.
+	// SeekMax is how far back Pub/Sub still holds messages to replay (the topics' message retention,
+	// or the subscriptions' with retain_acked_messages); 0 means 7 days. A seek never goes further back;
+	// a loss that began before it is reported (RepairBeyondRetention), since a seek there would replay
+	// only part of what was lost, silently.
 	SeekMax       time.Duration
 	Logger        *slog.Logger
 	MeterProvider metric.MeterProvider
@@ -112,6 +119,9 @@ type Report struct {
 	SeekTo time.Time
 	// Repaired: the seek succeeded (false with SeekTo set: it failed, or another instance repairs).
 	Repaired bool
+	// BeyondRetention: the loss began before the oldest message Pub/Sub still retains (SeekMax), so
+	// the seek (to that oldest time) replays only part of it; counted as state beyond_retention.
+	BeyondRetention bool
 }
 
 // Watcher watches one Redis. Check and Run are not for concurrent use.
@@ -132,7 +142,9 @@ type Watcher struct {
 
 type pendingRepair struct {
 	lock string
-	to   time.Time
+	// from is where the loss requires the replay to start; the seek goes there, or to the oldest
+	// retained message when that is later (the retention may have passed it while seeks failed).
+	from time.Time
 	why  Kind
 }
 
@@ -266,7 +278,7 @@ func (w *Watcher) Check(ctx context.Context) (Report, error) {
 	case TotalLoss:
 		w.losses.Add(ctx, 1, metric.WithAttributes(attribute.String("extent", "total")))
 		why, rep.SeekTo = TotalLoss, now.Add(-w.o.SeekMax)
-		if created := markerTime(w.marker); !created.IsZero() && created.Add(-w.o.SeekMargin).After(rep.SeekTo) {
+		if created := markerTime(w.marker); !created.IsZero() {
 			rep.SeekTo = created.Add(-w.o.SeekMargin) // nothing older was ever in this data set
 		}
 		w.log.Error("Redis lost its data (the cache's marker is gone): every cached row, tombstone and floor; repairing from Pub/Sub's retention",
@@ -283,6 +295,7 @@ func (w *Watcher) Check(ctx context.Context) (Report, error) {
 			"kind", string(rep.Kind), "run_id", rep.RunID, "previous_run_id", w.runID, "role", rep.Role,
 			"survived", rep.Survived.UTC().Format(time.RFC3339Nano), "seek_to", rep.SeekTo.UTC().Format(time.RFC3339))
 	}
+	from := rep.SeekTo
 	if oldest := now.Add(-w.o.SeekMax); !rep.SeekTo.IsZero() && rep.SeekTo.Before(oldest) {
 		rep.SeekTo = oldest
 	}
@@ -307,40 +320,60 @@ func (w *Watcher) Check(ctx context.Context) (Report, error) {
 		// One repair per event across instances: an event is a server process (its run_id) with a data
 		// set (the marker, also a new one after a FLUSHALL), whichever instance sees it first and
 		// whatever it saw.
-		w.pending = &pendingRepair{lock: repairLockPrefix + rep.RunID + ":" + marker, to: rep.SeekTo, why: why}
+		w.pending = &pendingRepair{lock: repairLockPrefix + rep.RunID + ":" + marker, from: from, why: why}
 	}
 	if w.pending != nil {
-		rep.Repaired = w.repair(ctx)
+		var to time.Time
+		if rep.Repaired, to, rep.BeyondRetention = w.repair(ctx, now); rep.Repaired {
+			rep.SeekTo = to
+		}
 	}
 	return rep, nil
 }
 
-// repair runs the pending repair, unless another instance has it; it reports whether it sought.
-func (w *Watcher) repair(ctx context.Context) bool {
+// repair runs the pending repair, unless another instance has it; it reports whether it sought, to
+// when, and whether the loss began before what Pub/Sub retains.
+func (w *Watcher) repair(ctx context.Context, now time.Time) (sought bool, to time.Time, beyond bool) {
 	p := w.pending
 	ok, err := w.o.Redis.SetNX(ctx, p.lock, w.id, time.Hour).Result()
 	if err != nil {
 		w.log.Warn("repair postponed: Redis did not answer", "error", err.Error())
-		return false
+		return false, time.Time{}, false
 	}
 	if !ok {
 		if owner, _ := w.o.Redis.Get(ctx, p.lock).Result(); owner != w.id {
 			w.pending = nil // another instance repairs this one
-			return false
+			return false, time.Time{}, false
 		}
 	}
-	w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "started"), attribute.String("reason", string(p.why))))
-	if err := w.o.Seeker.Seek(ctx, p.to); err != nil {
-		w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "failed"), attribute.String("reason", string(p.why))))
-		w.log.Error("repair failed: the push subscriptions could not be sought back; retried at the next check",
-			"seek_to", p.to.UTC().Format(time.RFC3339), "error", err.Error())
-		return false
+	// Pub/Sub accepts a seek to any time and replays what it retains, without a word about the rest:
+	// the watcher says it instead.
+	to = p.from
+	if oldest := now.Add(-w.o.SeekMax); to.Before(oldest) {
+		to, beyond = oldest, true
 	}
-	w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "finished"), attribute.String("reason", string(p.why))))
+	reason := attribute.String("reason", string(p.why))
+	w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "started"), reason))
+	if err := w.o.Seeker.Seek(ctx, to); err != nil {
+		w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "failed"), reason))
+		w.log.Error("repair failed: the push subscriptions could not be sought back; retried at the next check",
+			"seek_to", to.UTC().Format(time.RFC3339), "error", err.Error())
+		return false, time.Time{}, beyond
+	}
+	w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", "finished"), reason))
 	w.log.Warn("repair started: the push subscriptions were sought back; Pub/Sub delivers their messages again",
-		"seek_to", p.to.UTC().Format(time.RFC3339), "reason", string(p.why))
+		"seek_to", to.UTC().Format(time.RFC3339), "reason", string(p.why))
+	if beyond {
+		w.repairs.Add(ctx, 1, metric.WithAttributes(attribute.String("state", StateBeyondRetention), reason))
+		what := "rows that changed between the loss and the oldest retained message may be cached at an older version: re-snapshot the tables (README: Redis failover, restart and data loss), then run verify"
+		if p.why == TotalLoss {
+			what = "rows that did not change since the oldest retained message stay uncached (reads fill them from the database) until they change or a re-snapshot fills them"
+		}
+		w.log.Error("repair incomplete: the loss began before the oldest message Pub/Sub retains (REPAIR_SEEK_MAX); "+what,
+			"lost_from", p.from.UTC().Format(time.RFC3339), "seek_to", to.UTC().Format(time.RFC3339), "reason", string(p.why))
+	}
 	w.pending = nil
-	return true
+	return true, to, beyond
 }
 
 func markerTime(marker string) time.Time {

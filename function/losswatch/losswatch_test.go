@@ -301,3 +301,71 @@ func redisClient(t *testing.T, addr string) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// A loss that began before the oldest message Pub/Sub retains (REPAIR_SEEK_MAX, the topics' retention)
+// cannot be replayed whole: the seek goes to the oldest retained time, and the watcher says so
+// (state beyond_retention) instead of a repair that looks complete. Both ways there: a snapshot older
+// than the retention (the heartbeat went back further), and a loss within it whose seek failed until
+// the retention had passed it.
+func TestLossBeyondTheRetentionIsReported(t *testing.T) {
+	const retention = time.Hour
+	beyond := losswatch.MetricRepairs + "{reason=partial_loss,state=" + losswatch.StateBeyondRetention + "}"
+	t.Run("within the retention", func(t *testing.T) {
+		srv := redisserver.StartForTest(t, redisserver.Options{})
+		w := newWatch(t, losswatch.Options{Redis: srv.Client(), SeekMax: retention})
+		w.check()
+		kept := w.clock.now.Add(-retention / 2)
+		if err := srv.Client().Set(context.Background(), losswatch.HeartbeatKey, kept.UnixMilli(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r := w.check()
+		w.want(r, losswatch.PartialLoss)
+		if !r.Repaired || r.BeyondRetention || !r.SeekTo.Equal(kept.Add(-margin)) {
+			t.Fatalf("%+v, want a whole repair from %v", r, kept.Add(-margin))
+		}
+		if c := w.counts(); c[beyond] != 0 {
+			t.Fatalf("metrics: %v", c)
+		}
+	})
+	t.Run("a snapshot older than the retention", func(t *testing.T) {
+		srv := redisserver.StartForTest(t, redisserver.Options{})
+		w := newWatch(t, losswatch.Options{Redis: srv.Client(), SeekMax: retention})
+		w.check()
+		kept := w.clock.now.Add(-2 * retention)
+		if err := srv.Client().Set(context.Background(), losswatch.HeartbeatKey, kept.UnixMilli(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r := w.check()
+		w.want(r, losswatch.PartialLoss)
+		if oldest := w.clock.now.Add(-retention); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(oldest) {
+			t.Fatalf("%+v, want a seek to the oldest retained time %v, reported beyond the retention", r, oldest)
+		}
+		if c := w.counts(); c[beyond] != 1 || c[losswatch.MetricRepairs+"{reason=partial_loss,state=finished}"] != 1 {
+			t.Fatalf("metrics: %v", c)
+		}
+	})
+	t.Run("seeks failing until the retention passed the loss", func(t *testing.T) {
+		srv := redisserver.StartForTest(t, redisserver.Options{})
+		w := newWatch(t, losswatch.Options{Redis: srv.Client(), SeekMax: retention})
+		w.check()
+		kept := w.clock.now.Add(-10 * time.Minute)
+		if err := srv.Client().Set(context.Background(), losswatch.HeartbeatKey, kept.UnixMilli(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		w.seeks.fail = 1
+		if r := w.check(); r.Kind != losswatch.PartialLoss || r.Repaired || r.BeyondRetention {
+			t.Fatalf("%+v, want a partial loss whose seek failed, within the retention", r)
+		}
+		w.clock.advance(retention)
+		r := w.check()
+		if oldest := w.clock.now.Add(-retention); !r.Repaired || !r.BeyondRetention || !r.SeekTo.Equal(oldest) {
+			t.Fatalf("the retry: %+v, want a seek to %v reported beyond the retention", r, oldest)
+		}
+		if s := w.seeks.all(); len(s) != 1 || !s[0].Equal(r.SeekTo) {
+			t.Fatalf("seeks: %v", s)
+		}
+		if c := w.counts(); c[beyond] != 1 || c[losswatch.MetricRepairs+"{reason=partial_loss,state=failed}"] != 1 {
+			t.Fatalf("metrics: %v", c)
+		}
+	})
+}

@@ -121,6 +121,7 @@ type delivery struct {
 	snapshot              string
 	file                  string
 	pos                   int64
+	compact               bool // the compact event format (__op), whose fields observe does not read
 }
 
 // stackOptions vary the stack for a suite of its own; the zero value is TestPipeline's.
@@ -130,6 +131,8 @@ type stackOptions struct {
 	redis func(t *testing.T) (fnEnv []string, rdb redis.UniversalClient)
 	// fnEnv adds to (and overrides) the function's environment.
 	fnEnv []string
+	// debeziumEnv sets Debezium Server's template variables (EVENT_FORMAT, …); nil: as shipped.
+	debeziumEnv map[string]string
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -163,7 +166,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		// (the function-kill scenario holds messages longer than that); Debezium's own offset flush
 		// (5 s) and heartbeat (10 s) run as shipped.
 		Housekeeping: 300 * time.Millisecond, AckDeadline: 10 * time.Second, ExtendEvery: time.Second,
-		RestartDelay: time.Second, Seed: 7, OnDelivery: s.observe, Logger: logger})
+		RestartDelay: time.Second, Seed: 7, OnDelivery: s.observe, Logger: logger, DebeziumEnv: opts.debeziumEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,11 +232,12 @@ func (s *stack) observe(d relay.Delivery) {
 			File     string `json:"file"`
 			Pos      int64  `json:"pos"`
 		} `json:"source"`
+		CompactOp string `json:"__op"`
 	}
 	_ = json.Unmarshal(d.Message.Data, &ev)
 	s.mu.Lock()
 	s.captured = append(s.captured, delivery{sub: d.Subscription, key: d.Message.OrderingKey, op: ev.Op, outcome: d.Outcome, acked: d.Acked, repeat: d.Repeat,
-		after: ev.After, snapshot: ev.Source.Snapshot, file: ev.Source.File, pos: ev.Source.Pos})
+		after: ev.After, snapshot: ev.Source.Snapshot, file: ev.Source.File, pos: ev.Source.Pos, compact: ev.CompactOp != ""})
 	s.mu.Unlock()
 }
 

@@ -1,17 +1,16 @@
 package lagbench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cloudsql-cache/cloudsql-cache/internal/proccpu"
 	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
 	"github.com/cloudsql-cache/cloudsql-cache/local/debeziumserver"
 	"github.com/cloudsql-cache/cloudsql-cache/local/funcmetrics"
@@ -236,7 +235,7 @@ func (b *bench) cpu() []procCPU {
 		name string
 		pid  int
 	}{{"debezium", dbz}, {"function", b.fn.Pid()}, {"mariadb", b.db.Pid()}, {"redis", b.rs.Pid()}, {"emulator+relay+load", os.Getpid()}} {
-		t, _ := cpuTime(p.pid)
+		t, _ := proccpu.Time(p.pid)
 		out = append(out, procCPU{name: p.name, cpu: t})
 	}
 	return out
@@ -249,20 +248,4 @@ func cpuSince(before, after []procCPU, wall time.Duration) []procCPU {
 		out[i].cores = out[i].cpu.Seconds() / wall.Seconds()
 	}
 	return out
-}
-
-// cpuTime is the user+system CPU time of process pid (its threads included), from /proc/<pid>/stat.
-func cpuTime(pid int) (time.Duration, error) {
-	if pid == 0 {
-		return 0, fmt.Errorf("no process")
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
 }

@@ -14,11 +14,12 @@ type Applied struct {
 	relay.Delivery
 	Op       string // the event's op ("c", "u", "d", "t", "r")
 	CommitMs int64  // source.ts_ms: the commit in the database (whole seconds on MariaDB's binlog)
-	TsUs     int64  // ts_us: when Debezium processed the change (0 if absent)
+	TsUs     int64  // ts_us: when Debezium processed the change (0 if absent: the compact format drops it)
 }
 
 // appliedOf reads the times of an applied change's event; ok is false for anything else (another
-// answer, a deliberate second delivery, a message that is not a change).
+// answer, a deliberate second delivery, a message that is not a change). It reads both event formats:
+// Debezium's envelope (op, source.ts_ms, ts_us) and the compact one (__op, __source_ts_ms).
 func appliedOf(d relay.Delivery) (a Applied, ok bool) {
 	if !d.Acked || d.Repeat || d.Outcome != "applied" {
 		return Applied{}, false
@@ -29,11 +30,19 @@ func appliedOf(d relay.Delivery) (a Applied, ok bool) {
 		Source struct {
 			TsMs int64 `json:"ts_ms"`
 		} `json:"source"`
+		CompactOp   string `json:"__op"`
+		CompactTsMs int64  `json:"__source_ts_ms"`
 	}
-	if json.Unmarshal(d.Message.Data, &ev) != nil || ev.Op == "" {
+	if json.Unmarshal(d.Message.Data, &ev) != nil {
 		return Applied{}, false
 	}
-	return Applied{Delivery: d, Op: ev.Op, CommitMs: ev.Source.TsMs, TsUs: ev.TsUs}, true
+	switch {
+	case ev.Op != "":
+		return Applied{Delivery: d, Op: ev.Op, CommitMs: ev.Source.TsMs, TsUs: ev.TsUs}, true
+	case ev.CompactOp != "":
+		return Applied{Delivery: d, Op: ev.CompactOp, CommitMs: ev.CompactTsMs}, true
+	}
+	return Applied{}, false
 }
 
 // Lag is the lag of the recently applied changes (the last lagWindow, since the last ResetLag), in

@@ -29,17 +29,19 @@ func TestLagOfAppliedChanges(t *testing.T) {
 		delivery(change("u", 1_700_000_000_000, 1_700_000_000_000_000), "retry", false, false),  // not acknowledged
 		delivery(change("r", 1_700_000_000_000, 1_700_000_000_000_000), "applied", true, false), // a snapshot read
 		delivery(`{"ts_ms":1700000000000}`, "applied", true, false),                             // a heartbeat
+		// The compact format: the row plus __ metadata, no processing time.
+		delivery(`{"id":1,"__op":"u","__db":"d","__table":"t","__source_ts_ms":1700000007000}`, "applied", true, false), // 3000 ms
 	} {
 		if a, ok := appliedOf(d); ok {
 			applied = append(applied, a)
 			m.observe(a)
 		}
 	}
-	if len(applied) != 3 || applied[0].Op != "u" || applied[0].CommitMs != 1_700_000_009_000 || applied[0].TsUs != 1_700_000_009_990_000 {
+	if len(applied) != 4 || applied[3].Op != "u" || applied[3].CommitMs != 1_700_000_007_000 || applied[3].TsUs != 0 || applied[0].Op != "u" || applied[0].CommitMs != 1_700_000_009_000 || applied[0].TsUs != 1_700_000_009_990_000 {
 		t.Fatalf("applied changes: %+v", applied)
 	}
 	lag := m.lag()
-	if lag.Commit.N != 2 || lag.Commit.P50 != 2000 || lag.Commit.Max != 2000 || lag.Debezium.N != 2 || lag.Debezium.P50 != 20 {
+	if lag.Commit.N != 3 || lag.Commit.P50 != 2000 || lag.Commit.Max != 3000 || lag.Debezium.N != 2 || lag.Debezium.P50 != 20 {
 		t.Fatalf("lag %+v", lag)
 	}
 	m.reset()

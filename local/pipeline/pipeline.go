@@ -133,6 +133,12 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DebeziumEnv["EVENT_FORMAT"] == "compact" {
+		// Its truncate route is a Groovy ContentBasedRouter, from the distribution's lib_opt/.
+		if err := debeziumserver.FetchScripting(ctx, debeziumserver.FetchOptions{Log: cfg.FetchLog}, dist); err != nil {
+			return nil, err
+		}
+	}
 	java, err := debeziumserver.FindJava(os.Getenv)
 	if err != nil {
 		return nil, err

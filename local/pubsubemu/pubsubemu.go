@@ -40,9 +40,15 @@ type Options struct {
 	AckDeadline time.Duration
 	// OnSubscription is called with the full name of each new push subscription (the relay's cue).
 	OnSubscription func(name string)
-	// Retention is how long published messages are kept for a seek (the subscriptions'
+	// Retention is how long the subscriptions keep acknowledged messages for a seek (their
 	// retain_acked_messages and message_retention_duration); 0 means 10 minutes.
 	Retention time.Duration
+	// NoAckedRetention: the subscriptions do not retain acknowledged messages (retain_acked_messages
+	// false, as the Terraform module creates them); a seek then replays only what TopicRetention keeps.
+	NoAckedRetention bool
+	// TopicRetention is how long the topics keep every published message (their
+	// message_retention_duration); 0: none. Pub/Sub's minimum is 10 minutes; any positive value here.
+	TopicRetention time.Duration
 }
 
 // Emulator is a running pstest server with a client connected to it.
@@ -64,8 +70,10 @@ type Emulator struct {
 	deadLetters []*pstest.Message   // everything published to the dead-letter topic, kept across Forget
 	forgets     int
 
-	// retained is every message published in the last Retention, oldest first, for Seek.
+	// retained is every message published within the retention (keep), oldest first, for Seek.
 	retainMu sync.Mutex
+	keep     time.Duration
+	now      func() time.Time // the clock of the retention (tests move it)
 	retained []retainedMessage
 	seeks    sync.WaitGroup
 	// replaying counts the messages a seek is still to publish again (Outstanding includes them);
@@ -98,7 +106,16 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	if opts.Retention == 0 {
 		opts.Retention = 10 * time.Minute
 	}
-	e := &Emulator{opts: opts, topics: map[string]bool{}, outstanding: map[string]struct{}{}}
+	if opts.TopicRetention < 0 {
+		return nil, fmt.Errorf("pubsubemu: topic retention %v is negative", opts.TopicRetention)
+	}
+	e := &Emulator{opts: opts, topics: map[string]bool{}, outstanding: map[string]struct{}{}, now: time.Now}
+	// A message can be replayed while either retention holds it: the subscription's (acknowledged
+	// messages retained) or the topic's.
+	if !opts.NoAckedRetention {
+		e.keep = opts.Retention
+	}
+	e.keep = max(e.keep, opts.TopicRetention)
 	// pstest runs its reactors inside its own handlers, so they also see the requests of our server.
 	e.srv = pstest.NewServer(
 		pstest.ServerReactorOption{FuncName: "Publish", Reactor: retainReactor{e}},

@@ -11,10 +11,12 @@ import (
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 )
 
-// A seek to a time, as Pub/Sub does it for a subscription with retain_acked_messages: every message
-// published since then is delivered again. pstest's own Seek cannot be used: the messages it puts back
+// A seek to a time, as Pub/Sub does it for a subscription that retains acknowledged messages, or whose
+// topic retains every message (topic message retention): every message published since then and still
+// retained by either is delivered again; older ones are gone, and the seek succeeds all the same, as
+// Pub/Sub's does. pstest's own Seek cannot be used: the messages it puts back
 // have lost their data ("This was not preserved!" in its source) and come from every topic. So the
-// emulator keeps what was published in the last Retention and answers a seek by publishing the
+// emulator keeps what was published within the longer retention and answers a seek by publishing the
 // subscription's topic's messages since the time again, in their order, with their data, attributes
 // and ordering keys: they reach the subscription (the only one of a table's topic here) as new
 // messages, after what it already has. Like a real seek's redeliveries, they may interleave with new
@@ -36,19 +38,26 @@ func (r retainReactor) React(req any) (bool, any, error) {
 	if !ok || strings.HasPrefix(pr.Topic, r.e.DeadLetterTopic()) {
 		return false, nil, nil
 	}
-	now := time.Now()
 	e := r.e
 	e.retainMu.Lock()
 	defer e.retainMu.Unlock()
-	for _, m := range pr.Messages {
-		e.retained = append(e.retained, retainedMessage{topic: pr.Topic, at: now, data: m.Data, attributes: maps.Clone(m.Attributes), orderingKey: m.OrderingKey})
+	now := e.now()
+	if e.keep > 0 {
+		for _, m := range pr.Messages {
+			e.retained = append(e.retained, retainedMessage{topic: pr.Topic, at: now, data: m.Data, attributes: maps.Clone(m.Attributes), orderingKey: m.OrderingKey})
+		}
 	}
+	e.expire(now)
+	return false, nil, nil
+}
+
+// expire drops what no retention holds any more (retainMu held).
+func (e *Emulator) expire(now time.Time) {
 	cut := 0
-	for cut < len(e.retained) && now.Sub(e.retained[cut].at) > e.opts.Retention {
+	for cut < len(e.retained) && now.Sub(e.retained[cut].at) > e.keep {
 		cut++
 	}
 	e.retained = e.retained[cut:]
-	return false, nil, nil
 }
 
 // seekReactor answers Seek (pstest holds its lock meanwhile, so the publishing happens after).
@@ -71,6 +80,7 @@ func (r seekReactor) React(req any) (bool, any, error) {
 	since := t.Time.AsTime()
 	var replay []retainedMessage
 	r.e.retainMu.Lock()
+	r.e.expire(r.e.now())
 	for _, m := range r.e.retained {
 		if m.topic == topic && !m.at.Before(since) {
 			replay = append(replay, m)

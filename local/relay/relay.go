@@ -5,6 +5,9 @@
 // forwarded to the dead-letter topic after the maximum attempts. It counts the function's outcomes and
 // reports every answer to an observer (Config.OnDelivery), which is where the local pipeline measures
 // lag: the relay moves messages and does not read them.
+//
+// Opt-in, it behaves as the cloud does under load (Config.RTT, SlowStart, InstanceConcurrency ×
+// MaxInstances) and delivers as an unordered subscription (Config.Unordered).
 package relay
 
 import (
@@ -42,7 +45,27 @@ type Config struct {
 	// MaxInFlight bounds the POSTs outstanding at once, across keys; 0 means 80, what one Cloud Run
 	// instance of the function accepts with Terraform's default function_concurrency (Cloud Run
 	// queues or refuses the rest). Without a bound a snapshot would open a request per row at once.
+	// With SlowStart it is the push window's ceiling.
 	MaxInFlight int
+	// Unordered delivers as a subscription with enable_message_ordering=false does: ordering keys are
+	// ignored, so one key's messages are pushed concurrently and may be answered out of order.
+	Unordered bool
+	// RTT is a fixed round-trip time added to every push (waited before the request is sent),
+	// simulating the network between Pub/Sub and Cloud Run: locally it is sub-millisecond, in the
+	// cloud several milliseconds. It bounds an ordered key at 1/RTT deliveries a second. 0 adds
+	// nothing.
+	RTT time.Duration
+	// SlowStart models Pub/Sub's push flow control instead of a fixed MaxInFlight window; see
+	// pushWindow. The relay keeps one window across its subscriptions (Pub/Sub keeps one per
+	// subscription): what the benchmarks using it deliver is one subscription.
+	SlowStart bool
+	// InstanceConcurrency × MaxInstances caps the requests the function has at once, as Cloud Run
+	// caps a service (concurrency per instance × max instances); a push beyond the cap waits up to
+	// QueueTimeout for a place, then is answered 429, as Cloud Run refuses requests it cannot place.
+	// 0 for either means no cap.
+	InstanceConcurrency, MaxInstances int
+	// QueueTimeout is how long a push waits for a place under the instance cap; 0 means 10 s.
+	QueueTimeout time.Duration
 	// ExtendEvery is how often the ack deadlines of the messages the relay holds (pulled, waiting for
 	// their key's turn or being retried) are renewed; 0 means a minute. It must be well below the
 	// subscriptions' ack deadline, or the emulator hands held messages out again.
@@ -85,7 +108,8 @@ type Relay struct {
 	queues map[string][]*pb.ReceivedMessage // subscription + "\x00" + ordering key → in publish order
 	held   map[string]*pb.ReceivedMessage   // by message id: everything in queues
 	stats  counters
-	slots  chan struct{} // one per POST in flight
+	window *pushWindow   // POSTs in flight: fixed at MaxInFlight, or slow start
+	places chan struct{} // one per request at the function (the instance cap); nil: no cap
 	wg     sync.WaitGroup
 	ctx    context.Context
 }
@@ -98,6 +122,7 @@ type counters struct {
 	relayDLQ   int64
 	redeliv    int64 // messages the emulator handed out again while the relay held them
 	extends    int64 // ack-deadline renewals sent
+	refused    int64 // pushes answered 429 by the instance cap
 }
 
 // New builds a relay; call Run, then AddSubscription for each subscription.
@@ -132,6 +157,16 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.RTT < 0 || cfg.InstanceConcurrency < 0 || cfg.MaxInstances < 0 || cfg.QueueTimeout < 0 {
+		return nil, errors.New("relay: RTT, InstanceConcurrency, MaxInstances and QueueTimeout must not be negative")
+	}
+	if cfg.QueueTimeout == 0 {
+		cfg.QueueTimeout = 10 * time.Second
+	}
+	var places chan struct{}
+	if cfg.InstanceConcurrency > 0 && cfg.MaxInstances > 0 {
+		places = make(chan struct{}, cfg.InstanceConcurrency*cfg.MaxInstances)
+	}
 	return &Relay{
 		cfg:    cfg,
 		http:   &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
@@ -140,7 +175,8 @@ func New(cfg Config) (*Relay, error) {
 		subs:   map[string]bool{},
 		queues: map[string][]*pb.ReceivedMessage{},
 		held:   map[string]*pb.ReceivedMessage{},
-		slots:  make(chan struct{}, cfg.MaxInFlight),
+		window: newPushWindow(cfg.MaxInFlight, cfg.SlowStart),
+		places: places,
 		stats:  counters{outcomes: map[string]int64{}},
 	}, nil
 }
@@ -229,7 +265,7 @@ func (r *Relay) pull(ctx context.Context, sub string) {
 				continue
 			}
 			k := m.Message.OrderingKey
-			if k == "" {
+			if k == "" || r.cfg.Unordered {
 				k = "\x01" + m.Message.MessageId // unordered: a queue of its own
 			}
 			q := sub + "\x00" + k
@@ -407,14 +443,37 @@ func (r *Relay) deliver(ctx context.Context, sub string, rm *pb.ReceivedMessage)
 }
 
 // post sends one push request; ok means Pub/Sub would acknowledge it. outcome is the function's answer
-// ("applied", "stale", …) or "retry"/"error".
+// ("applied", "stale", …) or "retry"/"error". It holds a place in the push window for the whole round
+// trip, and one under the instance cap while the function has the request.
 func (r *Relay) post(ctx context.Context, body []byte) (ok bool, outcome string) {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
+	if !r.window.acquire(ctx) {
 		return false, "stopping"
 	}
-	defer func() { <-r.slots }()
+	defer func() { r.window.release(ok) }()
+	// The whole round trip in one wait (two would add the timer's overshoot twice on a loaded machine);
+	// it is outside the instance cap, as network time is not an instance's.
+	sleep(ctx, r.cfg.RTT)
+	return r.send(ctx, body)
+}
+
+// send is the request at the function, under the instance cap.
+func (r *Relay) send(ctx context.Context, body []byte) (ok bool, outcome string) {
+	if r.places != nil {
+		t := time.NewTimer(r.cfg.QueueTimeout)
+		defer t.Stop()
+		select {
+		case r.places <- struct{}{}:
+		case <-t.C:
+			r.mu.Lock()
+			r.stats.deliveries++
+			r.stats.refused++
+			r.mu.Unlock()
+			return false, "429" // Cloud Run: no instance could take it
+		case <-ctx.Done():
+			return false, "stopping"
+		}
+		defer func() { <-r.places }()
+	}
 	r.mu.Lock()
 	endpoint := r.cfg.Endpoint
 	r.mu.Unlock()
@@ -484,6 +543,10 @@ type Stats struct {
 	// Redelivered counts messages the emulator handed out again while the relay still held them (their
 	// ack deadline passed: the renewals did not keep up); Extends counts the renewal rounds.
 	Redelivered, Extends int64
+	// Refused counts pushes the instance cap answered 429 (no place within QueueTimeout).
+	Refused int64
+	// PushWindow is the most POSTs the relay has in flight now (MaxInFlight without SlowStart).
+	PushWindow int
 }
 
 // Stats returns the current counters.
@@ -491,7 +554,7 @@ func (r *Relay) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := Stats{Outcomes: map[string]int64{}, Acked: r.stats.acked, Deliveries: r.stats.deliveries, Duplicates: r.stats.extra, RelayDLQ: r.stats.relayDLQ,
-		Backlog: len(r.held), Redelivered: r.stats.redeliv, Extends: r.stats.extends}
+		Backlog: len(r.held), Redelivered: r.stats.redeliv, Extends: r.stats.extends, Refused: r.stats.refused, PushWindow: r.window.size()}
 	for k, v := range r.stats.outcomes {
 		s.Outcomes[k] = v
 	}

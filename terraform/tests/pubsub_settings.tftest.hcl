@@ -1,5 +1,7 @@
 # Topic retention and delivery ordering are choices (variables.tf: topic_message_retention_duration,
-# enable_message_ordering): what each default plans, and what setting them changes.
+# enable_message_ordering): what each default plans, and what setting them changes. With repair_by_seek
+# (the default) the topics' retention is what the repair's seek replays: sized by default to the losses
+# it must cover (main.tf: local.repair_retention_needed, a day more), and refused when set shorter.
 
 mock_provider "google" {
   override_during = plan
@@ -18,8 +20,13 @@ run "defaults" {
   command = plan
 
   assert {
-    condition     = alltrue([for t in google_pubsub_topic.table : t.message_retention_duration == null]) && google_pubsub_topic.schema_changes.message_retention_duration == null
-    error_message = "by default the table and schema-change topics keep no messages (replay goes through Debezium)."
+    # ONE_HOUR snapshots + 10m margin + 5s watch interval + 1h for Memorystore = 7805 s, and a day.
+    condition     = alltrue([for t in google_pubsub_topic.table : t.message_retention_duration == "94205s"]) && google_pubsub_topic.schema_changes.message_retention_duration == "94205s" && output.topic_message_retention_duration == "94205s"
+    error_message = "by default the table and schema-change topics keep every message for what the repair needs (7805s) and a day: 94205s."
+  }
+  assert {
+    condition     = alltrue([for s in google_pubsub_subscription.push : s.retain_acked_messages == false]) && one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REPAIR_SEEK_MAX"]) == "94205s"
+    error_message = "the repair seeks through the topics' retention: the push subscriptions keep no acknowledged messages, and REPAIR_SEEK_MAX is the topics' retention."
   }
   assert {
     condition     = alltrue([for s in google_pubsub_subscription.push : s.message_retention_duration == "604800s"])
@@ -54,6 +61,51 @@ run "retention_and_unordered" {
   assert {
     condition     = length(google_pubsub_subscription.push) == 3 && alltrue([for s in google_pubsub_subscription.push : s.enable_message_ordering == false])
     error_message = "enable_message_ordering = false turns ordering off on every push subscription, the schema-change one included."
+  }
+}
+
+run "topic_retention_follows_the_snapshot_period" {
+  command = plan
+  variables {
+    redis_rdb_snapshot_period = "TWENTY_FOUR_HOURS"
+  }
+  assert {
+    condition     = alltrue([for t in google_pubsub_topic.table : t.message_retention_duration == "177005s"])
+    error_message = "a day between snapshots: 86400 + 600 + 5 + 3600 = 90605s needed, and a day: 177005s."
+  }
+}
+
+# repair_seek_margin 1h30m: 3600 + 5400 + 5 + 3600 = 12605 s needed, no more.
+run "topic_retention_just_enough" {
+  command = plan
+  variables {
+    repair_seek_margin               = "1h30m"
+    topic_message_retention_duration = "12605s"
+  }
+  assert {
+    condition     = alltrue([for t in google_pubsub_topic.table : t.message_retention_duration == "12605s"])
+    error_message = "a retention that covers the repair's window is kept as given."
+  }
+}
+
+run "topic_retention_too_short_for_the_repair" {
+  command = plan
+  variables {
+    repair_seek_margin               = "1h30m"
+    topic_message_retention_duration = "12604s"
+  }
+  expect_failures = [var.topic_message_retention_duration]
+}
+
+run "topic_retention_short_without_repair" {
+  command = plan
+  variables {
+    repair_by_seek                   = false
+    topic_message_retention_duration = "600s"
+  }
+  assert {
+    condition     = alltrue([for t in google_pubsub_topic.table : t.message_retention_duration == "600s"])
+    error_message = "without repair_by_seek any topic retention is accepted."
   }
 }
 

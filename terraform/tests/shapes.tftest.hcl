@@ -85,6 +85,11 @@ run "basic_tier_without_repair" {
   }
 
   assert {
+    condition     = alltrue([for t in google_pubsub_topic.table : t.message_retention_duration == null]) && google_pubsub_topic.schema_changes.message_retention_duration == null && output.topic_message_retention_duration == null
+    error_message = "Without repair the topics keep no messages (nothing to seek for)."
+  }
+
+  assert {
     condition     = google_redis_instance.cache[0].persistence_config[0].persistence_mode == "DISABLED" && google_redis_instance.cache[0].persistence_config[0].rdb_snapshot_period == null
     error_message = "redis_persistence_mode DISABLED sets no snapshot period."
   }
@@ -180,7 +185,7 @@ run "tables_with_key_templates" {
       REDIS_WAIT_TIMEOUT    = "500ms"
       REDIS_WATCH_INTERVAL  = "5s"
       REPAIR_SEEK_MARGIN    = "10m"
-      REPAIR_SEEK_MAX       = "604800s"
+      REPAIR_SEEK_MAX       = "94205s"
       REPAIR_SUBSCRIPTIONS  = "projects/my-project/subscriptions/cloudsql-cache.billing.invoices.apply,projects/my-project/subscriptions/cloudsql-cache.shop.customers.apply,projects/my-project/subscriptions/cloudsql-cache.shop.orders.apply,projects/my-project/subscriptions/cloudsql-cache.apply"
     })
     error_message = "The function's environment must carry the tables, key templates and excluded columns as its CACHE_* variables, wait for the standard tier's replica and repair through every push subscription."
