@@ -65,7 +65,7 @@ func Vars() []envvar.Var {
 		{Name: "DEAD_LETTER_TOPIC", Default: "", Help: "projects/<project>/topics/<topic> for permanently bad messages, or \"nack\" to answer them 400 and let the subscription's dead-letter policy take them. Required."},
 		{Name: "CACHE_TOMBSTONE_TTL", Default: "168h", Help: "How long a deleted row's tombstone is kept (0: forever). Must outlast redelivery and replay."},
 		{Name: "CACHE_INVALIDATION_CHANNEL", Default: rowcache.DefaultInvalidationChannel, Help: "Redis pub/sub channel announcing every changed key to the read path's in-process (L1) caches; \"off\" publishes nothing."},
-		{Name: "REDIS_WAIT_REPLICAS", Default: "0", Help: "Replicas that must hold a message's writes (Redis WAIT) before it is acknowledged; 0: acknowledged once the primary has them. 1 on Memorystore's standard tier, whose replication is asynchronous."},
+		{Name: "REDIS_WAIT_REPLICAS", Default: "0", Help: "Replicas that must hold a message's writes (Redis WAIT) before it is acknowledged; 0: acknowledged once the primary has them. 1 on Memorystore's standard tier and on a cluster with replicas, whose replication is asynchronous (on a cluster: replicas of the shard that took the write)."},
 		{Name: "REDIS_WAIT_TIMEOUT", Default: "500ms", Help: "How long a message waits for REDIS_WAIT_REPLICAS; then it is answered 503 and retried. Less than REDIS_TIMEOUT."},
 		{Name: "REDIS_WATCH_INTERVAL", Default: "5s", Help: "How often Redis is checked for a restart, a failover or lost writes (its run_id, a marker and a heartbeat key); 0 turns the check off."},
 		{Name: "REPAIR_SUBSCRIPTIONS", Default: "", Help: "Comma-separated projects/<project>/subscriptions/<name>: the push subscriptions sought back past a loss Redis suffered, so Pub/Sub delivers their messages again (they need retain_acked_messages). Empty: losses are detected and alerted on, not repaired."},
@@ -163,15 +163,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RepairSubscriptions = append(c.RepairSubscriptions, sub)
 	}
-	if rc.Mode == redisenv.ModeCluster {
-		// WAIT confirms the replicas of the one node it is sent to, and the watcher reads one node's
-		// run_id and keys: on a cluster both would say nothing about the other shards.
-		if c.WaitReplicas > 0 {
-			bad("REDIS_WAIT_REPLICAS", "must be 0 with REDIS_MODE=cluster: waiting for a cluster's replicas is not supported yet (WAIT answers for one node, and a cluster's writes go to many)")
-		}
-		if len(c.RepairSubscriptions) > 0 {
-			bad("REPAIR_SUBSCRIPTIONS", "must be empty with REDIS_MODE=cluster: the loss watcher does not run on a cluster yet")
-		}
+	if rc.Mode == redisenv.ModeCluster && len(c.RepairSubscriptions) > 0 {
+		// The watcher reads one node's run_id and keys: on a cluster it would say nothing about the
+		// other shards. (REDIS_WAIT_REPLICAS works on a cluster: the WAIT goes to the primary that took
+		// the write, rowcache.Store.)
+		bad("REPAIR_SUBSCRIPTIONS", "must be empty with REDIS_MODE=cluster: the loss watcher does not run on a cluster yet")
 	}
 	if len(c.RepairSubscriptions) > 0 {
 		switch {

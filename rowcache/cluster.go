@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 )
 
 // The data layout on a Redis Cluster (Memorystore for Redis Cluster, Memorystore for Valkey).
@@ -314,4 +316,108 @@ func (s *Store) scanCluster(ctx context.Context, t TableKeys, batch func(keys []
 		return err
 	})
 	return total, err
+}
+
+// Waiting for replicas on a cluster. WAIT waits until the replicas of the node it is sent to hold
+// every write that node made for the connection it arrives on, so it must follow the script on the
+// same connection, to the primary serving the row's slot: the ClusterClient routes each command on
+// its own and would send a keyless WAIT to any node. The barrier is a write in the row's slot
+// (barrierKey): on a cluster PUBLISH is carried by the cluster bus, not the replication stream, so it
+// would not make a retry that found its change already stored (nothing written) wait for the earlier
+// attempt's write. A redirect (MOVED, ASK: the slot moved or is moving) is an error, retried by the
+// caller once the client reloaded the slot map: following it would split the script and its WAIT
+// over two nodes.
+
+// barrierTTL bounds how long a slot's barrier key outlives the last write of the slot.
+const barrierTTL = time.Minute
+
+// barrierKey is the replication barrier's key in slot.
+func barrierKey(slot int) string { return BarrierChannel + ":{" + SlotTag(slot) + "}" }
+
+// clusterBarrier queues the barrier write in slot and the WAIT on pipe, a pipeline of one node.
+func (s *Store) clusterBarrier(ctx context.Context, pipe redis.Pipeliner, slot int) (*redis.StatusCmd, *redis.Cmd) {
+	b := pipe.Set(ctx, barrierKey(slot), "", barrierTTL)
+	return b, pipe.Do(ctx, "WAIT", s.replicas, s.waitTimeout.Milliseconds())
+}
+
+// runClusterScript is runScript on a cluster: the script, the barrier and the WAIT in one pipeline to
+// the primary serving keys[0]'s slot (every key of a call is in that slot).
+func (s *Store) runClusterScript(ctx context.Context, keys []string, args ...any) (int64, error) {
+	node, err := s.cluster.MasterForKey(ctx, keys[0])
+	if err != nil {
+		return 0, fmt.Errorf("rowcache: the primary of %s: %w", keys[0], err)
+	}
+	slot := KeySlot(keys[0])
+	for attempt := 0; ; attempt++ {
+		pipe := node.Pipeline()
+		var cmd *redis.Cmd
+		if attempt == 0 {
+			cmd = s.script.EvalSha(ctx, pipe, keys, args...)
+		} else {
+			cmd = s.script.Eval(ctx, pipe, keys, args...)
+		}
+		b, w := s.clusterBarrier(ctx, pipe, slot)
+		_, _ = pipe.Exec(ctx)
+		r, err := cmd.Int64()
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			continue
+		}
+		if err != nil {
+			return 0, s.redirected(ctx, node, err)
+		}
+		return r, s.waitedAfter(b, w)
+	}
+}
+
+// redirected turns a MOVED or ASK answer of node into an error to retry; on it, and on an error that is
+// not Redis's answer (the node is down or unreachable: a failover), it asks the client to reload its
+// slot map, so that the retry goes to the slot's primary. Other errors pass as they are.
+func (s *Store) redirected(ctx context.Context, node *redis.Client, err error) error {
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	var answer redis.Error
+	if moved || ask || !errors.As(err, &answer) {
+		s.cluster.ReloadState(ctx)
+	}
+	if moved || ask {
+		return fmt.Errorf("rowcache: %s no longer serves the slot (the cluster is resharding; retry): %w", node.Options().Addr, err)
+	}
+	return err
+}
+
+// replicatedCluster is Replicated on a cluster: the barrier and a WAIT on every primary, in parallel,
+// each in one of its slots.
+func (s *Store) replicatedCluster(ctx context.Context) error {
+	ranges, err := s.cluster.ClusterSlots(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("rowcache: cluster slots: %w", err)
+	}
+	slotOf := map[string]int{} // a slot of each primary, by node ID
+	for _, r := range ranges {
+		if len(r.Nodes) > 0 {
+			if _, ok := slotOf[r.Nodes[0].ID]; !ok {
+				slotOf[r.Nodes[0].ID] = r.Start
+			}
+		}
+	}
+	var g errgroup.Group
+	for _, slot := range slotOf {
+		g.Go(func() error {
+			node, err := s.cluster.MasterForKey(ctx, barrierKey(slot))
+			if err != nil {
+				return fmt.Errorf("rowcache: the primary of slot %d: %w", slot, err)
+			}
+			pipe := node.Pipeline()
+			b, w := s.clusterBarrier(ctx, pipe, slot)
+			_, _ = pipe.Exec(ctx)
+			if b.Err() != nil {
+				return s.redirected(ctx, node, fmt.Errorf("%w: the replication barrier on %s failed: %w", ErrNotReplicated, node.Options().Addr, b.Err()))
+			}
+			if err := s.waitedAfter(b, w); err != nil {
+				return fmt.Errorf("%w (primary %s)", err, node.Options().Addr)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }

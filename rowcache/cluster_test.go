@@ -402,17 +402,3 @@ func TestClusterRaiseFloorResumes(t *testing.T) {
 		}
 	}
 }
-
-// A Store on a cluster does not wait for replicas: WAIT would answer for one node only. On a cluster
-// without replicas a wait for one could never be met, so an Upsert that waited would fail.
-func TestClusterStoreDoesNotWaitForReplicas(t *testing.T) {
-	rc := redisserver.StartClusterForTest(t, redisserver.ClusterOptions{Primaries: 3})
-	s := rowcache.NewStore(rc.Client(), 0).WithReplicaWait(1, 100*time.Millisecond)
-	if n := s.ReplicaWait(); n != 0 {
-		t.Fatalf("ReplicaWait() = %d on a cluster, want 0", n)
-	}
-	res, err := s.Upsert(context.Background(), "shop.customers:1", "cloudsql-cache:truncated:shop.customers", rowcache.Version{File: 1, Pos: 10}, []byte(`{"id":1}`))
-	if err != nil || res != rowcache.Applied {
-		t.Fatalf("Upsert on a cluster with a replica wait asked for: %v, %v", res, err)
-	}
-}

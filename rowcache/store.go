@@ -156,13 +156,9 @@ func (s *Store) WithInvalidationChannel(channel string) *Store {
 
 // WithReplicaWait returns a copy of s whose Upsert and Delete return only once at least replicas
 // replicas hold the write (and every write the server made before it), or ErrNotReplicated after
-// timeout; Replicated does the same for any other writes. replicas 0 waits for nothing. A Store on a
-// cluster does not wait (s is returned as it is): WAIT answers for the replicas of the one node it is
-// sent to, and the barrier's PUBLISH would go to every node.
+// timeout; Replicated does the same for any other writes. replicas 0 waits for nothing. On a cluster
+// the replicas are those of the primary that took the write (cluster.go, runClusterScript).
 func (s *Store) WithReplicaWait(replicas int, timeout time.Duration) *Store {
-	if s.cluster != nil {
-		return s
-	}
 	c := *s
 	c.replicas, c.waitTimeout = replicas, timeout
 	return &c
@@ -176,6 +172,9 @@ func (s *Store) ReplicaWait() int { return s.replicas }
 func (s *Store) Replicated(ctx context.Context) error {
 	if s.replicas == 0 {
 		return nil
+	}
+	if s.cluster != nil {
+		return s.replicatedCluster(ctx)
 	}
 	pipe := s.rdb.Pipeline()
 	w := s.barrier(ctx, pipe)
@@ -195,6 +194,15 @@ func (s *Store) barrier(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
 }
 
 func (s *Store) waited(w *redis.Cmd) error {
+	return s.waitedAfter(nil, w)
+}
+
+// waitedAfter is waited for a WAIT after the barrier write b (nil: none to check): a barrier that
+// failed leaves the WAIT nothing of this connection's to wait for, so it confirms nothing.
+func (s *Store) waitedAfter(b redis.Cmder, w *redis.Cmd) error {
+	if b != nil && b.Err() != nil {
+		return fmt.Errorf("%w: the replication barrier failed: %v", ErrNotReplicated, b.Err())
+	}
 	n, err := w.Int64()
 	if err != nil {
 		return fmt.Errorf("rowcache: WAIT: %w", err)
@@ -509,6 +517,9 @@ func (s *Store) run(ctx context.Context, keys []string, mode, ver string, value 
 func (s *Store) runScript(ctx context.Context, keys []string, args ...any) (int64, error) {
 	if s.replicas == 0 {
 		return s.script.Run(ctx, s.rdb, keys, args...).Int64()
+	}
+	if s.cluster != nil {
+		return s.runClusterScript(ctx, keys, args...)
 	}
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()

@@ -58,10 +58,11 @@ locals {
     REPAIR_SEEK_MAX      = local.repair_by_seek ? local.topic_retention : var.message_retention_duration
   }
 
-  # The standard tier's replica is asynchronous: acknowledge a change only once it holds it.
-  # On a cluster engine neither runs yet (the function refuses REDIS_WAIT_REPLICAS and
-  # REPAIR_SUBSCRIPTIONS with REDIS_MODE=cluster): WAIT and the loss watcher speak for one node.
-  redis_wait_replicas  = var.redis_engine == "redis" ? coalesce(var.redis_wait_replicas, var.redis_tier == "STANDARD_HA" ? 1 : 0) : 0
+  # The standard tier's replica and a cluster's shard replicas are asynchronous: acknowledge a change
+  # only once one holds it (on a cluster, a replica of the shard that took it). The loss watcher does
+  # not run on a cluster engine yet (the function refuses REPAIR_SUBSCRIPTIONS with
+  # REDIS_MODE=cluster): it speaks for one node.
+  redis_wait_replicas  = coalesce(var.redis_wait_replicas, (var.redis_engine == "redis" ? var.redis_tier == "STANDARD_HA" : var.redis_replica_count > 0) ? 1 : 0)
   redis_watch_interval = var.redis_engine == "redis" ? var.redis_watch_interval : "0"
   repair_by_seek       = var.redis_engine == "redis" && var.repair_by_seek && var.redis_watch_interval != "0"
 

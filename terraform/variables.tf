@@ -332,7 +332,7 @@ variable "redis_timeout" {
 }
 
 variable "redis_wait_replicas" {
-  description = "REDIS_WAIT_REPLICAS: replicas that must hold a change (Redis WAIT) before the function acknowledges it. null (default): 1 with redis_tier STANDARD_HA, whose replication is asynchronous, 0 with BASIC, which has no replica, and 0 with a cluster engine (not supported there yet). 0 acknowledges once the primary has it: a failover can then lose acknowledged changes until the loss watcher's repair replays them."
+  description = "REDIS_WAIT_REPLICAS: replicas that must hold a change (Redis WAIT) before the function acknowledges it. null (default): 1 with redis_tier STANDARD_HA, whose replication is asynchronous, 0 with BASIC, which has no replica; with a cluster engine 1 (a replica of the shard that took the change) unless redis_replica_count is 0. 0 acknowledges once the primary has it: a failover can then lose acknowledged changes until the loss watcher's repair replays them (on one instance; a cluster has no loss watcher yet)."
   type        = number
   default     = null
 
@@ -345,8 +345,8 @@ variable "redis_wait_replicas" {
     error_message = "redis_wait_replicas must be 0 (or null) with redis_tier BASIC, which has no replica to wait for: got ${jsonencode(var.redis_wait_replicas)}."
   }
   validation {
-    condition     = var.redis_wait_replicas == null || var.redis_engine == "redis" || var.redis_wait_replicas == 0
-    error_message = "redis_wait_replicas must be 0 (or null) with a cluster engine (redis_engine ${var.redis_engine}): waiting for a cluster's replicas is not supported yet: got ${jsonencode(var.redis_wait_replicas)}."
+    condition     = var.redis_wait_replicas == null || var.redis_engine == "redis" || var.redis_replica_count > 0 || var.redis_wait_replicas == 0
+    error_message = "redis_wait_replicas must be 0 (or null) with a cluster engine without replicas (redis_replica_count 0), which has none to wait for: got ${jsonencode(var.redis_wait_replicas)}."
   }
 }
 

@@ -298,7 +298,7 @@ func (s *stack) schemaChanges(t *testing.T) {
 			t.Fatalf("%s is not cached before the DDL (%v): the scenario would check nothing", k, err)
 		}
 	}
-	sweepsBefore := s.reasons(t, "applied")["ddl_sweep"]
+	sweepsBefore, noRowsBefore := s.reasons(t, "applied")["ddl_sweep"], s.reasons(t, "ignored")["ddl_no_rows"]
 	s.run(t, scenario{d: 8 * time.Second, during: func(t *testing.T) {
 		sqlExec(t, s.db, "TRUNCATE TABLE order_lines")
 		time.Sleep(time.Second)
@@ -326,12 +326,16 @@ func (s *stack) schemaChanges(t *testing.T) {
 			t.Errorf("the floor of %s is %q (%v), want one for a %s", table, v, err, want)
 		}
 	}
-	if n := s.reasons(t, "applied")["ddl_sweep"] - sweepsBefore; n < 4 {
-		t.Errorf("the function swept %d times on the schema changes, want one per statement (4)", n)
+	// A statement's message retried after its floors were raised and its table's new shape recorded
+	// (the replicas confirmed too late, a timeout: TestCluster waits for replicas under load) finds
+	// the shape unchanged and is acknowledged as ddl_no_rows; the floors above show it swept.
+	sweeps, retried := s.reasons(t, "applied")["ddl_sweep"]-sweepsBefore, s.reasons(t, "ignored")["ddl_no_rows"]-noRowsBefore
+	if sweeps+retried < 4 || sweeps == 0 {
+		t.Errorf("the function swept %d times on the schema changes (and acknowledged %d without rows), want one per statement (4)", sweeps, retried)
 	}
 	// Dropped and renamed away: nothing of theirs is left.
 	for _, table := range []string{"shop.doomed", "shop.renamed_from"} {
-		if keys, err := s.rdb.Keys(ctx, table+":*").Result(); err != nil || len(keys) != 0 {
+		if keys, err := s.keys(ctx, table+":*"); err != nil || len(keys) != 0 {
 			t.Errorf("%s keeps %v in the cache (%v)", table, keys, err)
 		}
 	}

@@ -479,6 +479,20 @@ func (s *stack) purgeBinlogs(t *testing.T) {
 	t.Logf("binary logs purged up to %s", file)
 }
 
+// keys returns every key matching pattern: on a cluster from every primary (KEYS on a cluster client
+// asks one node).
+func (s *stack) keys(ctx context.Context, pattern string) ([]string, error) {
+	var mu sync.Mutex
+	var out []string
+	err := rowcache.ScanKeys(ctx, s.rdb, pattern, func(keys []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		out = append(out, keys...)
+		return nil
+	})
+	return out, err
+}
+
 // verifyTable runs the drift checker on one table and returns its report (differences are the
 // caller's to judge).
 func (s *stack) verifyTable(t *testing.T, table string) verify.TableReport {

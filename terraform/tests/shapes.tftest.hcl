@@ -426,6 +426,8 @@ run "redis_cluster_engine" {
       REDIS_ADDR     = "10.10.1.2:6379"
       REDIS_TLS      = "true"
       REDIS_CA_FILE  = "/etc/cloudsql-cache/redis-ca/ca.pem"
+      # A change is acknowledged once a replica of the shard that took it holds it.
+      REDIS_WAIT_REPLICAS = "1"
       } : one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == name]) == want]) && (
       length([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e if e.name == "REDIS_PASSWORD"]) == 0 &&
       one([for e in google_cloud_run_v2_job.tools[0].template[0].template[0].containers[0].env : e.value if e.name == "REDIS_MODE"]) == "cluster" &&
@@ -450,6 +452,21 @@ run "redis_cluster_engine" {
   assert {
     condition     = strcontains(google_monitoring_alert_policy.redis_memory.conditions[0].condition_threshold[0].filter, "redis.googleapis.com/cluster/memory/maximum_utilization")
     error_message = "The memory alert watches the cluster's fullest node."
+  }
+}
+
+# A cluster without replicas has none to wait for.
+run "cluster_without_replicas_waits_for_none" {
+  command = plan
+
+  variables {
+    redis_engine        = "valkey"
+    redis_replica_count = 0
+  }
+
+  assert {
+    condition     = one([for e in google_cloud_run_v2_service.function.template[0].containers[0].env : e.value if e.name == "REDIS_WAIT_REPLICAS"]) == "0"
+    error_message = "A cluster engine with redis_replica_count 0 waits for no replica."
   }
 }
 

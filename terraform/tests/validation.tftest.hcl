@@ -338,12 +338,13 @@ run "redis_wait_at_most_one_replica" {
   expect_failures = [var.redis_wait_replicas]
 }
 
-# WAIT and the loss watcher speak for one node: a cluster engine refuses a replica wait.
-run "redis_wait_not_on_a_cluster" {
+# A cluster without replicas has none to wait for.
+run "redis_wait_needs_a_cluster_replica" {
   command = plan
 
   variables {
     redis_engine        = "redis_cluster"
+    redis_replica_count = 0
     redis_wait_replicas = 1
   }
 
