@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -72,14 +73,28 @@ type subscriptionSeeker struct {
 	clients map[string]*pubsub.Client // by project
 }
 
+// seekConcurrency is how many subscriptions are sought at once. A repair has one deadline for every
+// seek (the check's, at least 10 s) and a failed one seeks them all again at the next check: one at a
+// time, a deployment of many tables (a subscription each, 100–500 ms a seek) would miss the deadline at
+// every check and never be repaired, replaying the first subscriptions again each time.
+const seekConcurrency = 16
+
 func (s *subscriptionSeeker) Seek(ctx context.Context, t time.Time) error {
-	var errs []error
-	for _, sub := range s.subs {
+	errs := make([]error, len(s.subs))
+	sem := make(chan struct{}, seekConcurrency)
+	var wg sync.WaitGroup
+	for i, sub := range s.subs {
 		c := s.clients[strings.Split(sub, "/")[1]]
-		_, err := c.SubscriptionAdminClient.Seek(ctx, &pb.SeekRequest{Subscription: sub, Target: &pb.SeekRequest_Time{Time: timestamppb.New(t)}})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("seek %s to %s: %w", sub, t.UTC().Format(time.RFC3339), err))
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, err := c.SubscriptionAdminClient.Seek(ctx, &pb.SeekRequest{Subscription: sub, Target: &pb.SeekRequest_Time{Time: timestamppb.New(t)}})
+			if err != nil {
+				errs[i] = fmt.Errorf("seek %s to %s: %w", sub, t.UTC().Format(time.RFC3339), err)
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }

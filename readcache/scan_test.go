@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,24 +59,51 @@ type typesRow struct {
 
 // The rows real Debezium Server published for shop.types (testdata/debezium/real), and the statements
 // that made them (local/debeziumserver/fixtures_test.go, steps "snapshot" and "insert").
+// typesFixtures are named by what they hold, not their number: a recapture renumbers the files (each
+// capture's sequence starts with however many schema records its snapshot made).
 var typesFixtures = []struct {
 	file, insert string
 }{
-	{"035-snapshot-types-r.json", "INSERT INTO types (id) VALUES (1)"},
-	{"040-insert-types-c.json", "INSERT INTO types VALUES (2, -128, TRUE, 65535, 16777215, 4294967295, -9000000000, 18446744073709551615," +
+	{"snapshot-types-r.json", "INSERT INTO types (id) VALUES (1)"},
+	{"insert-types-c.json", "INSERT INTO types VALUES (2, -128, TRUE, 65535, 16777215, 4294967295, -9000000000, 18446744073709551615," +
 		"'-12.3', 42, '-12345678901234567890.0123456789', 3.14159274, 0.30000000000000004, '2024-01-02 03:04:05', '1969-12-31 23:59:59.999', '2024-01-02 03:04:05.123456'," +
 		"'2024-01-02 03:04:05', '2024-01-02 03:04:05.120', '2038-01-19 03:14:07.999999', '1960-01-02', '-838:59:59', '12:00:00.000005', 1901," +
 		"'ab ', 'h\"é\\n\\t<>\\\\', REPEAT('x', 300), X'0100', X'00ff00', X'cafe', b'0', b'1000000001', 'it''s big', 'a,b,c', '{\"b\": 1, \"a\": [true, null, 1.5e300]}')"},
-	{"041-insert-types-c.json", "INSERT INTO types (id, f, db, e, st, bt10) VALUES (3, -0.000001, 1e20, 'small', '', b'0')"},
+	{"insert-types-c.json#2", "INSERT INTO types (id, f, db, e, st, bt10) VALUES (3, -0.000001, 1e20, 'small', '', b'0')"},
 }
 
+// realFixture reads the recorded event whose file name, without its sequence number, is name; "#n"
+// picks the nth of several (in capture order).
 func realFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "debezium", "real", name))
+	suffix, nth, _ := strings.Cut(name, "#")
+	n := 1
+	if nth != "" {
+		var err error
+		if n, err = strconv.Atoi(nth); err != nil {
+			t.Fatalf("fixture %q: %v", name, err)
+		}
+	}
+	files := realFixtures(t, suffix)
+	if len(files) < n {
+		t.Fatalf("fixture %q: %d recorded events end in -%s", name, len(files), suffix)
+	}
+	b, err := os.ReadFile(files[n-1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// realFixtures lists the recorded events whose names end in "-"+suffix, in capture order.
+func realFixtures(t *testing.T, suffix string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "debezium", "real", "*-"+suffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	return files
 }
 
 // typesTable creates shop.types with the DDL Debezium recorded for it and the fixtures' rows, and
@@ -83,9 +111,13 @@ func realFixture(t *testing.T, name string) []byte {
 func (f *fixture) typesTable(t *testing.T) map[uint32]debezium.Row {
 	t.Helper()
 	var ddl string
-	for _, name := range []string{"008-snapshot-schema-change.json", "013-snapshot-schema-change.json"} {
+	for _, name := range realFixtures(t, "snapshot-schema-change.json") {
 		var ev struct{ DDL string }
-		if err := json.Unmarshal(realFixture(t, name), &ev); err != nil {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
 			t.Fatal(err)
 		}
 		if strings.HasPrefix(ev.DDL, "CREATE TABLE `types`") {

@@ -165,8 +165,7 @@ func (s *stack) restartFunction(t *testing.T, env ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(fn.Kill)
-	s.fn = fn
+	s.fn = fn // killed at the stack's end, not the scenario's
 }
 
 // repairEnv has the function seek every push subscription back past a loss (REPAIR_SUBSCRIPTIONS), as

@@ -213,7 +213,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.fn.Kill)
+	t.Cleanup(func() { s.fn.Kill() }) // whichever process restartFunction left
 	s.p.Deliver(s.fn.URL())
 	return s
 }

@@ -17,7 +17,8 @@ import (
 )
 
 // gate is a real HTTP function that counts the pushes it holds at once, and holds each until told to
-// answer (status: what it answers once let through).
+// answer. A push answers with the status of the phase it arrived in, whatever the test does after, so
+// that a push already let through cannot pick up a later phase's status.
 type gate struct {
 	mu       sync.Mutex
 	inFlight map[string]int // by ordering key
@@ -25,12 +26,21 @@ type gate struct {
 	peak     int
 	arrivals map[string][]time.Time
 	answered int
-	open     chan struct{} // closed: answer at once
-	status   int
+	cur      *gatePhase
+	// when, if set, is asked at each arrival; once true, that push and the later ones arrive in a new
+	// held phase answering whenStatus (the test needs no race with the relay to stop it).
+	when       func() bool
+	whenStatus int
+}
+
+// gatePhase is what pushes arriving in it do: wait until open is closed, then answer status.
+type gatePhase struct {
+	open   chan struct{}
+	status int
 }
 
 func newGate() *gate {
-	return &gate{inFlight: map[string]int{}, arrivals: map[string][]time.Time{}, open: make(chan struct{}), status: 200}
+	return &gate{inFlight: map[string]int{}, arrivals: map[string][]time.Time{}, cur: &gatePhase{open: make(chan struct{}), status: 200}}
 }
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -40,30 +50,41 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.mu.Lock()
+	if g.when != nil && g.when() {
+		g.cur, g.when = &gatePhase{open: make(chan struct{}), status: g.whenStatus}, nil
+	}
 	g.inFlight[m.OrderingKey]++
 	g.total++
 	g.peak = max(g.peak, g.total)
 	g.arrivals[m.OrderingKey] = append(g.arrivals[m.OrderingKey], time.Now())
-	open := g.open
+	p := g.cur
 	g.mu.Unlock()
 	select {
-	case <-open:
+	case <-p.open:
 	case <-r.Context().Done():
 	}
 	g.mu.Lock()
 	g.inFlight[m.OrderingKey]--
 	g.total--
 	g.answered++
-	status := g.status
 	g.mu.Unlock()
-	w.WriteHeader(status)
+	w.WriteHeader(p.status)
 }
 
-func (g *gate) release() { g.mu.Lock(); close(g.open); g.mu.Unlock() }
+// release lets the current phase's pushes, and those arriving in it, answer.
+func (g *gate) release() { g.mu.Lock(); close(g.cur.open); g.mu.Unlock() }
 
+// hold starts a phase whose pushes wait and then answer status; earlier phases' pushes keep theirs.
 func (g *gate) hold(status int) {
 	g.mu.Lock()
-	g.open, g.status = make(chan struct{}), status
+	g.cur = &gatePhase{open: make(chan struct{}), status: status}
+	g.mu.Unlock()
+}
+
+// holdWhen starts a held phase answering status at the first arrival for which cond is true.
+func (g *gate) holdWhen(cond func() bool, status int) {
+	g.mu.Lock()
+	g.when, g.whenStatus = cond, status
 	g.mu.Unlock()
 }
 
@@ -191,18 +212,24 @@ func TestSlowStart(t *testing.T) {
 	if total, _, _, _ := g.snapshot(); total != 3 || r.Stats().PushWindow != 3 {
 		t.Fatalf("at the start %d pushes in flight, window %d; want 3 (slow start)", total, r.Stats().PushWindow)
 	}
-	// Successes: the window opens up to MaxInFlight.
+	// Successes: the window opens up to MaxInFlight. The first push to arrive once it is there is held,
+	// and so is every later one, to be answered 503: messages are left for the failures whatever the
+	// scheduling (a test polling for the full window could find every message already acknowledged).
+	g.holdWhen(func() bool { return r.Stats().PushWindow == 64 }, 503)
 	g.release()
 	waitFor(t, "the window grows to 64", func() bool { return r.Stats().PushWindow == 64 })
+	waitFor(t, "the full window held", func() bool { total, _, _, _ := g.snapshot(); return total == 64 })
 	if _, peak, _, _ := g.snapshot(); peak > 64 {
 		t.Errorf("%d pushes in flight, above MaxInFlight 64", peak)
 	}
-	// Failures: everything answered 503 at once closes the window down to one. The pushes sent while it
-	// was wider are answered next; after them, one push at a time.
-	g.hold(503)
+	if acked := r.Stats().Acked; acked >= n {
+		t.Fatalf("all %d acknowledged before the failures", acked)
+	}
+	// Failures: everything answered 503 closes the window down to one. The pushes sent while it was
+	// wider are answered first; after them, one push at a time.
+	_, _, answered, _ := g.snapshot()
 	g.release()
 	waitFor(t, "the window shrinks to 1", func() bool { return r.Stats().PushWindow == 1 })
-	_, _, answered, _ := g.snapshot()
 	waitFor(t, "the wider window's pushes answered", func() bool { _, _, a, _ := g.snapshot(); return a >= answered+200 })
 	g.hold(200)
 	settle()
@@ -234,5 +261,22 @@ func TestInstanceCap(t *testing.T) {
 	defer mu.Unlock()
 	if outcomes["429"] == 0 || int64(outcomes["429"]) != r.Stats().Refused {
 		t.Errorf("429 outcomes observed %d, refused %d", outcomes["429"], r.Stats().Refused)
+	}
+}
+
+// TestNewRefusesNegativeBounds: a negative bound is refused at start-up. A negative MaxInFlight made a
+// push window nothing could enter, and the relay hung delivering nothing.
+func TestNewRefusesNegativeBounds(t *testing.T) {
+	emu, err := pubsubemu.Start(context.Background(), pubsubemu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	for _, cfg := range []relay.Config{{MaxInFlight: -1}, {MaxInFlight: -1, SlowStart: true}, {RTT: -time.Millisecond}, {InstanceConcurrency: -1},
+		{MaxInstances: -1}, {QueueTimeout: -time.Second}} {
+		cfg.Client, cfg.Endpoint = emu.Client(), "http://127.0.0.1:1"
+		if _, err := relay.New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
 	}
 }

@@ -157,8 +157,9 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.RTT < 0 || cfg.InstanceConcurrency < 0 || cfg.MaxInstances < 0 || cfg.QueueTimeout < 0 {
-		return nil, errors.New("relay: RTT, InstanceConcurrency, MaxInstances and QueueTimeout must not be negative")
+	// A negative MaxInFlight would be a window no push ever enters: every key blocked for good.
+	if cfg.MaxInFlight < 0 || cfg.RTT < 0 || cfg.InstanceConcurrency < 0 || cfg.MaxInstances < 0 || cfg.QueueTimeout < 0 {
+		return nil, errors.New("relay: MaxInFlight, RTT, InstanceConcurrency, MaxInstances and QueueTimeout must not be negative")
 	}
 	if cfg.QueueTimeout == 0 {
 		cfg.QueueTimeout = 10 * time.Second
