@@ -55,7 +55,9 @@ func bindKey(c *mysqlrow.Column, v any) (keyArg, error) {
 		if err != nil {
 			return keyArg{}, fmt.Errorf("key column %s: %w", c.Name, err)
 		}
-		return keyArg{arg: arg, value: value, exact: true}, nil
+		// YEAR: "=" converts the constant as the column stores it, so 24 matches 2024 (1-69 are 2001-2069,
+		// 70-99 are 1970-1999): a value is not the only spelling of its row's key.
+		return keyArg{arg: arg, value: value, exact: c.DataType != "year"}, nil
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set":
 		s, err := stringText(v)
 		if err != nil {

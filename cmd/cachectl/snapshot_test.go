@@ -107,7 +107,7 @@ func TestSnapshotSignal(t *testing.T) {
 		if typ != "execute-snapshot" || got.Type != "incremental" || len(got.DataCollections) != 1 || got.DataCollections[0] != `shop\.orders` {
 			t.Errorf("signal %s %s", typ, data)
 		}
-		if where == "" && len(got.Conditions) != 0 || where != "" && (len(got.Conditions) != 1 || got.Conditions[0].Filter != where || got.Conditions[0].DataCollection != `shop\.orders`) {
+		if where == "" && len(got.Conditions) != 0 || where != "" && (len(got.Conditions) != 1 || got.Conditions[0].Filter != "("+where+")" || got.Conditions[0].DataCollection != `shop\.orders`) {
 			t.Errorf("conditions of %q: %s", where, data)
 		}
 	}

@@ -57,6 +57,8 @@ func (s Snapshot) Validate() error {
 	if strings.ContainsAny(s.Where, ";#") || strings.Contains(s.Where, "--") || strings.Contains(s.Where, "/*") {
 		// Debezium appends the condition to every chunk query: a comment would swallow the rest of it.
 		errs = append(errs, fmt.Errorf("condition %q: no comments (--, #, /*) and no ;", s.Where))
+	} else if err := balanced(s.Where); err != nil {
+		errs = append(errs, fmt.Errorf("condition %q: %w", s.Where, err))
 	}
 	if _, err := s.Data(); err != nil {
 		errs = append(errs, err)
@@ -78,7 +80,10 @@ func (s Snapshot) Data() (string, error) {
 		Conditions      []condition `json:"additional-conditions,omitempty"`
 	}{DataCollections: []string{pattern}, Type: "incremental"}
 	if s.Where != "" {
-		d.Conditions = []condition{{DataCollection: pattern, Filter: s.Where}}
+		// Debezium appends the filter bare, "WHERE <chunk bounds> AND <filter>" (JdbcConnection's
+		// buildSelectWithRowLimits): unparenthesized, "a OR b" would bind as "(bounds AND a) OR b" and
+		// every chunk would read b's rows wherever they are, outside its key range.
+		d.Conditions = []condition{{DataCollection: pattern, Filter: filter(s.Where)}}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -136,7 +141,8 @@ func Check(ctx context.Context, db *sql.DB, stateDB string, s Snapshot) error {
 		return fmt.Errorf("dbzsignal: %s.%s has no primary key: Debezium snapshots incrementally by key ranges and would skip it", s.DB, s.Table)
 	}
 	if s.Where != "" {
-		q := fmt.Sprintf("SELECT 1 FROM `%s`.`%s` WHERE (%s) LIMIT 0", s.DB, s.Table, s.Where)
+		// The shape of Debezium's chunk query: bounds, then the filter as the signal carries it.
+		q := fmt.Sprintf("SELECT 1 FROM `%s`.`%s` WHERE 1 = 0 AND %s LIMIT 0", s.DB, s.Table, filter(s.Where))
 		rows, err := db.QueryContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("dbzsignal: the condition %q: %w", s.Where, err)
@@ -160,4 +166,46 @@ func Send(ctx context.Context, db *sql.DB, stateDB string, s Snapshot) (string, 
 		return "", fmt.Errorf("dbzsignal: send the signal: %w", err)
 	}
 	return args[0].(string), nil
+}
+
+// filter is a condition as the signal carries it: parenthesized, so that it binds as one term of the
+// chunk query's AND (Validate has checked that its parentheses balance, so it cannot close them).
+func filter(where string) string { return "(" + where + ")" }
+
+// balanced reports an error unless every parenthesis of cond outside quotes ('…', "…", `…`) is
+// closed, none before it opens, and every quote is closed: a condition such as "1) OR (1" would
+// otherwise escape the parentheses filter puts around it.
+func balanced(cond string) error {
+	depth := 0
+	var quote byte
+	for i := 0; i < len(cond); i++ {
+		ch := cond[i]
+		switch {
+		case quote != 0:
+			switch {
+			case ch == '\\' && quote != '`':
+				i++ // MySQL's backslash escape in a string (NO_BACKSLASH_ESCAPES off)
+			case ch == quote && i+1 < len(cond) && cond[i+1] == quote:
+				i++ // a doubled quote stands for itself
+			case ch == quote:
+				quote = 0
+			}
+		case ch == '\'' || ch == '"' || ch == '`':
+			quote = ch
+		case ch == '(':
+			depth++
+		case ch == ')':
+			if depth == 0 {
+				return errors.New("a ) closes a parenthesis it did not open")
+			}
+			depth--
+		}
+	}
+	switch {
+	case quote != 0:
+		return fmt.Errorf("an unterminated %c", quote)
+	case depth > 0:
+		return errors.New("a ( is not closed")
+	}
+	return nil
 }
