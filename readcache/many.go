@@ -25,13 +25,18 @@ type Result struct {
 // read in several queries (MySQL's limit is 65,535 placeholders; a long IN list also plans slowly).
 const maxBatchQuery = 1000
 
+// maxBatchKeys bounds the keys of one Redis round trip and one fill pipeline; GetMany reads a larger
+// batch in slices of this many, one after another.
+const maxBatchKeys = 1000
+
 // GetMany reads the rows of table whose primary keys are pks (each the key columns' values in key
 // order, as Get takes them), and returns one Result per key in the same order. The error is for the
 // call as a whole: table not "db.table" or not cached.
 //
 // It costs one Redis round trip for all the keys (MGET; on a cluster a pipeline of GETs, one per node,
 // sent in parallel), one database query for all the misses (WHERE pk IN (…), composite keys as row
-// constructors; one per 1,000 misses), and one pipeline for their fills. Each key keeps Get's
+// constructors), and one pipeline for their fills, per 1,000 keys: a larger batch is read 1,000 keys
+// at a time. Each key keeps Get's
 // guarantees: L1 first, a tombstone is ErrNotFound without the database, a fill is written only where
 // nothing is stored, under the row's own key, and only if the table's floor has not moved since it was
 // read before the query (so a fill never replaces a change, and is refused across a truncate, a
@@ -52,7 +57,12 @@ func (c *Client) GetMany(ctx context.Context, table string, pks [][]any) ([]Resu
 	start := time.Now()
 	out := make([]Result, len(pks))
 	svs := make([]served, len(pks))
-	c.getMany(ctx, start, table, pks, out, svs)
+	// A large batch goes in slices, each a batch of its own with every guarantee: one MGET or fill
+	// pipeline of 100,000 keys would hold Redis, and the function's writes behind it, for its length.
+	for lo := 0; lo < len(pks); lo += maxBatchKeys {
+		hi := min(lo+maxBatchKeys, len(pks))
+		c.getMany(ctx, time.Now(), table, pks[lo:hi], out[lo:hi], svs[lo:hi])
+	}
 	rt := &rowTable{c: c, db: db, tb: name}
 	for i := range out {
 		if out[i].Err == nil {

@@ -310,3 +310,47 @@ func TestGetManyServesTheL1(t *testing.T) {
 		}
 	}
 }
+
+// A batch of 2,500 keys is read in slices of 1,000: no Redis round trip carries more, and every key
+// is still answered, in order.
+func TestGetManyReadsALargeBatchInSlices(t *testing.T) {
+	f := newFixture(t)
+	f.manyRows()
+	ctx := context.Background()
+	rt := &roundTrips{}
+	c := f.client(func(o *Options) { o.Redis.AddHook(rt) })
+	const n = 2500
+	ns := make([]int, n)
+	for i := range ns {
+		ns[i] = n - i // 2,500 … 1: the rows 1 to 9 come in the last slice
+	}
+	if _, err := c.Get(ctx, "shop.customers", 9); err != nil { // the floor and the columns read first
+		t.Fatal(err)
+	}
+	rt.take()
+	res, err := c.GetMany(ctx, "shop.customers", ids(ns...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		id := ns[i]
+		var v struct{ ID int }
+		switch {
+		case id <= 9:
+			if r.Err != nil || r.Row.Decode(&v) != nil || v.ID != id {
+				t.Errorf("key %d: %s (%v), want its row", id, r.Row.JSON, r.Err)
+			}
+		case !errors.Is(r.Err, ErrNotFound):
+			t.Errorf("key %d: %s (%v), want ErrNotFound", id, r.Row.JSON, r.Err)
+		}
+	}
+	reads := 0
+	for _, cmd := range rt.take() {
+		if cmd == "MGET" {
+			reads++
+		}
+	}
+	if reads != 3 {
+		t.Errorf("%d keys read with %d MGETs, want 3 (slices of 1,000)", n, reads)
+	}
+}
