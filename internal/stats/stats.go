@@ -4,6 +4,7 @@
 package stats
 
 import (
+	"fmt"
 	"math"
 	"slices"
 )
@@ -108,4 +109,17 @@ func Slope(x, y []float64) float64 {
 		return 0
 	}
 	return (n*sxy - sx*sy) / d
+}
+
+// Millis formats a figure in milliseconds for a report's table: seconds from 10 s up, whole
+// milliseconds from 100 ms, a tenth below.
+func Millis(v float64) string {
+	switch {
+	case v >= 10000:
+		return fmt.Sprintf("%.1f s", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	default:
+		return fmt.Sprintf("%.1f ms", v)
+	}
 }

@@ -67,3 +67,11 @@ func TestSlope(t *testing.T) {
 		t.Fatal("a slope from no spread")
 	}
 }
+
+func TestMillis(t *testing.T) {
+	for v, want := range map[float64]string{7.25: "7.2 ms", 99.94: "99.9 ms", 100: "100 ms", 9999: "9999 ms", 10000: "10.0 s", 61234: "61.2 s"} {
+		if got := Millis(v); got != want {
+			t.Errorf("Millis(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -32,25 +32,14 @@ func TestCluster(t *testing.T) {
 		fnEnv: []string{"REDIS_WAIT_REPLICAS=1", "REDIS_WAIT_TIMEOUT=200ms"},
 	})
 	cs := &clusterStack{stack: s, c: c}
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
+	runSteps(t, []step{
 		{"Snapshot", cs.snapshot},
 		{"RandomWorkload", func(t *testing.T) { s.run(t, scenario{d: 8 * time.Second}) }},
 		{"SchemaChanges", s.schemaChanges},
 		{"FailoverUnderLoad", cs.failover},
 		{"SlotMigrationUnderLoad", cs.migration},
 		{"PrimaryCrashUnderLoad", cs.crash},
-	}
-	for _, st := range steps {
-		t0 := time.Now()
-		ok := t.Run(st.name, st.run)
-		t.Logf("%s: %.1f s", st.name, time.Since(t0).Seconds())
-		if !ok {
-			t.Fatalf("%s failed; the later scenarios would start from its drift", st.name)
-		}
-	}
+	}, nil)
 	t.Logf("all scenarios: %.1f s; function retries by reason %v", time.Since(start).Seconds(), s.reasons(t, "retry"))
 }
 

@@ -25,22 +25,11 @@ func TestPipelineCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitStreaming(t)
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
+	runSteps(t, []step{
 		{"Snapshot", func(t *testing.T) { s.settle(t, false) }},
 		{"RandomWorkload", func(t *testing.T) { s.run(t, scenario{d: 8 * time.Second}) }},
 		{"SchemaChanges", s.schemaChanges},
-	}
-	for _, st := range steps {
-		t0 := time.Now()
-		ok := t.Run(st.name, st.run)
-		t.Logf("%s: %.1f s", st.name, time.Since(t0).Seconds())
-		if !ok {
-			t.Fatalf("%s failed; the later scenarios would start from its drift", st.name)
-		}
-	}
+	}, nil)
 	sub := s.p.Emu.SubscriptionName("local.shop.customers")
 	compact, full := 0, 0
 	for _, d := range s.capture(false) {

@@ -20,10 +20,7 @@ import (
 func TestPipeline(t *testing.T) {
 	start := time.Now()
 	s := newStack(t, stackOptions{})
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
+	runSteps(t, []step{
 		{"SnapshotUnderConcurrentWrites", s.snapshotUnderWrites},
 		{"RandomWorkload", func(t *testing.T) { s.run(t, scenario{d: 8 * time.Second}) }},
 		{"DuplicatePushes", s.duplicatePushes},
@@ -35,15 +32,7 @@ func TestPipeline(t *testing.T) {
 		{"MariaDBRestartedUnderLoad", s.mariadbRestarted},
 		{"SchemaChanges", s.schemaChanges},
 		{"BinlogsPurgedWhileStoppedThenKilledMidSnapshot", s.binlogsPurgedThenKilledMidSnapshot},
-	}
-	for _, st := range steps {
-		t0 := time.Now()
-		ok := t.Run(st.name, st.run)
-		t.Logf("%s: %.1f s", st.name, time.Since(t0).Seconds())
-		if !ok {
-			t.Fatalf("%s failed; the later scenarios would start from its drift", st.name)
-		}
-	}
+	}, nil)
 	// Every periodic task of the pipeline ran, and did what it is for: the emulator's housekeeping
 	// (checked in its scenario), the relay's ack-deadline renewals (no message handed out twice, even
 	// with the function down for longer than the deadline), Debezium's heartbeats (acknowledged and

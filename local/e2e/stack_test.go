@@ -510,3 +510,26 @@ func (s *stack) verifyTable(t *testing.T, table string) verify.TableReport {
 	}
 	return rep.Tables[0]
 }
+
+// step is one scenario of a suite; a suite runs its steps in order on one stack.
+type step struct {
+	name string
+	run  func(t *testing.T)
+}
+
+// runSteps runs the steps in order, each followed by then (if set) once it passed. A step that fails
+// stops the suite: the next would start from its drift.
+func runSteps(t *testing.T, steps []step, then func(t *testing.T, name string) bool) {
+	t.Helper()
+	for _, st := range steps {
+		t0 := time.Now()
+		ok := t.Run(st.name, st.run)
+		if ok && then != nil {
+			ok = then(t, st.name)
+		}
+		t.Logf("%s: %.1f s", st.name, time.Since(t0).Seconds())
+		if !ok {
+			t.Fatalf("%s failed; the later scenarios would start from its drift", st.name)
+		}
+	}
+}

@@ -4,18 +4,9 @@ import (
 	"fmt"
 	"io"
 	"time"
-)
 
-func ms(v float64) string {
-	switch {
-	case v >= 10000:
-		return fmt.Sprintf("%.1f s", v/1000)
-	case v >= 100:
-		return fmt.Sprintf("%.0f ms", v)
-	default:
-		return fmt.Sprintf("%.1f ms", v)
-	}
-}
+	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
+)
 
 func mode(ordered bool) string {
 	if ordered {
@@ -34,7 +25,7 @@ func printTable(w io.Writer, rtt time.Duration, rs []Result) {
 			drain, lower = fmt.Sprintf("no (%d left)", r.Left), " ≥"
 		}
 		fmt.Fprintf(w, "| %s | %v | %.0f | %.0f | %.0f |%s %s |%s %s |%s %s | %.0f | %d | %s | %d | %.2f | %.2f | %.0f |\n", mode(r.Ordered), r.RTT, r.Offered, r.Published, r.Acked,
-			lower, ms(r.Lag.P50), lower, ms(r.Lag.P99), lower, ms(r.Lag.Max), r.Slope, r.MaxOutstanding, drain, r.Stale, r.FnCores, r.SelfCores, r.Load)
+			lower, stats.Millis(r.Lag.P50), lower, stats.Millis(r.Lag.P99), lower, stats.Millis(r.Lag.Max), r.Slope, r.MaxOutstanding, drain, r.Stale, r.FnCores, r.SelfCores, r.Load)
 	}
 	if rtt > 0 {
 		fmt.Fprintf(w, "\nThe ordered ceiling is one push per round trip: at most 1/RTT = %.0f/s for one key, less the function's own time.\n", 1/rtt.Seconds())

@@ -4,18 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-)
 
-func ms(v float64) string {
-	switch {
-	case v >= 10000:
-		return fmt.Sprintf("%.1f s", v/1000)
-	case v >= 100:
-		return fmt.Sprintf("%.0f ms", v)
-	default:
-		return fmt.Sprintf("%.1f ms", v)
-	}
-}
+	"github.com/cloudsql-cache/cloudsql-cache/internal/stats"
+)
 
 func printTable(w io.Writer, rs []result) {
 	fmt.Fprintln(w, "| offered/s | achieved/s | commit→cache p50 | p99 | max | dbz→cache p50 | p99 | max | commit→cache, binlog ts (+0–1 s) p50 | p99 | max backlog (relay) | max outstanding | drained after stop | kept up |")
@@ -30,8 +21,8 @@ func printTable(w io.Writer, rs []result) {
 			kept = "**no**"
 		}
 		fmt.Fprintf(w, "| %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
-			r.offered, r.achieved, ms(r.commit.P50), ms(r.commit.P99), ms(r.commit.Max), ms(r.dbz.P50), ms(r.dbz.P99), ms(r.dbz.Max),
-			ms(r.binlog.P50), ms(r.binlog.P99), r.maxBacklog, r.maxOutstanding, drain, kept)
+			r.offered, r.achieved, stats.Millis(r.commit.P50), stats.Millis(r.commit.P99), stats.Millis(r.commit.Max), stats.Millis(r.dbz.P50), stats.Millis(r.dbz.P99), stats.Millis(r.dbz.Max),
+			stats.Millis(r.binlog.P50), stats.Millis(r.binlog.P99), r.maxBacklog, r.maxOutstanding, drain, kept)
 	}
 }
 
